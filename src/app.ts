@@ -1,0 +1,152 @@
+import type { AddressInfo } from 'node:net';
+import { createAuthenticator } from './auth/viewer.js';
+import { ChatService } from './chat/chat-service.js';
+import { startDemoUpstream, type DemoUpstream } from './chat/demo-upstream.js';
+import { GenerationRunner } from './chat/generation.js';
+import { StreamHub } from './chat/stream-hub.js';
+import { createInProcessTransport, createRedisTransport } from './chat/stream-transports.js';
+import { createUpstream } from './chat/upstream.js';
+import type { Config } from './config.js';
+import { openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
+import { migrate } from './db/migrate.js';
+import type { Services } from './graphql/context.js';
+import { createErrorMasker } from './graphql/errors.js';
+import { createGraphQLServer } from './graphql/server.js';
+import { attachGraphQLWs } from './http/graphql-ws.js';
+import { createHttpServer } from './http/server.js';
+import { createLogger, type Logger } from './logger.js';
+
+export interface AppOptions {
+  /** Overrides where the data lives (tests use in-memory PGlite). */
+  database?: DatabaseTarget;
+  logger?: Logger;
+  onQuery?: DatabaseOptions['onQuery'];
+}
+
+export interface App {
+  services: Services;
+  db: Database;
+  yoga: ReturnType<typeof createGraphQLServer>;
+  runner: GenerationRunner;
+  /** Listens on config.port (0 picks a free port); returns the bound URL. */
+  start(port?: number): Promise<URL>;
+  /** Stops accepting work, lets in-flight requests finish, closes sockets and the database. */
+  stop(): Promise<void>;
+}
+
+export const MAX_WS_PAYLOAD_BYTES = 64 * 1024;
+export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
+export const WS_INIT_TIMEOUT_MS = 10_000;
+
+/** The one place that wires every dependency. */
+export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const target: DatabaseTarget =
+    options.database ??
+    (config.databaseUrl
+      ? { kind: 'postgres', url: config.databaseUrl }
+      : { kind: 'pglite', dataDir: `${config.dataDir}/pglite` });
+  const db = await openDatabase(target, { onQuery: options.onQuery });
+  const applied = await db.withConnection((conn) => migrate(conn));
+  if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
+
+  const readinessChecks: Record<string, () => Promise<void>> = { database: () => db.ping() };
+  let hub: StreamHub;
+  if (config.redisUrl) {
+    const redis = createRedisTransport(config.redisUrl);
+    hub = new StreamHub(redis.store, redis.channel);
+    readinessChecks.redis = redis.ping;
+  } else {
+    const local = createInProcessTransport();
+    hub = new StreamHub(local.store, local.channel);
+  }
+
+  let demo: DemoUpstream | undefined;
+  if (config.chat.demo) {
+    demo = await startDemoUpstream();
+    logger.warn({ upstream: demo.baseUrl }, 'using the built-in demo upstream (switchboard-demo): set OPENAI_API_KEY for a real LLM');
+  }
+  const upstream = createUpstream({
+    apiKey: config.openai.apiKey ?? 'demo',
+    baseUrl: demo?.baseUrl ?? config.openai.baseUrl,
+    timeoutMs: config.chat.upstreamTimeoutMs,
+  });
+  const runner = new GenerationRunner({
+    prisma: db.prisma,
+    hub,
+    upstream,
+    logger,
+    settings: {
+      upstreamTimeoutMs: config.chat.upstreamTimeoutMs,
+      generationMaxMs: config.chat.generationMaxMs,
+      maxAttempts: config.chat.upstreamMaxAttempts,
+    },
+  });
+  // A stop asked on any instance reaches the one running the generation.
+  const stopListener = await hub.onStopRequested((messageId) => void runner.stopLocal(messageId));
+
+  const services: Services = {
+    config,
+    prisma: db.prisma,
+    authenticate: createAuthenticator({ prisma: db.prisma, config }),
+    logger,
+    chat: new ChatService({ prisma: db.prisma, config, hub, runner, logger }),
+  };
+  const maskError = createErrorMasker(logger);
+  const yoga = createGraphQLServer(services, maskError);
+  const state = { shuttingDown: false };
+  const httpServer = createHttpServer({
+    yoga,
+    logger,
+    maxRequestBytes: config.http.maxRequestBytes,
+    readinessChecks,
+    state,
+  });
+  const graphqlWs = attachGraphQLWs({
+    httpServer,
+    yoga,
+    authenticate: services.authenticate,
+    logger,
+    maskError,
+    maxPayloadBytes: MAX_WS_PAYLOAD_BYTES,
+    maxSubscriptionsPerConnection: MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    initTimeoutMs: WS_INIT_TIMEOUT_MS,
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = async () => {
+    state.shuttingDown = true;
+    const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    // Running generations end STOPPED with their text and usage persisted; subscribers get `done`.
+    await runner.stopAll();
+    await graphqlWs.drain(config.http.shutdownTimeoutMs);
+    await graphqlWs.dispose();
+    httpServer.closeIdleConnections();
+    // In-flight requests get until the deadline; then their connections are cut.
+    const deadline = setTimeout(() => httpServer.closeAllConnections(), config.http.shutdownTimeoutMs);
+    await closed;
+    clearTimeout(deadline);
+    await yoga.dispose();
+    await stopListener();
+    await hub.close();
+    await demo?.stop();
+    await db.close();
+  };
+
+  return {
+    services,
+    runner,
+    db,
+    yoga,
+    start: (port = config.port) =>
+      new Promise((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, config.host, () => {
+          const { port: bound } = httpServer.address() as AddressInfo;
+          const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+          resolve(new URL(`http://${host}:${bound}/graphql`));
+        });
+      }),
+    stop: () => (stopping ??= stop()),
+  };
+}

@@ -1,0 +1,44 @@
+import type { PrismaClient } from '../db/client.js';
+import { badInput, notFound } from '../errors.js';
+import type { ApiKey } from '../generated/prisma/client.js';
+import { generateSecret, hashSecret } from './secrets.js';
+
+export const API_KEY_PREFIX = 'sk';
+export const MAX_API_KEYS_PER_USER = 50;
+// Writing lastUsedAt on every request would turn each read into a write; a minute is precise enough.
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export async function createApiKey(
+  prisma: PrismaClient,
+  userId: string,
+  rawName: string,
+): Promise<{ apiKey: ApiKey; secret: string }> {
+  const name = rawName.trim();
+  if (name.length === 0 || name.length > 100) throw badInput('Name must be 1 to 100 characters', 'name');
+  const active = await prisma.apiKey.count({ where: { userId, revokedAt: null } });
+  if (active >= MAX_API_KEYS_PER_USER) throw badInput(`At most ${MAX_API_KEYS_PER_USER} active API keys per user`);
+  const secret = generateSecret(API_KEY_PREFIX);
+  const apiKey = await prisma.apiKey.create({
+    data: { userId, name, prefix: secret.slice(0, 10), secretHash: hashSecret(secret) },
+  });
+  return { apiKey, secret };
+}
+
+export async function revokeApiKey(prisma: PrismaClient, userId: string, id: string): Promise<ApiKey> {
+  const key = await prisma.apiKey.findFirst({ where: { id, userId } });
+  if (!key) throw notFound('API key');
+  if (key.revokedAt) return key;
+  return prisma.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+}
+
+/** Returns the active key for a presented secret, recording when it was last used. */
+export async function findActiveApiKey(prisma: PrismaClient, secret: string): Promise<ApiKey | null> {
+  const key = await prisma.apiKey.findUnique({ where: { secretHash: hashSecret(secret) } });
+  if (!key || key.revokedAt) return null;
+  const now = new Date();
+  if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+    await prisma.apiKey.update({ where: { id: key.id }, data: { lastUsedAt: now } });
+    key.lastUsedAt = now;
+  }
+  return key;
+}

@@ -1,0 +1,217 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { Config } from '../config.js';
+import type { PrismaClient } from '../db/client.js';
+import { AppError, badInput, notFound } from '../errors.js';
+import type { Conversation, Message } from '../generated/prisma/client.js';
+import type { Logger } from '../logger.js';
+import { releaseReservation, reserveTokens } from '../usage/quota.js';
+import {
+  checkSystemPrompt,
+  deleteConversation,
+  findOwnConversation,
+  resolveModel,
+  titleFromMessage,
+  type ConversationDeps,
+} from './conversations.js';
+import type { GenerationRunner } from './generation.js';
+import { checkContent, checkGenerationOptions, planPrompt } from './prompt.js';
+import type { StreamEvent, StreamHub } from './stream-hub.js';
+
+export interface SendMessageInput {
+  conversationId?: string | null;
+  content: string;
+  model?: string | null;
+  systemPrompt?: string | null;
+  maxTokens?: number | null;
+  temperature?: number | null;
+  stream?: boolean | null;
+}
+
+export interface SendMessageResult {
+  conversation: Conversation;
+  userMessage: Message;
+  assistantMessage: Message;
+}
+
+const HISTORY_LIMIT = 200;
+const STOP_WAIT_MS = 10_000;
+const FINAL_STATUSES = new Set(['COMPLETE', 'STOPPED', 'FAILED']);
+export const isFinal = (message: Pick<Message, 'status'>) => FINAL_STATUSES.has(message.status);
+
+/** Chat use cases: sending (with quota reservation), stopping and following generations. */
+export class ChatService {
+  constructor(
+    private readonly deps: {
+      prisma: PrismaClient;
+      config: Config;
+      hub: StreamHub;
+      runner: GenerationRunner;
+      logger: Logger;
+    },
+  ) {}
+
+  get conversationDeps(): ConversationDeps {
+    return { prisma: this.deps.prisma, models: this.deps.config.chat.models, defaultModel: this.deps.config.chat.defaultModel };
+  }
+
+  async sendMessage(userId: string, input: SendMessageInput): Promise<SendMessageResult> {
+    const { prisma, config } = this.deps;
+    const content = checkContent(input.content);
+    checkGenerationOptions(input);
+    const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
+    const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
+    const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
+    const history = existing
+      ? (
+          await prisma.message.findMany({
+            where: { conversationId: existing.id, status: { in: ['COMPLETE', 'STOPPED'] }, role: { not: 'SYSTEM' } },
+            orderBy: { id: 'desc' },
+            take: HISTORY_LIMIT,
+            select: { role: true, content: true },
+          })
+        ).reverse()
+      : [];
+    const plan = planPrompt({
+      model,
+      systemPrompt,
+      history: history.filter((m) => m.content.length > 0),
+      content,
+      requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
+    });
+
+    // The worst case is reserved before anything is written: a refused call leaves no trace.
+    const user = await prisma.user.findUniqueOrThrow({ where: { id: userId }, select: { plan: true } });
+    const reservation = await reserveTokens(prisma, userId, plan.promptEstimate + plan.maxTokens, config.quotas[user.plan]);
+
+    let result: SendMessageResult;
+    try {
+      result = await this.writeMessages(userId, existing, { content, model: model.id, systemPrompt });
+    } catch (error) {
+      await releaseReservation(prisma, reservation);
+      throw error;
+    }
+    const finished = this.deps.runner.start({
+      messageId: result.assistantMessage.id,
+      conversationId: result.conversation.id,
+      userId,
+      model,
+      messages: plan.messages,
+      maxTokens: plan.maxTokens,
+      temperature: input.temperature ?? undefined,
+      promptEstimate: plan.promptEstimate,
+      reservation,
+    });
+    if (input.stream ?? true) return result;
+
+    await finished;
+    const assistantMessage = await prisma.message.findUniqueOrThrow({ where: { id: result.assistantMessage.id } });
+    if (assistantMessage.status === 'FAILED') {
+      throw new AppError('UPSTREAM_ERROR', assistantMessage.errorMessage ?? 'The model provider failed', {
+        messageId: assistantMessage.id,
+      });
+    }
+    const conversation = await prisma.conversation.findUniqueOrThrow({ where: { id: result.conversation.id } });
+    return { ...result, conversation, assistantMessage };
+  }
+
+  private async writeMessages(
+    userId: string,
+    existing: Conversation | undefined,
+    message: { content: string; model: string; systemPrompt: string | null },
+  ): Promise<SendMessageResult> {
+    const { prisma } = this.deps;
+    // Explicit, monotonic v7 ids: the user message always sorts before its reply.
+    const conversationId = existing?.id ?? uuidv7();
+    const userMessageId = uuidv7();
+    const assistantMessageId = uuidv7();
+    const retitle = existing?.title === 'New conversation';
+    const [conversation, userMessage, assistantMessage] = await prisma.$transaction([
+      existing
+        ? prisma.conversation.update({
+            where: { id: existing.id },
+            data: retitle ? { title: titleFromMessage(message.content) } : { updatedAt: new Date() },
+          })
+        : prisma.conversation.create({
+            data: {
+              id: conversationId,
+              userId,
+              title: titleFromMessage(message.content),
+              model: message.model,
+              systemPrompt: message.systemPrompt,
+            },
+          }),
+      prisma.message.create({
+        data: { id: userMessageId, conversationId, userId, role: 'USER', content: message.content, status: 'COMPLETE' },
+      }),
+      prisma.message.create({
+        data: { id: assistantMessageId, conversationId, userId, role: 'ASSISTANT', content: '', status: 'STREAMING', model: message.model },
+      }),
+    ]);
+    return { conversation, userMessage, assistantMessage };
+  }
+
+  /** Stops a generation wherever it runs; returns the message in its final state. */
+  async stopGeneration(userId: string, messageId: string): Promise<Message> {
+    const { prisma, hub, runner } = this.deps;
+    const message = await prisma.message.findFirst({ where: { id: messageId, userId } });
+    if (!message) throw notFound('Message');
+    if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages are generated', 'messageId');
+    if (isFinal(message)) return message;
+
+    const local = runner.stopLocal(messageId);
+    if (local) {
+      await local;
+    } else {
+      const ended = this.waitForEnd(messageId, STOP_WAIT_MS);
+      await hub.requestStop(messageId);
+      if (!(await ended)) {
+        // No instance owns it any more (it crashed mid-generation): close it here.
+        await prisma.message.updateMany({
+          where: { id: messageId, status: { in: ['PENDING', 'STREAMING'] } },
+          data: { status: 'STOPPED', finishReason: 'stop_requested', completedAt: new Date() },
+        });
+      }
+    }
+    return prisma.message.findUniqueOrThrow({ where: { id: messageId } });
+  }
+
+  private async waitForEnd(messageId: string, timeoutMs: number): Promise<boolean> {
+    const events = this.deps.hub.subscribe(messageId, () => this.replayFromDatabase(messageId));
+    const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref());
+    const ended = (async () => {
+      for await (const event of events) if (event.done) return true;
+      return false;
+    })();
+    const result = await Promise.race([ended, timeout]);
+    await events.return(undefined);
+    return result;
+  }
+
+  /** Events for a subscriber: replay, then live, ending with `done`. Only the owner may follow. */
+  async streamMessage(userId: string, messageId: string): Promise<AsyncGenerator<StreamEvent>> {
+    const message = await this.deps.prisma.message.findFirst({ where: { id: messageId, userId } });
+    if (!message) throw notFound('Message');
+    if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages stream', 'messageId');
+    return this.deps.hub.subscribe(messageId, () => this.replayFromDatabase(messageId));
+  }
+
+  /** A finished message whose replay buffer has expired is replayed from what was persisted. */
+  private async replayFromDatabase(messageId: string): Promise<StreamEvent[] | null> {
+    const message = await this.deps.prisma.message.findUnique({ where: { id: messageId } });
+    if (!message || !isFinal(message)) return null;
+    const events: StreamEvent[] = [];
+    if (message.content) events.push({ messageId, seq: 1, delta: message.content, done: false });
+    events.push({ messageId, seq: events.length + 1, delta: '', done: true });
+    return events;
+  }
+
+  /** Deleting a conversation first stops its running generations, so their usage is recorded. */
+  async deleteConversation(userId: string, conversationId: string): Promise<void> {
+    const running = await this.deps.prisma.message.findMany({
+      where: { conversationId, userId, status: { in: ['PENDING', 'STREAMING'] } },
+      select: { id: true },
+    });
+    await Promise.all(running.map((m) => this.stopGeneration(userId, m.id)));
+    await deleteConversation(this.deps.prisma, userId, conversationId);
+  }
+}

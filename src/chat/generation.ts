@@ -1,0 +1,210 @@
+import type { PrismaClient } from '../db/client.js';
+import type { Logger } from '../logger.js';
+import type { ModelInfo } from '../model-catalog.js';
+import type { Reservation } from '../usage/quota.js';
+import { recordFinalMessage, type FinalMessage } from '../usage/record.js';
+import { estimateCompletionTokens, type ChatTurn } from '../usage/tokens.js';
+import type { StreamHub } from './stream-hub.js';
+import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from './upstream.js';
+
+export interface GenerationJob {
+  messageId: string;
+  conversationId: string;
+  userId: string;
+  model: ModelInfo;
+  messages: ChatTurn[];
+  maxTokens: number;
+  temperature?: number;
+  promptEstimate: number;
+  reservation: Reservation;
+}
+
+export interface GenerationSettings {
+  /** Longest wait for the first chunk, and between chunks. */
+  upstreamTimeoutMs: number;
+  /** Hard cap on one generation, however steadily it streams. */
+  generationMaxMs: number;
+  maxAttempts: number;
+}
+
+interface Running {
+  stop(): void;
+  finished: Promise<void>;
+}
+
+const MAX_RETRY_WAIT_MS = 10_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs generations independently of any client: tokens go to the stream hub, the final state
+ * and usage to the database. Whatever happens (done, stop, upstream failure, timeout, shutdown)
+ * the message ends in a final status with its usage recorded.
+ */
+export class GenerationRunner {
+  private readonly running = new Map<string, Running>();
+
+  constructor(
+    private readonly deps: {
+      prisma: PrismaClient;
+      hub: StreamHub;
+      upstream: Upstream;
+      settings: GenerationSettings;
+      logger: Logger;
+    },
+  ) {}
+
+  /** Starts a generation; the promise settles once its final state is persisted and published. */
+  start(job: GenerationJob): Promise<void> {
+    const stopController = new AbortController();
+    const finished = this.run(job, stopController.signal).finally(() => this.running.delete(job.messageId));
+    this.running.set(job.messageId, { stop: () => stopController.abort(), finished });
+    return finished;
+  }
+
+  /** Stops a generation running in this process; false when it is not here. */
+  stopLocal(messageId: string): Promise<void> | undefined {
+    const running = this.running.get(messageId);
+    if (!running) return undefined;
+    running.stop();
+    return running.finished;
+  }
+
+  /** Shutdown: stop everything and wait until each message is persisted. */
+  async stopAll(): Promise<void> {
+    const all = [...this.running.values()];
+    for (const running of all) running.stop();
+    await Promise.allSettled(all.map((r) => r.finished));
+  }
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  private async run(job: GenerationJob, stopSignal: AbortSignal): Promise<void> {
+    const { hub, logger } = this.deps;
+    let text = '';
+    let seq = 0;
+    let usage: { promptTokens: number; completionTokens: number } | undefined;
+    let finishReason: string | null = null;
+    let failure: UpstreamFailure | undefined;
+    const deadline = Date.now() + this.deps.settings.generationMaxMs;
+
+    for (let attempt = 1; ; attempt += 1) {
+      failure = undefined;
+      const attemptResult = await this.attempt(job, stopSignal, deadline, async (delta) => {
+        text += delta;
+        seq += 1;
+        await hub.publish({ messageId: job.messageId, seq, delta, done: false });
+      });
+      usage = attemptResult.usage ?? usage;
+      finishReason = attemptResult.finishReason ?? finishReason;
+      failure = attemptResult.failure;
+      // Retry only while nothing has reached a client: once a token is out, a retry would repeat it.
+      const mayRetry = failure?.retryable && seq === 0 && !stopSignal.aborted && attempt < this.deps.settings.maxAttempts;
+      if (!mayRetry) break;
+      const waitMs = Math.min((failure?.retryAfterSeconds ?? 2 ** (attempt - 1) * 0.25) * 1000, MAX_RETRY_WAIT_MS);
+      logger.warn({ messageId: job.messageId, attempt, status: failure?.status, waitMs }, 'retrying upstream call');
+      await sleep(waitMs);
+    }
+
+    const stopped = stopSignal.aborted;
+    const final: FinalMessage = {
+      messageId: job.messageId,
+      conversationId: job.conversationId,
+      userId: job.userId,
+      model: job.model,
+      content: text,
+      status: stopped ? 'STOPPED' : failure ? 'FAILED' : 'COMPLETE',
+      ...this.usageFor(job, text, usage, failure),
+      finishReason: stopped ? 'stop_requested' : failure ? 'error' : finishReason,
+      error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
+    };
+    try {
+      await recordFinalMessage(this.deps.prisma, final, job.reservation);
+    } catch (error) {
+      logger.error({ err: error, messageId: job.messageId }, 'could not record the final message');
+    }
+    await hub.publish({ messageId: job.messageId, seq: seq + 1, delta: '', done: true }).catch((error) => {
+      logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
+    });
+  }
+
+  /**
+   * Usage as reported by the upstream; when it reported none (stopped, failed mid-way, or an
+   * upstream that omits it) an estimate from the local tokenizer, marked as such. A call refused
+   * before any output was not processed by the upstream and costs nothing.
+   */
+  private usageFor(
+    job: GenerationJob,
+    text: string,
+    reported: { promptTokens: number; completionTokens: number } | undefined,
+    failure: UpstreamFailure | undefined,
+  ) {
+    if (reported) return { ...reported, usageEstimated: false };
+    if (failure && text.length === 0) return { promptTokens: 0, completionTokens: 0, usageEstimated: false };
+    return { promptTokens: job.promptEstimate, completionTokens: estimateCompletionTokens(text), usageEstimated: true };
+  }
+
+  private async attempt(
+    job: GenerationJob,
+    stopSignal: AbortSignal,
+    deadline: number,
+    onDelta: (delta: string) => Promise<void>,
+  ): Promise<{
+    usage?: { promptTokens: number; completionTokens: number };
+    finishReason?: string;
+    failure?: UpstreamFailure;
+  }> {
+    const controller = new AbortController();
+    const onStop = () => controller.abort('stopped');
+    stopSignal.addEventListener('abort', onStop);
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdleTimer = () => {
+      clearTimeout(idleTimer);
+      const wait = Math.min(this.deps.settings.upstreamTimeoutMs, Math.max(0, deadline - Date.now()));
+      idleTimer = setTimeout(() => controller.abort('timeout'), wait);
+    };
+    let usage: { promptTokens: number; completionTokens: number } | undefined;
+    let finishReason: string | undefined;
+    try {
+      if (stopSignal.aborted) return {};
+      armIdleTimer();
+      const stream = await this.deps.upstream.chat.completions.create(
+        {
+          model: job.model.id,
+          messages: job.messages,
+          max_tokens: job.maxTokens,
+          ...(job.temperature === undefined ? {} : { temperature: job.temperature }),
+          stream: true,
+          stream_options: { include_usage: true },
+        },
+        { signal: controller.signal },
+      );
+      for await (const chunk of stream) {
+        armIdleTimer();
+        // The usage chunk that ends the stream has no choices.
+        const choice = chunk.choices[0];
+        if (chunk.usage) {
+          usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+        }
+        if (choice?.finish_reason) finishReason = choice.finish_reason;
+        const delta = choice?.delta?.content;
+        if (delta && !controller.signal.aborted) await onDelta(delta);
+      }
+      // Aborting does not throw: the loop just ends, so the reason is checked here.
+      if (controller.signal.aborted) {
+        return controller.signal.reason === 'timeout'
+          ? { usage, failure: describeUpstreamFailure(undefined, 'timeout') }
+          : { usage };
+      }
+      return { usage, finishReason };
+    } catch (error) {
+      if (controller.signal.reason === 'stopped') return { usage };
+      const reason = controller.signal.reason === 'timeout' ? 'timeout' : undefined;
+      return { usage, failure: describeUpstreamFailure(error, reason) };
+    } finally {
+      clearTimeout(idleTimer);
+      stopSignal.removeEventListener('abort', onStop);
+    }
+  }
+}

@@ -1,0 +1,64 @@
+import { badInput } from '../errors.js';
+import type { Message } from '../generated/prisma/client.js';
+import type { ModelInfo } from '../model-catalog.js';
+import { estimatePromptTokens, type ChatTurn } from '../usage/tokens.js';
+
+export const MAX_CONTENT_LENGTH = 100_000;
+
+export interface PromptPlan {
+  messages: ChatTurn[];
+  promptEstimate: number;
+  maxTokens: number;
+}
+
+/**
+ * Builds what the upstream receives: system prompt, as much recent history as fits, then the
+ * new message. The completion budget is clamped to the model's limits; a prompt that cannot
+ * fit at all is bad input.
+ */
+export function planPrompt(options: {
+  model: ModelInfo;
+  systemPrompt: string | null;
+  history: Pick<Message, 'role' | 'content'>[];
+  content: string;
+  requestedMaxTokens: number;
+}): PromptPlan {
+  const { model } = options;
+  const maxTokens = Math.min(options.requestedMaxTokens, model.maxOutputTokens);
+  const head: ChatTurn[] = options.systemPrompt ? [{ role: 'system', content: options.systemPrompt }] : [];
+  const tail: ChatTurn[] = [{ role: 'user', content: options.content }];
+  const required = estimatePromptTokens([...head, ...tail]);
+  if (required + 1 > model.contextWindow) {
+    throw badInput(
+      `Prompt is too long for ${model.id}: about ${required} tokens, the context window is ${model.contextWindow}`,
+      'content',
+    );
+  }
+  // Newest history first, while it fits next to the completion budget.
+  const budget = model.contextWindow - Math.min(maxTokens, model.contextWindow - required);
+  const kept: ChatTurn[] = [];
+  let used = required;
+  for (const turn of [...options.history].reverse()) {
+    const chatTurn: ChatTurn = { role: turn.role === 'ASSISTANT' ? 'assistant' : 'user', content: turn.content };
+    const cost = estimatePromptTokens([chatTurn]) - estimatePromptTokens([]);
+    if (used + cost > budget) break;
+    kept.unshift(chatTurn);
+    used += cost;
+  }
+  const messages = [...head, ...kept, ...tail];
+  const promptEstimate = estimatePromptTokens(messages);
+  return { messages, promptEstimate, maxTokens: Math.max(1, Math.min(maxTokens, model.contextWindow - promptEstimate)) };
+}
+
+export function checkContent(content: string): string {
+  if (content.trim().length === 0) throw badInput('Message must not be empty', 'content');
+  if (content.length > MAX_CONTENT_LENGTH) throw badInput(`Message must be at most ${MAX_CONTENT_LENGTH} characters`, 'content');
+  return content;
+}
+
+export function checkGenerationOptions(input: { maxTokens?: number | null; temperature?: number | null }): void {
+  if (input.maxTokens != null && input.maxTokens < 1) throw badInput('maxTokens must be at least 1', 'maxTokens');
+  if (input.temperature != null && !(input.temperature >= 0 && input.temperature <= 2)) {
+    throw badInput('temperature must be between 0 and 2', 'temperature');
+  }
+}

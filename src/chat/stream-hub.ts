@@ -1,0 +1,127 @@
+/** One step of a generation as clients see it: text appended, in order, until `done`. */
+export interface StreamEvent {
+  messageId: string;
+  seq: number;
+  delta: string;
+  done: boolean;
+}
+
+/** Where events are kept so that late subscribers can replay them. */
+export interface ReplayStore {
+  append(event: StreamEvent): Promise<void>;
+  read(messageId: string): Promise<StreamEvent[]>;
+  close(): Promise<void>;
+}
+
+/** Fan-out of live events (and stop requests) to every instance. */
+export interface LiveChannel {
+  publish(topic: string, payload: string): Promise<void>;
+  /** Resolves once the subscription is active, so nothing published afterwards is missed. */
+  subscribe(topic: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+const eventTopic = (messageId: string) => `stream:${messageId}`;
+const STOP_TOPIC = 'stop-generation';
+
+/**
+ * Ordered, replayable token streams. Publishing appends to the replay store before notifying,
+ * and subscribing listens before reading the store, so a subscriber joining at any moment gets
+ * every event exactly once (duplicates from the overlap are dropped by `seq`).
+ */
+export class StreamHub {
+  constructor(
+    private readonly store: ReplayStore,
+    private readonly channel: LiveChannel,
+  ) {}
+
+  async publish(event: StreamEvent): Promise<void> {
+    await this.store.append(event);
+    await this.channel.publish(eventTopic(event.messageId), JSON.stringify(event));
+  }
+
+  /**
+   * Replays what was generated, then follows live until the `done` event. `whenNothingBuffered`
+   * supplies the events of a message whose buffer has expired (it finished long ago).
+   */
+  async *subscribe(
+    messageId: string,
+    whenNothingBuffered: () => Promise<StreamEvent[] | null>,
+  ): AsyncGenerator<StreamEvent> {
+    const queue = new AsyncQueue<StreamEvent>();
+    const unsubscribe = await this.channel.subscribe(eventTopic(messageId), (payload) => queue.push(JSON.parse(payload)));
+    try {
+      const buffered = await this.store.read(messageId);
+      const pending = buffered.length > 0 ? buffered : ((await whenNothingBuffered()) ?? []);
+      let lastSeq = 0;
+      for (const event of pending) {
+        if (event.seq <= lastSeq) continue;
+        lastSeq = event.seq;
+        yield event;
+        if (event.done) return;
+      }
+      for await (const event of queue) {
+        if (event.seq <= lastSeq) continue;
+        lastSeq = event.seq;
+        yield event;
+        if (event.done) return;
+      }
+    } finally {
+      queue.end();
+      await unsubscribe();
+    }
+  }
+
+  /** Asks whichever instance runs the generation to stop it. */
+  requestStop(messageId: string): Promise<void> {
+    return this.channel.publish(STOP_TOPIC, messageId);
+  }
+
+  onStopRequested(handler: (messageId: string) => void): Promise<() => Promise<void>> {
+    return this.channel.subscribe(STOP_TOPIC, handler);
+  }
+
+  async close(): Promise<void> {
+    await this.channel.close();
+    await this.store.close();
+  }
+}
+
+/** A minimal push-to-pull queue: producers push, one consumer iterates. */
+export class AsyncQueue<T> implements AsyncIterable<T> {
+  private readonly items: T[] = [];
+  private waiting?: (result: IteratorResult<T>) => void;
+  private ended = false;
+
+  push(item: T): void {
+    if (this.ended) return;
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve({ value: item, done: false });
+    } else {
+      this.items.push(item);
+    }
+  }
+
+  end(): void {
+    this.ended = true;
+    this.waiting?.({ value: undefined, done: true });
+    this.waiting = undefined;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => {
+        const item = this.items.shift();
+        if (item !== undefined) return Promise.resolve({ value: item, done: false });
+        if (this.ended) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => (this.waiting = resolve));
+      },
+      return: () => {
+        this.end();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}

@@ -1,0 +1,117 @@
+import { Redis } from 'ioredis';
+import type { LiveChannel, ReplayStore, StreamEvent } from './stream-hub.js';
+
+// Finished streams stay replayable this long; after that the persisted message is the source.
+export const REPLAY_TTL_SECONDS = 15 * 60;
+
+/** Single-instance mode: replay buffers and fan-out in this process. */
+export function createInProcessTransport(): { store: ReplayStore; channel: LiveChannel } {
+  const buffers = new Map<string, { events: StreamEvent[]; expiry?: NodeJS.Timeout }>();
+  const handlers = new Map<string, Set<(payload: string) => void>>();
+  return {
+    store: {
+      async append(event) {
+        const buffer = buffers.get(event.messageId) ?? { events: [] };
+        buffers.set(event.messageId, buffer);
+        buffer.events.push(event);
+        if (event.done) {
+          buffer.expiry = setTimeout(() => buffers.delete(event.messageId), REPLAY_TTL_SECONDS * 1000);
+          buffer.expiry.unref();
+        }
+      },
+      async read(messageId) {
+        return [...(buffers.get(messageId)?.events ?? [])];
+      },
+      async close() {
+        for (const buffer of buffers.values()) clearTimeout(buffer.expiry);
+        buffers.clear();
+      },
+    },
+    channel: {
+      async publish(topic, payload) {
+        for (const handler of handlers.get(topic) ?? []) handler(payload);
+      },
+      async subscribe(topic, handler) {
+        const set = handlers.get(topic) ?? new Set();
+        handlers.set(topic, set);
+        set.add(handler);
+        return async () => {
+          set.delete(handler);
+          if (set.size === 0) handlers.delete(topic);
+        };
+      },
+      async close() {
+        handlers.clear();
+      },
+    },
+  };
+}
+
+/**
+ * Cluster mode: replay buffers are Redis lists, live events Redis pub/sub, so a subscriber on
+ * one instance follows a generation running on another.
+ */
+export function createRedisTransport(url: string, keyPrefix = 'switchboard:'): {
+  store: ReplayStore;
+  channel: LiveChannel;
+  ping(): Promise<void>;
+} {
+  // disableClientInfo: with ioredis >= 5.9 a subscriber created without it receives nothing.
+  const options = { disableClientInfo: true, maxRetriesPerRequest: 3, lazyConnect: false } as const;
+  const commands = new Redis(url, options);
+  const subscriber = new Redis(url, options);
+  const handlers = new Map<string, Set<(payload: string) => void>>();
+  // Connection errors are retried by ioredis; failed commands surface to their callers.
+  commands.on('error', () => {});
+  subscriber.on('error', () => {});
+  subscriber.on('message', (channel: string, payload: string) => {
+    for (const handler of handlers.get(channel) ?? []) handler(payload);
+  });
+  const listKey = (messageId: string) => `${keyPrefix}replay:${messageId}`;
+
+  return {
+    store: {
+      async append(event) {
+        await commands
+          .multi()
+          .rpush(listKey(event.messageId), JSON.stringify(event))
+          .expire(listKey(event.messageId), REPLAY_TTL_SECONDS)
+          .exec();
+      },
+      async read(messageId) {
+        return (await commands.lrange(listKey(messageId), 0, -1)).map((e) => JSON.parse(e) as StreamEvent);
+      },
+      async close() {
+        await commands.quit();
+      },
+    },
+    channel: {
+      async publish(topic, payload) {
+        await commands.publish(keyPrefix + topic, payload);
+      },
+      async subscribe(topic, handler) {
+        const channel = keyPrefix + topic;
+        const set = handlers.get(channel) ?? new Set();
+        handlers.set(channel, set);
+        set.add(handler);
+        if (set.size === 1) await subscriber.subscribe(channel);
+        return async () => {
+          set.delete(handler);
+          if (set.size === 0) {
+            handlers.delete(channel);
+            await subscriber.unsubscribe(channel).catch(() => {});
+          }
+        };
+      },
+      async close() {
+        handlers.clear();
+        // quit() after unsubscribing; disconnect() in the middle of an unsubscribe crashes ioredis.
+        await subscriber.unsubscribe().catch(() => {});
+        await subscriber.quit();
+      },
+    },
+    ping: async () => {
+      await commands.ping();
+    },
+  };
+}

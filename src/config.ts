@@ -1,0 +1,238 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { DEMO_MODEL, modelsFromJson, OPENAI_MODELS, type ModelInfo } from './model-catalog.js';
+import type { PlanQuotas } from './usage/quota.js';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const seconds = z.coerce.number().int().positive();
+const list = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+/** The whole environment, read once. Every problem is reported at once by `loadConfig`. */
+const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().default('0.0.0.0'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATA_DIR: z.string().default('./data'),
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+
+    JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    JWT_ISSUER: z.string().min(1).default('switchboard'),
+    JWT_AUDIENCE: z.string().min(1).default('switchboard-api'),
+    ACCESS_TOKEN_TTL_SECONDS: seconds.default(15 * 60),
+    REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
+    /** log2 of the scrypt cost parameter N; 17 is OWASP's recommendation. */
+    PASSWORD_HASH_COST: z.coerce.number().int().min(10).max(20).default(17),
+
+    OIDC_ISSUER: z.url().optional(),
+    OIDC_AUDIENCE: z.string().min(1).optional(),
+    OIDC_JWKS_URL: z.url().optional(),
+
+    OPENAI_API_KEY: z.string().min(1).optional(),
+    OPENAI_BASE_URL: z.url().optional(),
+    /** JSON array replacing the built-in model catalog (for OpenAI-compatible upstreams). */
+    MODELS_JSON: z.string().optional(),
+    DEFAULT_MODEL: z.string().min(1).optional(),
+    DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(1024),
+    UPSTREAM_TIMEOUT_SECONDS: seconds.default(60),
+    GENERATION_MAX_SECONDS: seconds.default(600),
+    /** Attempts per call while no token has reached a client yet (then never again). */
+    UPSTREAM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(5).default(3),
+    QUOTA_FREE_TOKENS: z.coerce.number().int().nonnegative().default(200_000),
+    QUOTA_PRO_TOKENS: z.coerce.number().int().nonnegative().default(5_000_000),
+    QUOTA_TEAM_TOKENS: z.coerce.number().int().nonnegative().default(50_000_000),
+
+    STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
+    STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
+
+    CORS_ORIGINS: list.optional(),
+    GRAPHIQL: bool.optional(),
+    INTROSPECTION: bool.optional(),
+    MAX_REQUEST_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+    SHUTDOWN_TIMEOUT_SECONDS: seconds.default(10),
+  });
+
+type RawEnv = Record<string, string | undefined>;
+
+/**
+ * Rules that involve several variables. They read the raw strings so that they are reported
+ * together with the per-variable problems, not only after those are fixed.
+ */
+function crossFieldProblems(env: RawEnv): string[] {
+  const problems: string[] = [];
+  const production = env.NODE_ENV === 'production';
+  if (production && !env.JWT_SECRET) problems.push('JWT_SECRET: is required in production');
+  if (Boolean(env.OIDC_ISSUER) !== Boolean(env.OIDC_AUDIENCE)) {
+    problems.push('OIDC_AUDIENCE: OIDC_ISSUER and OIDC_AUDIENCE must be set together');
+  }
+  if (env.OIDC_JWKS_URL && !env.OIDC_ISSUER) problems.push('OIDC_JWKS_URL: needs OIDC_ISSUER');
+  if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) {
+    problems.push('STRIPE_WEBHOOK_SECRET: is required when STRIPE_SECRET_KEY is set');
+  }
+  if (env.MODELS_JSON) {
+    try {
+      modelsFromJson(env.MODELS_JSON);
+    } catch (error) {
+      problems.push(`MODELS_JSON: ${(error as Error).message}`);
+    }
+  }
+  if (production && env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
+    problems.push('OPENAI_API_KEY: is required in production when OPENAI_BASE_URL is set');
+  }
+  return problems;
+}
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  host: string;
+  port: number;
+  logLevel: Env['LOG_LEVEL'];
+  dataDir: string;
+  databaseUrl?: string;
+  redisUrl?: string;
+  auth: {
+    jwtSecret: Uint8Array;
+    issuer: string;
+    audience: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    passwordHashCost: number;
+  };
+  oidc?: { issuer: string; audience: string; jwksUrl: string };
+  openai: { apiKey?: string; baseUrl?: string };
+  chat: {
+    models: ModelInfo[];
+    defaultModel: string;
+    defaultMaxTokens: number;
+    upstreamTimeoutMs: number;
+    generationMaxMs: number;
+    upstreamMaxAttempts: number;
+    /** Without OPENAI_API_KEY the server runs a local demo upstream. */
+    demo: boolean;
+  };
+  quotas: PlanQuotas;
+  stripe?: { secretKey: string; webhookSecret: string };
+  http: {
+    corsOrigins: string[];
+    graphiql: boolean;
+    introspection: boolean;
+    maxRequestBytes: number;
+    shutdownTimeoutMs: number;
+  };
+  /** Things worth a warning line at start-up (generated secrets, embedded database in production…). */
+  warnings: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads the environment into a typed config. Throws ConfigError listing every problem.
+ * In development a missing JWT secret is generated once and kept under DATA_DIR.
+ */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(input);
+  const problems = [
+    ...(parsed.error?.issues ?? []).map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
+    ...crossFieldProblems(input),
+  ];
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const env = parsed.data;
+  const warnings: string[] = [];
+  const dataDir = resolve(env.DATA_DIR);
+  const production = env.NODE_ENV === 'production';
+
+  let jwtSecret = env.JWT_SECRET;
+  if (!jwtSecret) {
+    jwtSecret = readOrCreateDevSecret(dataDir);
+    warnings.push(`JWT_SECRET is not set: using a generated development secret kept in ${join(dataDir, 'jwt-secret')}`);
+  }
+  if (!env.OPENAI_API_KEY) {
+    warnings.push('OPENAI_API_KEY is not set: replies come from the built-in demo model (switchboard-demo), not a real LLM');
+  }
+  const models = env.OPENAI_API_KEY ? (modelsFromJson(env.MODELS_JSON) ?? OPENAI_MODELS) : [DEMO_MODEL];
+  if (env.DEFAULT_MODEL && !models.some((m) => m.id === env.DEFAULT_MODEL)) {
+    throw new ConfigError([`DEFAULT_MODEL: ${env.DEFAULT_MODEL} is not in the model catalog`]);
+  }
+  if (production && !env.DATABASE_URL) {
+    warnings.push('DATABASE_URL is not set: using the embedded PGlite database, which serves one instance only');
+  }
+  const oidc =
+    env.OIDC_ISSUER && env.OIDC_AUDIENCE
+      ? {
+          issuer: env.OIDC_ISSUER,
+          audience: env.OIDC_AUDIENCE,
+          jwksUrl: env.OIDC_JWKS_URL ?? new URL('.well-known/jwks.json', withSlash(env.OIDC_ISSUER)).toString(),
+        }
+      : undefined;
+
+  return {
+    env: env.NODE_ENV,
+    host: env.HOST,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    dataDir,
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL,
+    auth: {
+      jwtSecret: new TextEncoder().encode(jwtSecret),
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
+      passwordHashCost: env.PASSWORD_HASH_COST,
+    },
+    oidc,
+    openai: { apiKey: env.OPENAI_API_KEY, baseUrl: env.OPENAI_BASE_URL },
+    chat: {
+      models,
+      defaultModel: env.DEFAULT_MODEL ?? models[0]!.id,
+      defaultMaxTokens: env.DEFAULT_MAX_TOKENS,
+      upstreamTimeoutMs: env.UPSTREAM_TIMEOUT_SECONDS * 1000,
+      generationMaxMs: env.GENERATION_MAX_SECONDS * 1000,
+      upstreamMaxAttempts: env.UPSTREAM_MAX_ATTEMPTS,
+      demo: !env.OPENAI_API_KEY,
+    },
+    quotas: { FREE: env.QUOTA_FREE_TOKENS, PRO: env.QUOTA_PRO_TOKENS, TEAM: env.QUOTA_TEAM_TOKENS },
+    stripe:
+      env.STRIPE_SECRET_KEY && env.STRIPE_WEBHOOK_SECRET
+        ? { secretKey: env.STRIPE_SECRET_KEY, webhookSecret: env.STRIPE_WEBHOOK_SECRET }
+        : undefined,
+    http: {
+      corsOrigins: env.CORS_ORIGINS ?? [],
+      graphiql: env.GRAPHIQL ?? !production,
+      introspection: env.INTROSPECTION ?? !production,
+      maxRequestBytes: env.MAX_REQUEST_BYTES,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    },
+    warnings,
+  };
+}
+
+function withSlash(url: string): string {
+  return url.endsWith('/') ? url : `${url}/`;
+}
+
+function readOrCreateDevSecret(dataDir: string): string {
+  const file = join(dataDir, 'jwt-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}

@@ -1,0 +1,65 @@
+import SchemaBuilder from '@pothos/core';
+import PrismaPlugin from '@pothos/plugin-prisma';
+import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import type PrismaTypes from '../generated/pothos-types.js';
+import { getDatamodel } from '../generated/pothos-types.js';
+import { decodeGlobalId } from './global-id.js';
+import type { GraphQLContext } from './context.js';
+import { AppError, badInput } from '../errors.js';
+
+export const builder = new SchemaBuilder<{
+  Context: GraphQLContext;
+  PrismaTypes: PrismaTypes;
+  AuthScopes: { authenticated: boolean; admin: boolean };
+  DefaultFieldNullability: false;
+  Scalars: {
+    ID: { Input: string; Output: string };
+    DateTime: { Input: Date; Output: Date };
+    Date: { Input: Date; Output: Date };
+    SafeInt: { Input: number; Output: number | bigint };
+  };
+}>({
+  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    // Check scopes when a subscription starts, not only when each event resolves.
+    authorizeOnSubscribe: true,
+    authScopes: (ctx) => ({ authenticated: ctx.viewer !== null, admin: ctx.viewer?.role === 'ADMIN' }),
+    unauthorizedError: (_parent, ctx) =>
+      ctx.viewer
+        ? new AppError('FORBIDDEN', 'Not allowed to access this')
+        : new AppError('UNAUTHENTICATED', 'Sign in to access this'),
+  },
+  prisma: {
+    // The client differs per app instance (tests run several), so it is read from the context.
+    client: (ctx) => ctx.services.prisma,
+    dmmf: getDatamodel(),
+    filterConnectionTotalCount: true,
+    onUnusedQuery: null,
+  },
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    decodeGlobalID: (globalId) => decodeGlobalId(globalId),
+    // Replaced below by a `nodes` field that bounds how many ids one request may ask for.
+    nodesQueryOptions: false,
+  },
+});
+
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});
+
+export const MAX_NODES_PER_REQUEST = 100;
+
+builder.queryField('nodes', (t) =>
+  t.nodeList({
+    description: `Objects by global id, in order; null where an id matches nothing you may see. At most ${MAX_NODES_PER_REQUEST} ids.`,
+    args: { ids: t.arg.idList({ required: true }) },
+    ids: (_root, { ids }) => {
+      if (ids.length > MAX_NODES_PER_REQUEST) throw badInput(`At most ${MAX_NODES_PER_REQUEST} ids per request`, 'ids');
+      return ids;
+    },
+  }),
+);

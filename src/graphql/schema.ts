@@ -1,0 +1,11 @@
+import { builder } from './builder.js';
+import './types/scalars.js';
+import './types/user.js';
+import './types/auth.js';
+import './types/api-key.js';
+import './types/model.js';
+import './types/usage.js';
+import './types/conversation.js';
+import './types/message.js';
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,98 @@
+import { createConversation, updateConversation } from '../../chat/conversations.js';
+import { builder } from '../builder.js';
+import { ownedByViewer } from '../ownership.js';
+import { requireViewer } from '../context.js';
+import { encodeGlobalId } from '../global-id.js';
+import { UsageTotalsRef } from './usage.js';
+import { UserRef } from './user.js';
+
+export const MAX_PAGE_SIZE = 100;
+
+export const ConversationRef = builder.prismaNode('Conversation', {
+  ...ownedByViewer,
+  fields: (t) => ({
+    title: t.exposeString('title'),
+    model: t.exposeString('model'),
+    systemPrompt: t.exposeString('systemPrompt', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    messageCount: t.relationCount('messages'),
+    messages: t.relatedConnection('messages', {
+      cursor: 'id',
+      description: 'Oldest first; `last: n` gives the latest n.',
+      maxSize: MAX_PAGE_SIZE,
+      totalCount: true,
+      query: () => ({ orderBy: { id: 'asc' } }),
+    }),
+    usage: t.field({
+      type: UsageTotalsRef,
+      description: 'Tokens and cost of the replies in this conversation.',
+      resolve: (conversation, _args, ctx) => ctx.loaders.conversationUsage.load(conversation.id),
+    }),
+  }),
+});
+
+builder.prismaObjectField(UserRef, 'conversations', (t) =>
+  t.relatedConnection('conversations', {
+    cursor: 'id',
+    description: 'Newest first.',
+    authScopes: (user, _args, ctx) => user.id === ctx.viewer?.id,
+    maxSize: MAX_PAGE_SIZE,
+    totalCount: true,
+    query: () => ({ orderBy: { id: 'desc' } }),
+  }),
+);
+
+builder.queryField('conversation', (t) =>
+  t.prismaField({
+    type: 'Conversation',
+    nullable: true,
+    args: { id: t.arg.globalID({ required: true, for: ConversationRef }) },
+    resolve: (query, _root, { id }, ctx) =>
+      ctx.viewer ? ctx.services.prisma.conversation.findFirst({ ...query, where: { id: id.id, userId: ctx.viewer.id } }) : null,
+  }),
+);
+
+const CreateConversationInput = builder.inputType('CreateConversationInput', {
+  fields: (t) => ({
+    title: t.string({ description: 'Generated from the first message when omitted.' }),
+    model: t.string({ description: 'Defaults to the server default model.' }),
+    systemPrompt: t.string(),
+  }),
+});
+
+const UpdateConversationInput = builder.inputType('UpdateConversationInput', {
+  fields: (t) => ({
+    id: t.globalID({ required: true, for: ConversationRef }),
+    title: t.string(),
+    model: t.string(),
+    systemPrompt: t.string({ description: 'An empty string removes it.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createConversation: t.prismaField({
+    type: 'Conversation',
+    authScopes: { authenticated: true },
+    args: { input: t.arg({ type: CreateConversationInput, required: true }) },
+    resolve: async (_query, _root, { input }, ctx) =>
+      createConversation(ctx.services.chat.conversationDeps, requireViewer(ctx).id, input),
+  }),
+  updateConversation: t.prismaField({
+    type: 'Conversation',
+    authScopes: { authenticated: true },
+    args: { input: t.arg({ type: UpdateConversationInput, required: true }) },
+    resolve: async (_query, _root, { input }, ctx) =>
+      updateConversation(ctx.services.chat.conversationDeps, requireViewer(ctx).id, input.id.id, input),
+  }),
+  deleteConversation: t.field({
+    type: 'ID',
+    description: 'Deletes the conversation and its messages (stopping any running reply); returns its id.',
+    authScopes: { authenticated: true },
+    args: { id: t.arg.globalID({ required: true, for: ConversationRef }) },
+    resolve: async (_root, { id }, ctx) => {
+      await ctx.services.chat.deleteConversation(requireViewer(ctx).id, id.id);
+      return encodeGlobalId('Conversation', id.id);
+    },
+  }),
+}));

@@ -1,0 +1,127 @@
+import type { StreamEvent } from '../../chat/stream-hub.js';
+import type { Conversation, Message } from '../../generated/prisma/client.js';
+import { builder } from '../builder.js';
+import { ownedByViewer } from '../ownership.js';
+import { requireViewer } from '../context.js';
+import { encodeGlobalId } from '../global-id.js';
+import { ConversationRef } from './conversation.js';
+
+const MessageRole = builder.enumType('MessageRole', { values: ['SYSTEM', 'USER', 'ASSISTANT'] as const });
+const MessageStatus = builder.enumType('MessageStatus', {
+  values: ['PENDING', 'STREAMING', 'COMPLETE', 'STOPPED', 'FAILED'] as const,
+});
+
+const MessageError = builder.objectRef<{ code: string; message: string }>('MessageError').implement({
+  description: 'Why a generation failed; safe to show to the user.',
+  fields: (t) => ({ code: t.exposeString('code'), message: t.exposeString('message') }),
+});
+
+export const MessageRef = builder.prismaNode('Message', {
+  ...ownedByViewer,
+  fields: (t) => ({
+    role: t.expose('role', { type: MessageRole }),
+    content: t.exposeString('content', { description: 'While STREAMING, the text is complete only at the end.' }),
+    status: t.expose('status', { type: MessageStatus }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+    model: t.exposeString('model', { nullable: true }),
+    promptTokens: t.exposeInt('promptTokens'),
+    completionTokens: t.exposeInt('completionTokens'),
+    totalTokens: t.exposeInt('totalTokens'),
+    costMicros: t.expose('costMicros', { type: 'SafeInt', description: 'Cost in micro-dollars (1e-6 USD).' }),
+    usageEstimated: t.exposeBoolean('usageEstimated', {
+      description: 'True when the token counts come from the local tokenizer because the upstream reported none.',
+    }),
+    finishReason: t.exposeString('finishReason', { nullable: true }),
+    error: t.field({
+      type: MessageError,
+      nullable: true,
+      resolve: (m) => (m.errorCode ? { code: m.errorCode, message: m.errorMessage ?? '' } : null),
+    }),
+    conversation: t.relation('conversation'),
+  }),
+});
+
+const SendMessageInput = builder.inputType('SendMessageInput', {
+  fields: (t) => ({
+    conversationId: t.globalID({ for: ConversationRef, description: 'Omit to start a new conversation.' }),
+    content: t.string({ required: true }),
+    model: t.string({ description: "Defaults to the conversation's model." }),
+    systemPrompt: t.string({ description: "Overrides the conversation's system prompt for this call." }),
+    maxTokens: t.int({ description: "Completion budget; clamped to the model's limits." }),
+    temperature: t.float(),
+    stream: t.boolean({
+      defaultValue: true,
+      description: 'true: return at once and follow messageStream; false: return the complete reply.',
+    }),
+  }),
+});
+
+const SendMessagePayload = builder
+  .objectRef<{ conversation: Conversation; userMessage: Message; assistantMessage: Message }>('SendMessagePayload')
+  .implement({
+    fields: (t) => ({
+      conversation: t.field({ type: ConversationRef, resolve: (p) => p.conversation }),
+      userMessage: t.field({ type: MessageRef, resolve: (p) => p.userMessage }),
+      assistantMessage: t.field({ type: MessageRef, resolve: (p) => p.assistantMessage }),
+    }),
+  });
+
+builder.mutationFields((t) => ({
+  sendMessage: t.field({
+    type: SendMessagePayload,
+    authScopes: { authenticated: true },
+    args: { input: t.arg({ type: SendMessageInput, required: true }) },
+    resolve: (_root, { input }, ctx) =>
+      ctx.services.chat.sendMessage(requireViewer(ctx).id, { ...input, conversationId: input.conversationId?.id }),
+  }),
+  stopGeneration: t.prismaField({
+    type: 'Message',
+    authScopes: { authenticated: true },
+    args: { messageId: t.arg.globalID({ required: true, for: MessageRef }) },
+    resolve: (_query, _root, { messageId }, ctx) => ctx.services.chat.stopGeneration(requireViewer(ctx).id, messageId.id),
+  }),
+}));
+
+const MessageUsage = builder.objectRef<Message>('MessageUsage').implement({
+  fields: (t) => ({
+    promptTokens: t.exposeInt('promptTokens'),
+    completionTokens: t.exposeInt('completionTokens'),
+    totalTokens: t.exposeInt('totalTokens'),
+    costMicros: t.expose('costMicros', { type: 'SafeInt' }),
+    estimated: t.exposeBoolean('usageEstimated'),
+  }),
+});
+
+const MessageStreamEvent = builder.objectRef<StreamEvent>('MessageStreamEvent').implement({
+  fields: (t) => ({
+    messageId: t.field({ type: 'ID', resolve: (e) => encodeGlobalId('Message', e.messageId) }),
+    seq: t.exposeInt('seq', { description: 'Position of this event, from 1, without gaps.' }),
+    delta: t.exposeString('delta', { description: 'Text added by this event.' }),
+    done: t.exposeBoolean('done'),
+    message: t.prismaField({
+      type: 'Message',
+      nullable: true,
+      description: 'On the final event: the persisted message, with its final status and usage.',
+      resolve: (query, e, _args, ctx) =>
+        e.done ? ctx.services.prisma.message.findUnique({ ...query, where: { id: e.messageId } }) : null,
+    }),
+    usage: t.field({
+      type: MessageUsage,
+      nullable: true,
+      description: 'On the final event: the tokens and cost recorded for the reply.',
+      resolve: (e, _args, ctx) => (e.done ? ctx.services.prisma.message.findUnique({ where: { id: e.messageId } }) : null),
+    }),
+  }),
+});
+
+builder.subscriptionField('messageStream', (t) =>
+  t.field({
+    type: MessageStreamEvent,
+    description: 'The tokens of a reply: first what was already generated, then live, ending with done: true.',
+    authScopes: { authenticated: true },
+    args: { messageId: t.arg.globalID({ required: true, for: MessageRef }) },
+    subscribe: (_root, { messageId }, ctx) => ctx.services.chat.streamMessage(requireViewer(ctx).id, messageId.id),
+    resolve: (event) => event,
+  }),
+);

@@ -1,0 +1,56 @@
+import { updateProfile } from '../../auth/accounts.js';
+import { builder } from '../builder.js';
+import { requireViewer, type GraphQLContext } from '../context.js';
+import { NO_ROW_ID } from '../global-id.js';
+
+export const RoleEnum = builder.enumType('Role', { values: ['USER', 'ADMIN'] as const });
+export const PlanEnum = builder.enumType('Plan', { values: ['FREE', 'PRO', 'TEAM'] as const });
+
+const isSelfOrAdmin = (userId: string, ctx: GraphQLContext) =>
+  ctx.viewer !== null && (ctx.viewer.id === userId || ctx.viewer.role === 'ADMIN');
+
+export const UserRef = builder.prismaNode('User', {
+  id: { field: 'id' },
+  nullable: true,
+  // node(id) finds only the viewer themself (admins: anyone); other ids resolve to null.
+  findUnique: (id, ctx) => ({ id: ctx.viewer && isSelfOrAdmin(id, ctx) ? id : NO_ROW_ID }),
+  authScopes: (user, ctx) => isSelfOrAdmin(user.id, ctx),
+  fields: (t) => ({
+    email: t.exposeString('email'),
+    name: t.exposeString('name'),
+    role: t.expose('role', { type: RoleEnum }),
+    plan: t.expose('plan', { type: PlanEnum }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.queryField('me', (t) =>
+  t.prismaField({
+    type: 'User',
+    nullable: true,
+    description: 'The signed-in user, or null when anonymous.',
+    resolve: (query, _root, _args, ctx) =>
+      ctx.viewer ? ctx.services.prisma.user.findUnique({ ...query, where: { id: ctx.viewer.id } }) : null,
+  }),
+);
+
+const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
+  fields: (t) => ({
+    name: t.string({ required: false }),
+    currentPassword: t.string({ required: false, description: 'Required to set a new password.' }),
+    newPassword: t.string({ required: false, description: 'Signs out every other session.' }),
+  }),
+});
+
+builder.mutationField('updateProfile', (t) =>
+  t.prismaField({
+    type: 'User',
+    authScopes: { authenticated: true },
+    args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const viewer = requireViewer(ctx);
+      await updateProfile({ prisma: ctx.services.prisma, auth: ctx.services.config.auth }, viewer.id, input);
+      return ctx.services.prisma.user.findUniqueOrThrow({ ...query, where: { id: viewer.id } });
+    },
+  }),
+);

@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { GraphQLServer } from '../graphql/server.js';
+import type { Logger } from '../logger.js';
+import { isBodyTooLarge, respondHealth, respondReady, sendJson, type ReadinessCheck } from './health.js';
+
+export interface HttpServerOptions {
+  yoga: GraphQLServer;
+  logger: Logger;
+  maxRequestBytes: number;
+  readinessChecks: Record<string, ReadinessCheck>;
+  state: { shuttingDown: boolean };
+}
+
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+
+// Accept a caller's request id only when it is short and plain, so it is safe to log and echo.
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+/** Routes: /graphql (Yoga: HTTP, SSE, GraphiQL), /health, /ready; everything else 404. */
+export function createHttpServer(options: HttpServerOptions): Server {
+  const { yoga, logger } = options;
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
+    const requestId = requestIdOf(req);
+    const started = process.hrtime.bigint();
+    res.setHeader('x-request-id', requestId);
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.info({ requestId, method: req.method, path: req.url?.split('?')[0], status: res.statusCode, ms }, 'request');
+    });
+
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/health') return respondHealth(res);
+    if (path === '/ready') return void respondReady(res, options.readinessChecks, options.state);
+    if (path === '/graphql') {
+      if (isBodyTooLarge(req, options.maxRequestBytes)) {
+        return sendJson(res, 413, graphqlError(`Request body exceeds ${options.maxRequestBytes} bytes`, 'BAD_USER_INPUT'));
+      }
+      // Without a length the body size can't be checked before reading it; every GraphQL client sends one.
+      if (req.method === 'POST' && req.headers['content-length'] === undefined) {
+        return sendJson(res, 411, graphqlError('Content-Length is required', 'BAD_USER_INPUT'));
+      }
+      return void yoga(req, res, { requestId });
+    }
+    sendJson(res, 404, { error: 'Not found' });
+  });
+}
+
+function graphqlError(message: string, code: string) {
+  return { errors: [{ message, extensions: { code } }] };
+}

@@ -1,0 +1,73 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+const problemsOf = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+};
+
+describe('configuration', () => {
+  it('reports every invalid variable at once', () => {
+    const problems = problemsOf({
+      PORT: 'eighty',
+      DATABASE_URL: 'mysql://nope',
+      JWT_SECRET: 'short',
+      OIDC_ISSUER: 'https://issuer.example',
+      STRIPE_SECRET_KEY: 'sk_test_x',
+      NODE_ENV: 'development',
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-config-')),
+    });
+    const joined = problems.join('\n');
+    for (const name of ['PORT', 'DATABASE_URL', 'JWT_SECRET', 'OIDC_AUDIENCE', 'STRIPE_WEBHOOK_SECRET']) {
+      expect(joined).toContain(name);
+    }
+  });
+
+  it('refuses to run in production without a token secret', () => {
+    expect(problemsOf({ NODE_ENV: 'production' }).join()).toMatch(/JWT_SECRET: is required in production/);
+  });
+
+  it('in development generates a token secret once, keeps it under the data dir and warns', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sb-config-'));
+    const first = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir });
+    const second = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir });
+    expect(Buffer.from(first.auth.jwtSecret).toString()).toBe(Buffer.from(second.auth.jwtSecret).toString());
+    expect(readFileSync(join(dataDir, 'jwt-secret'), 'utf8').trim().length).toBeGreaterThanOrEqual(32);
+    expect(statSync(join(dataDir, 'jwt-secret')).mode & 0o077).toBe(0);
+    expect(first.warnings.join()).toMatch(/JWT_SECRET is not set/);
+  });
+
+  it('turns GraphiQL and introspection off in production unless enabled', () => {
+    const secret = 'p'.repeat(40);
+    const production = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret });
+    expect(production.http).toMatchObject({ graphiql: false, introspection: false });
+    const enabled = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, GRAPHIQL: 'true', INTROSPECTION: '1' });
+    expect(enabled.http).toMatchObject({ graphiql: true, introspection: true });
+  });
+
+  it('derives the JWKS URL from the OIDC issuer', () => {
+    const config = loadConfig({ JWT_SECRET: 'p'.repeat(40), OIDC_ISSUER: 'https://tenant.auth0.com/', OIDC_AUDIENCE: 'api' });
+    expect(config.oidc?.jwksUrl).toBe('https://tenant.auth0.com/.well-known/jwks.json');
+  });
+
+  it('makes the server exit non-zero, printing every problem, when the configuration is invalid', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: join(import.meta.dirname, '..'),
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', PORT: '-1', REDIS_URL: 'http://wrong' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('Invalid configuration');
+    for (const name of ['PORT', 'REDIS_URL', 'JWT_SECRET']) expect(result.stderr).toContain(name);
+  });
+});

@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import { isChatCompletionBody, LLMock } from '@copilotkit/aimock';
+
+type FixtureResponse = Parameters<LLMock['on']>[1];
+type FixtureOptions = Parameters<LLMock['on']>[2];
+
+/**
+ * The test upstream: aimock, a third-party OpenAI-compatible mock server, on a free loopback port.
+ * Each test keys its fixtures by a unique prompt, so tests sharing one mock never collide.
+ */
+export class MockUpstream {
+  private constructor(readonly mock: LLMock) {}
+
+  static async start(): Promise<MockUpstream> {
+    const mock = new LLMock({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
+    await mock.start();
+    return new MockUpstream(mock);
+  }
+
+  /** Environment that points a Switchboard instance at this upstream. */
+  get env(): Record<string, string> {
+    return { OPENAI_API_KEY: 'sk-test-upstream-key', OPENAI_BASE_URL: `${this.mock.url}/v1` };
+  }
+
+  /** A fresh prompt and a fixture answering exactly that prompt. */
+  prompt(response: FixtureResponse, options?: FixtureOptions, label = 'prompt'): string {
+    const prompt = `${label} ${randomUUID()}`;
+    this.mock.on({ predicate: (req) => lastUserText(req.messages) === prompt }, response, options);
+    return prompt;
+  }
+
+  /** Answers for one prompt in turn: the first request gets responses[0], the next responses[1]… */
+  promptSequence(responses: Array<{ response: FixtureResponse; options?: FixtureOptions }>, label = 'prompt'): string {
+    const prompt = `${label} ${randomUUID()}`;
+    responses.forEach(({ response, options }, index) =>
+      // aimock counts sequenceIndex per match, so these share one (unique, substring-matched) userMessage.
+      this.mock.on({ userMessage: prompt, sequenceIndex: index }, response, options),
+    );
+    return prompt;
+  }
+
+  /** The chat requests the upstream received for a prompt. */
+  requestsFor(prompt: string) {
+    return this.mock
+      .getRequests()
+      .map((entry) => entry.body)
+      .filter(isChatCompletionBody)
+      .filter((body) => lastUserText(body.messages) === prompt);
+  }
+
+  stop(): Promise<void> {
+    return this.mock.stop();
+  }
+}
+
+function lastUserText(messages: ReadonlyArray<{ role: string; content?: unknown }>): string | undefined {
+  const last = [...messages].reverse().find((m) => m.role === 'user');
+  return typeof last?.content === 'string' ? last.content : undefined;
+}

@@ -1,0 +1,39 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print, type ExecutionResult } from 'graphql';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+
+export function wsUrl(httpUrl: URL): string {
+  return httpUrl.toString().replace(/^http/, 'ws');
+}
+
+/** The official graphql-ws client over a real socket; lazy: false so connection errors surface. */
+export function connectWs(httpUrl: URL, token?: string): Client & { closed: Promise<{ code: number; reason: string }> } {
+  let onClosed: (event: { code: number; reason: string }) => void = () => {};
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => (onClosed = resolve));
+  const client = createClient({
+    url: wsUrl(httpUrl),
+    webSocketImpl: WebSocket,
+    lazy: false,
+    retryAttempts: 0,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    on: { closed: (event) => onClosed(event as { code: number; reason: string }) },
+    onNonLazyError: () => {},
+  });
+  return Object.assign(client, { closed });
+}
+
+/** Runs a single-result operation over graphql-ws. */
+export function wsExecute<R, V>(client: Client, document: TypedDocumentNode<R, V>, variables?: V): Promise<ExecutionResult<R>> {
+  return new Promise((resolve, reject) => {
+    let result: ExecutionResult<R> | undefined;
+    client.subscribe<R>(
+      { query: print(document), variables: variables as Record<string, unknown> },
+      {
+        next: (value) => (result = value as ExecutionResult<R>),
+        error: reject,
+        complete: () => (result ? resolve(result) : reject(new Error('completed without a result'))),
+      },
+    );
+  });
+}

@@ -1,0 +1,141 @@
+import { auditServer } from 'graphql-http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { MAX_WS_PAYLOAD_BYTES } from '../src/app.js';
+import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { registerUser } from './helpers/accounts.js';
+import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
+import { connectWs, wsExecute, wsUrl } from './helpers/ws.js';
+
+let t: TestApp;
+let url: URL;
+beforeAll(async () => {
+  t = await startTestApp();
+  url = await t.app.start(0);
+});
+afterAll(() => t.stop());
+
+const post = (body: string, headers: Record<string, string> = {}) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+
+describe('HTTP endpoints on a real port', () => {
+  it('answers /health and /ready', async () => {
+    const health = await fetch(new URL('/health', url));
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+    const ready = await fetch(new URL('/ready', url));
+    expect(ready.status).toBe(200);
+    const expectedChecks = process.env.REDIS_URL ? { database: 'ok', redis: 'ok' } : { database: 'ok' };
+    expect(await ready.json()).toEqual({ status: 'ready', checks: expectedChecks });
+  });
+
+  it('serves GraphiQL at /graphql to browsers', async () => {
+    const response = await fetch(url, { headers: { accept: 'text/html' } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toContain('text/html');
+    expect(await response.text()).toMatch(/graphiql/i);
+  });
+
+  it('passes the GraphQL over HTTP audit (every MUST)', async () => {
+    const results = await auditServer({ url: url.toString() });
+    const failed = results.filter((r) => r.status === 'error').map((r) => `${r.name}: ${'reason' in r ? r.reason : ''}`);
+    expect(failed).toEqual([]);
+  });
+
+  it('adds a request id and security headers to every response', async () => {
+    const response = await post(JSON.stringify({ query: '{ __typename }' }), { 'x-request-id': 'trace-123' });
+    expect(response.headers.get('x-request-id')).toBe('trace-123');
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('refuses an oversized body with 413 before reading it', async () => {
+    const response = await post(JSON.stringify({ query: `{ me { id } } #${'x'.repeat(1024 * 1024)}` }));
+    expect(response.status).toBe(413);
+    expect((await response.json()).errors[0].extensions.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('answers malformed JSON and unparsable queries with errors, not crashes', async () => {
+    const malformed = await post('{"query": ');
+    expect(malformed.status).toBe(400);
+    const unparsable = await post(JSON.stringify({ query: '{ me { ' }), { accept: 'application/graphql-response+json' });
+    expect(unparsable.status).toBe(400);
+    expect((await unparsable.json()).errors[0].message).toMatch(/Syntax Error/);
+  });
+
+  it('refuses documents with too many tokens', async () => {
+    const query = `{ ${Array.from({ length: 3000 }, (_, i) => `a${i}: __typename`).join(' ')} }`;
+    const response = await post(JSON.stringify({ query }), { accept: 'application/graphql-response+json' });
+    expect((await response.json()).errors[0].message).toMatch(/more that 5000 tokens/);
+  });
+
+  it('serves operations as server-sent events', async () => {
+    const user = await registerUser(t);
+    const response = await post(JSON.stringify({ query: '{ me { email } }' }), {
+      accept: 'text/event-stream',
+      authorization: `Bearer ${user.accessToken}`,
+    });
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    const text = await response.text();
+    expect(text).toContain('event: next');
+    expect(text).toContain(user.email);
+    expect(text).toContain('event: complete');
+  });
+
+  it('does not show stack traces or internals in errors', async () => {
+    const response = await post(JSON.stringify({ query: '{ node(id: "VXNlcjpub3QtYS11dWlk") { id } }' }));
+    const text = await response.text();
+    expect(text).toContain('BAD_USER_INPUT');
+    expect(text).not.toMatch(/at .*\.ts:\d+|prisma|SELECT/i);
+  });
+});
+
+describe('graphql-ws on the same port and path', () => {
+  it('authenticates with an API key in connectionParams', async () => {
+    const user = await registerUser(t);
+    const key = expectData(await t.execute(CreateApiKeyDocument, { input: { name: 'ws' } }, { token: user.accessToken }));
+    const client = connectWs(url, key.createApiKey.secret);
+    try {
+      const result = await wsExecute(client, MeDocument);
+      expect(result.data?.me?.email).toBe(user.email);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('authenticates with an access token and runs mutations', async () => {
+    const user = await registerUser(t);
+    const client = connectWs(url, user.accessToken);
+    try {
+      const result = await wsExecute(client, CreateApiKeyDocument, { input: { name: 'over ws' } });
+      expect(result.data?.createApiKey.apiKey.name).toBe('over ws');
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('is anonymous without a credential', async () => {
+    const client = connectWs(url);
+    try {
+      expect((await wsExecute(client, MeDocument)).data?.me).toBeNull();
+      const refused = await wsExecute(client, CreateApiKeyDocument, { input: { name: 'x' } });
+      expect(errorCodes(refused)).toEqual(['UNAUTHENTICATED']);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('closes the connection with 4403 for an invalid credential', async () => {
+    const client = connectWs(url, 'sk_revoked-or-unknown');
+    const { code } = await client.closed;
+    expect(code).toBe(4403);
+    await client.dispose();
+  });
+
+  it('drops messages larger than the payload limit', async () => {
+    const socket = new WebSocket(wsUrl(url), 'graphql-transport-ws');
+    await new Promise((resolve) => socket.once('open', resolve));
+    const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(MAX_WS_PAYLOAD_BYTES + 1) } }));
+    expect(await closed).toBe(1009);
+  });
+});

@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { registerUser } from './helpers/accounts.js';
+import { NestedConversationsDocument } from './helpers/chat-documents.js';
+
+let t: TestApp;
+let statements: string[] = [];
+beforeAll(async () => {
+  t = await startTestApp({}, { onQuery: (sql) => statements.push(sql) });
+});
+afterAll(() => t.stop());
+
+async function userWithConversations(count: number) {
+  const user = await registerUser(t);
+  const { id: userId } = await t.app.db.prisma.user.findUniqueOrThrow({ where: { email: user.email } });
+  for (let c = 0; c < count; c += 1) {
+    const conversation = await t.app.db.prisma.conversation.create({ data: { userId, title: `c${c}`, model: 'm' } });
+    await t.app.db.prisma.message.createMany({
+      data: Array.from({ length: 3 }, (_, i) => ({
+        conversationId: conversation.id,
+        userId,
+        role: i % 2 ? ('ASSISTANT' as const) : ('USER' as const),
+        content: `m${i}`,
+        status: 'COMPLETE' as const,
+        totalTokens: 10,
+      })),
+    });
+  }
+  return user;
+}
+
+async function countStatements(token: string) {
+  statements = [];
+  const data = expectData(await t.execute(NestedConversationsDocument, {}, { token }));
+  if (process.env.SHOW_SQL) console.log(statements.join("\n"));
+  return { count: statements.length, data };
+}
+
+describe('nested reads', () => {
+  it('use the same number of SQL statements for 5 and for 50 conversations', async () => {
+    const few = await userWithConversations(5);
+    const many = await userWithConversations(50);
+    const small = await countStatements(few.accessToken);
+    const large = await countStatements(many.accessToken);
+    expect(small.data.me?.conversations.edges).toHaveLength(5);
+    expect(large.data.me?.conversations.edges).toHaveLength(50);
+    const node = large.data.me?.conversations.edges[0]?.node;
+    expect(node?.messageCount).toBe(3);
+    expect(node?.usage.totalTokens).toBe(10);
+    expect(node?.messages.edges).toHaveLength(3);
+    expect(small.count).toBeGreaterThan(0);
+    expect(large.count).toBe(small.count);
+    // Viewer lookup, conversations (with counts), messages, one usage aggregate.
+    expect(large.count).toBeLessThanOrEqual(6);
+  });
+});
