@@ -3,6 +3,7 @@ import { createAuthenticator } from './auth/viewer.js';
 import { ChatService } from './chat/chat-service.js';
 import { startDemoUpstream, type DemoUpstream } from './chat/demo-upstream.js';
 import { GenerationRunner } from './chat/generation.js';
+import { GenerationRecovery, startOrphanSweeper } from './chat/recovery.js';
 import { StreamHub } from './chat/stream-hub.js';
 import { createInProcessTransport, createRedisTransport } from './chat/stream-transports.js';
 import { createUpstream } from './chat/upstream.js';
@@ -80,8 +81,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       upstreamTimeoutMs: config.chat.upstreamTimeoutMs,
       generationMaxMs: config.chat.generationMaxMs,
       maxAttempts: config.chat.upstreamMaxAttempts,
+      leaseMs: config.chat.generationLeaseMs,
     },
   });
+  const recovery = new GenerationRecovery({ prisma: db.prisma, hub, models: config.chat.models, logger });
+  // Embedded PGlite has one process by construction: whatever still runs at start was cut off.
+  const recovered = await recovery.recoverOrphans({ everyRunning: db.kind === 'pglite' });
+  if (recovered) logger.warn({ recovered }, 'closed generations left running by an earlier process');
+  const sweeper = startOrphanSweeper(recovery, config.chat.generationLeaseMs, logger);
   // A stop asked on any instance reaches the one running the generation.
   const stopListener = await hub.onStopRequested((messageId) => void runner.stopLocal(messageId));
 
@@ -90,7 +97,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     prisma: db.prisma,
     authenticate: createAuthenticator({ prisma: db.prisma, config }),
     logger,
-    chat: new ChatService({ prisma: db.prisma, config, hub, runner, logger }),
+    chat: new ChatService({ prisma: db.prisma, config, hub, runner, recovery, logger }),
   };
   const maskError = createErrorMasker(logger);
   const yoga = createGraphQLServer(services, maskError);
@@ -119,6 +126,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
     // Running generations end STOPPED with their text and usage persisted; subscribers get `done`.
     await runner.stopAll();
+    await sweeper.stop();
     await graphqlWs.drain(config.http.shutdownTimeoutMs);
     await graphqlWs.dispose();
     httpServer.closeIdleConnections();

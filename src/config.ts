@@ -46,6 +46,8 @@ const envSchema = z
     GENERATION_MAX_SECONDS: seconds.default(600),
     /** Attempts per call while no token has reached a client yet (then never again). */
     UPSTREAM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(5).default(3),
+    /** A running generation whose instance has not renewed its lease for this long is closed as FAILED. */
+    GENERATION_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
     QUOTA_FREE_TOKENS: z.coerce.number().int().nonnegative().default(200_000),
     QUOTA_PRO_TOKENS: z.coerce.number().int().nonnegative().default(5_000_000),
     QUOTA_TEAM_TOKENS: z.coerce.number().int().nonnegative().default(50_000_000),
@@ -117,6 +119,7 @@ export interface Config {
     upstreamTimeoutMs: number;
     generationMaxMs: number;
     upstreamMaxAttempts: number;
+    generationLeaseMs: number;
     /** Without OPENAI_API_KEY the server runs a local demo upstream. */
     demo: boolean;
   };
@@ -206,6 +209,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       upstreamTimeoutMs: env.UPSTREAM_TIMEOUT_SECONDS * 1000,
       generationMaxMs: env.GENERATION_MAX_SECONDS * 1000,
       upstreamMaxAttempts: env.UPSTREAM_MAX_ATTEMPTS,
+      generationLeaseMs: env.GENERATION_LEASE_SECONDS * 1000,
       demo: !env.OPENAI_API_KEY,
     },
     quotas: { FREE: env.QUOTA_FREE_TOKENS, PRO: env.QUOTA_PRO_TOKENS, TEAM: env.QUOTA_TEAM_TOKENS },

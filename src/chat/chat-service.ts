@@ -4,7 +4,7 @@ import type { PrismaClient } from '../db/client.js';
 import { AppError, badInput, notFound } from '../errors.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import { releaseReservation, reserveTokens } from '../usage/quota.js';
+import { releaseReservation, reserveTokens, type Reservation } from '../usage/quota.js';
 import {
   checkSystemPrompt,
   deleteConversation,
@@ -13,8 +13,10 @@ import {
   titleFromMessage,
   type ConversationDeps,
 } from './conversations.js';
+import { RUNNING_STATUSES } from '../usage/record.js';
 import type { GenerationRunner } from './generation.js';
 import { checkContent, checkGenerationOptions, planPrompt } from './prompt.js';
+import type { GenerationRecovery } from './recovery.js';
 import type { StreamEvent, StreamHub } from './stream-hub.js';
 
 export interface SendMessageInput {
@@ -46,6 +48,7 @@ export class ChatService {
       config: Config;
       hub: StreamHub;
       runner: GenerationRunner;
+      recovery: GenerationRecovery;
       logger: Logger;
     },
   ) {}
@@ -85,7 +88,13 @@ export class ChatService {
 
     let result: SendMessageResult;
     try {
-      result = await this.writeMessages(userId, existing, { content, model: model.id, systemPrompt });
+      result = await this.writeMessages(userId, existing, {
+        content,
+        model: model.id,
+        systemPrompt,
+        reservation,
+        promptEstimate: plan.promptEstimate,
+      });
     } catch (error) {
       await releaseReservation(prisma, reservation);
       throw error;
@@ -117,7 +126,7 @@ export class ChatService {
   private async writeMessages(
     userId: string,
     existing: Conversation | undefined,
-    message: { content: string; model: string; systemPrompt: string | null },
+    message: { content: string; model: string; systemPrompt: string | null; reservation: Reservation; promptEstimate: number },
   ): Promise<SendMessageResult> {
     const { prisma } = this.deps;
     // Explicit, monotonic v7 ids: the user message always sorts before its reply.
@@ -144,7 +153,20 @@ export class ChatService {
         data: { id: userMessageId, conversationId, userId, role: 'USER', content: message.content, status: 'COMPLETE' },
       }),
       prisma.message.create({
-        data: { id: assistantMessageId, conversationId, userId, role: 'ASSISTANT', content: '', status: 'STREAMING', model: message.model },
+        data: {
+          id: assistantMessageId,
+          conversationId,
+          userId,
+          role: 'ASSISTANT',
+          content: '',
+          status: 'STREAMING',
+          model: message.model,
+          // What recovery needs to close the generation should this instance die while it runs.
+          reservedTokens: message.reservation.tokens,
+          reservationPeriod: message.reservation.period,
+          promptEstimate: message.promptEstimate,
+          leaseExpiresAt: new Date(Date.now() + this.deps.config.chat.generationLeaseMs),
+        },
       }),
     ]);
     return { conversation, userMessage, assistantMessage };
@@ -152,7 +174,7 @@ export class ChatService {
 
   /** Stops a generation wherever it runs; returns the message in its final state. */
   async stopGeneration(userId: string, messageId: string): Promise<Message> {
-    const { prisma, hub, runner } = this.deps;
+    const { prisma, hub, runner, recovery } = this.deps;
     const message = await prisma.message.findFirst({ where: { id: messageId, userId } });
     if (!message) throw notFound('Message');
     if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages are generated', 'messageId');
@@ -165,11 +187,8 @@ export class ChatService {
       const ended = this.waitForEnd(messageId, STOP_WAIT_MS);
       await hub.requestStop(messageId);
       if (!(await ended)) {
-        // No instance owns it any more (it crashed mid-generation): close it here.
-        await prisma.message.updateMany({
-          where: { id: messageId, status: { in: ['PENDING', 'STREAMING'] } },
-          data: { status: 'STOPPED', finishReason: 'stop_requested', completedAt: new Date() },
-        });
+        // No instance answered: the one running it is gone, so it is closed here, usage and all.
+        await recovery.close(await prisma.message.findUniqueOrThrow({ where: { id: messageId } }), 'STOPPED');
       }
     }
     return prisma.message.findUniqueOrThrow({ where: { id: messageId } });
@@ -208,7 +227,7 @@ export class ChatService {
   /** Deleting a conversation first stops its running generations, so their usage is recorded. */
   async deleteConversation(userId: string, conversationId: string): Promise<void> {
     const running = await this.deps.prisma.message.findMany({
-      where: { conversationId, userId, status: { in: ['PENDING', 'STREAMING'] } },
+      where: { conversationId, userId, status: { in: RUNNING_STATUSES } },
       select: { id: true },
     });
     await Promise.all(running.map((m) => this.stopGeneration(userId, m.id)));

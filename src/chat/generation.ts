@@ -2,7 +2,7 @@ import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Reservation } from '../usage/quota.js';
-import { recordFinalMessage, type FinalMessage } from '../usage/record.js';
+import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage } from '../usage/record.js';
 import { estimateCompletionTokens, type ChatTurn } from '../usage/tokens.js';
 import type { StreamHub } from './stream-hub.js';
 import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from './upstream.js';
@@ -25,6 +25,8 @@ export interface GenerationSettings {
   /** Hard cap on one generation, however steadily it streams. */
   generationMaxMs: number;
   maxAttempts: number;
+  /** How long a generation's lease lasts; it is renewed three times per lease while it runs. */
+  leaseMs: number;
 }
 
 interface Running {
@@ -56,7 +58,7 @@ export class GenerationRunner {
   /** Starts a generation; the promise settles once its final state is persisted and published. */
   start(job: GenerationJob): Promise<void> {
     const stopController = new AbortController();
-    const finished = this.run(job, stopController.signal).finally(() => this.running.delete(job.messageId));
+    const finished = this.run(job, stopController).finally(() => this.running.delete(job.messageId));
     this.running.set(job.messageId, { stop: () => stopController.abort(), finished });
     return finished;
   }
@@ -80,14 +82,17 @@ export class GenerationRunner {
     return this.running.size;
   }
 
-  private async run(job: GenerationJob, stopSignal: AbortSignal): Promise<void> {
+  private async run(job: GenerationJob, stopController: AbortController): Promise<void> {
     const { hub, logger } = this.deps;
+    const stopSignal = stopController.signal;
     let text = '';
     let seq = 0;
     let usage: { promptTokens: number; completionTokens: number } | undefined;
     let finishReason: string | null = null;
     let failure: UpstreamFailure | undefined;
     const deadline = Date.now() + this.deps.settings.generationMaxMs;
+    // A message closed elsewhere (recovered after a lapsed lease, or deleted) is not worth finishing.
+    const lease = this.keepLease(job.messageId, () => text, () => stopController.abort());
 
     for (let attempt = 1; ; attempt += 1) {
       failure = undefined;
@@ -107,6 +112,7 @@ export class GenerationRunner {
       await sleep(waitMs);
     }
 
+    await lease.end();
     const stopped = stopSignal.aborted;
     const final: FinalMessage = {
       messageId: job.messageId,
@@ -127,6 +133,31 @@ export class GenerationRunner {
     await hub.publish({ messageId: job.messageId, seq: seq + 1, delta: '', done: true }).catch((error) => {
       logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
     });
+  }
+
+  /**
+   * While a generation runs its lease is renewed and its text so far saved, so that if this
+   * process dies another instance can tell (the lease lapses) and close it with that text.
+   */
+  private keepLease(messageId: string, textSoFar: () => string, onLost: () => void): { end(): Promise<void> } {
+    const { prisma, settings, logger } = this.deps;
+    let renewal: Promise<unknown> = Promise.resolve();
+    const timer = setInterval(() => {
+      renewal = prisma.message
+        .updateMany({
+          where: { id: messageId, status: { in: RUNNING_STATUSES } },
+          data: { content: textSoFar(), leaseExpiresAt: new Date(Date.now() + settings.leaseMs) },
+        })
+        .then((renewed) => renewed.count === 0 && onLost())
+        .catch((error: unknown) => logger.warn({ err: error, messageId }, 'could not renew a generation lease'));
+    }, settings.leaseMs / 3);
+    timer.unref();
+    return {
+      end: async () => {
+        clearInterval(timer);
+        await renewal;
+      },
+    };
   }
 
   /**

@@ -72,6 +72,11 @@ export class StreamHub {
     }
   }
 
+  /** What the replay buffer holds for a message (recovery finishes a stream from it). */
+  buffered(messageId: string): Promise<StreamEvent[]> {
+    return this.store.read(messageId);
+  }
+
   /** Asks whichever instance runs the generation to stop it. */
   requestStop(messageId: string): Promise<void> {
     return this.channel.publish(STOP_TOPIC, messageId);

@@ -23,22 +23,28 @@ export function utcDay(date: Date): Date {
   return new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()));
 }
 
+/** A generation in one of these is still running (or was, when its instance died). */
+export const RUNNING_STATUSES: MessageStatus[] = ['PENDING', 'STREAMING'];
+
 /**
  * Persists the final state of an assistant message with its usage, the daily roll-up and the
- * quota settlement in one transaction: either all of them are recorded or none.
+ * quota settlement in one transaction: either all of them are recorded or none. Only a message
+ * still running is closed, so when two parties race to close it (the generation itself and a
+ * recovery after its instance was presumed dead) usage is recorded and settled exactly once.
+ * Returns false when the message was already final.
  */
 export async function recordFinalMessage(
   prisma: PrismaClient,
   final: FinalMessage,
   reservation: Reservation,
   now = new Date(),
-): Promise<void> {
+): Promise<boolean> {
   const totalTokens = final.promptTokens + final.completionTokens;
   const cost = costMicros(final.model, final);
   const day = utcDay(now);
-  await prisma.$transaction([
-    prisma.message.update({
-      where: { id: final.messageId },
+  return prisma.$transaction(async (tx) => {
+    const closed = await tx.message.updateMany({
+      where: { id: final.messageId, status: { in: RUNNING_STATUSES } },
       data: {
         status: final.status,
         content: final.content,
@@ -51,9 +57,11 @@ export async function recordFinalMessage(
         errorCode: final.error?.code ?? null,
         errorMessage: final.error?.message ?? null,
         completedAt: now,
+        leaseExpiresAt: null,
       },
-    }),
-    prisma.$executeRaw`
+    });
+    if (closed.count === 0) return false;
+    await tx.$executeRaw`
       INSERT INTO "UsageDaily" ("userId", "day", "model", "promptTokens", "completionTokens", "totalTokens", "costMicros", "requests")
       VALUES (${final.userId}::uuid, ${day}::date, ${final.model.id}, ${final.promptTokens}, ${final.completionTokens},
               ${totalTokens}, ${cost}, 1)
@@ -62,8 +70,9 @@ export async function recordFinalMessage(
         "completionTokens" = "UsageDaily"."completionTokens" + EXCLUDED."completionTokens",
         "totalTokens" = "UsageDaily"."totalTokens" + EXCLUDED."totalTokens",
         "costMicros" = "UsageDaily"."costMicros" + EXCLUDED."costMicros",
-        "requests" = "UsageDaily"."requests" + 1`,
-    settleReservationSql(prisma, reservation, totalTokens),
-    prisma.conversation.update({ where: { id: final.conversationId }, data: { updatedAt: now } }),
-  ]);
+        "requests" = "UsageDaily"."requests" + 1`;
+    await settleReservationSql(tx, reservation, totalTokens);
+    await tx.conversation.update({ where: { id: final.conversationId }, data: { updatedAt: now } });
+    return true;
+  });
 }
