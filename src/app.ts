@@ -29,6 +29,7 @@ export interface App {
   db: Database;
   yoga: ReturnType<typeof createGraphQLServer>;
   runner: GenerationRunner;
+  recovery: GenerationRecovery;
   /** Listens on config.port (0 picks a free port); returns the bound URL. */
   start(port?: number): Promise<URL>;
   /** Stops accepting work, lets in-flight requests finish, closes sockets and the database. */
@@ -144,6 +145,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   return {
     services,
     runner,
+    recovery,
     db,
     yoga,
     start: (port = config.port) =>

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { expectData, STRONG_PASSWORD, startTestApp, uniqueEmail } from './helper
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { RegisterDocument } from './helpers/documents.js';
+import { spawnServer } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { connectWs } from './helpers/ws.js';
 
@@ -75,30 +75,13 @@ describe('graceful shutdown', () => {
 
   it('exits 0 on SIGTERM', async () => {
     const databaseUrl = inject('databaseUrl');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: join(import.meta.dirname, '..'),
-      env: {
-        PATH: process.env.PATH,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-main-')),
-        ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const server = await spawnServer({
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-main-')),
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     });
-    let output = '';
-    const listening = new Promise<string>((resolve) =>
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        const match = /listening on (http:\/\/\S+)"/.exec(output);
-        if (match?.[1]) resolve(match[1]);
-      }),
-    );
-    const url = await listening;
-    expect((await fetch(new URL('/health', url))).status).toBe(200);
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(output).toContain('shutting down');
+    expect((await fetch(new URL('/health', server.url))).status).toBe(200);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.output()).toContain('shutting down');
   });
 });

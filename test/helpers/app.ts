@@ -48,20 +48,30 @@ export async function startTestApp(
   return {
     app,
     config,
-    async execute(document, variables, options = {}) {
-      const response = await app.yoga.fetch('http://yoga/graphql', {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/graphql-response+json',
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        },
-        body: JSON.stringify({ query: print(document), variables }),
-      });
-      return { ...(await response.json()), status: response.status };
-    },
+    execute: (document, variables, options = {}) =>
+      executeOver(app.yoga.fetch, 'http://yoga/graphql', document, variables, options.token),
     stop: () => app.stop(),
   };
+}
+
+/** Runs an operation with a fetch function: yoga.fetch in-process, or the global fetch over a port. */
+export async function executeOver<R, V>(
+  fetchFn: (url: string, init: RequestInit) => Promise<Response> | Response,
+  url: string | URL,
+  document: TypedDocumentNode<R, V>,
+  variables?: V,
+  token?: string | null,
+): Promise<ExecutionResult<R> & { status: number }> {
+  const response = await fetchFn(url.toString(), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ query: print(document), variables }),
+  });
+  return { ...(await response.json()), status: response.status };
 }
 
 /** Throws with the errors when a result has any, so a test fails at the real cause. */

@@ -80,11 +80,7 @@ export const MessageStreamDocument = graphql(`
       delta
       done
       message {
-        id
-        status
-        content
-        totalTokens
-        costMicros
+        ...MessageFields
       }
       usage {
         promptTokens

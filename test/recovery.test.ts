@@ -1,0 +1,147 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { print } from 'graphql';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, uniqueEmail, type TestApp } from './helpers/app.js';
+import { registerUser } from './helpers/accounts.js';
+import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
+import { RegisterDocument } from './helpers/documents.js';
+import { spawnServer, type ServerProcess } from './helpers/server-process.js';
+import { MockUpstream } from './helpers/upstream.js';
+import { connectWs } from './helpers/ws.js';
+
+type StreamEvent = {
+  seq: number;
+  delta: string;
+  done: boolean;
+  message?: {
+    status: string;
+    content: string;
+    promptTokens: number;
+    completionTokens: number;
+    totalTokens: number;
+    usageEstimated: boolean;
+    finishReason?: string | null;
+    error?: { code: string } | null;
+  } | null;
+};
+
+const REPLY = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let upstream: MockUpstream | undefined;
+let server: ServerProcess | undefined;
+let t: TestApp | undefined;
+afterEach(async () => {
+  server?.child.kill('SIGKILL');
+  await t?.stop();
+  await upstream?.stop();
+  server = t = upstream = undefined;
+});
+
+/** Follows a message's stream to its end (or until `until` says enough), collecting the events. */
+function follow(url: URL, token: string, messageId: string, until: (events: StreamEvent[]) => boolean = () => false) {
+  const client = connectWs(url, token);
+  const events: StreamEvent[] = [];
+  const ended = (async () => {
+    for await (const result of client.iterate({ query: print(MessageStreamDocument), variables: { messageId } })) {
+      events.push((result.data as { messageStream: StreamEvent }).messageStream);
+      if (until(events)) break;
+    }
+    await client.dispose();
+    return events;
+  })();
+  return { events, ended };
+}
+
+describe('generations whose instance died', () => {
+  it('are closed FAILED with their text, usage recorded, quota settled, and waiting subscribers get done', async () => {
+    upstream = await MockUpstream.start();
+    const databaseUrl = inject('databaseUrl');
+    const dataDir = mkdtempSync(join(tmpdir(), 'sb-crash-'));
+    const env = {
+      ...upstream.env,
+      JWT_SECRET: TEST_JWT_SECRET,
+      PASSWORD_HASH_COST: '12',
+      GENERATION_LEASE_SECONDS: '1',
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+      ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+    };
+    server = await spawnServer({ ...env, DATA_DIR: dataDir, LOG_LEVEL: 'info' });
+
+    const email = uniqueEmail('crash');
+    const registered = expectData(
+      await executeOver(fetch, server.url, RegisterDocument, { input: { email, password: STRONG_PASSWORD, name: 'Crash' } }),
+    );
+    const token = registered.register.accessToken;
+    const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 4, latency: 60 });
+    const sent = expectData(await executeOver(fetch, server.url, SendMessageDocument, { input: { content: prompt } }, token));
+    const messageId = sent.sendMessage.assistantMessage.id;
+
+    // Watch a good part of the reply arrive (past several lease checkpoints), then kill the server outright.
+    const before = follow(server.url, token, messageId, (events) => events.length >= 25);
+    const seenBeforeCrash = (await before.ended).map((e) => e.delta).join('');
+    await sleep(400);
+    server.child.kill('SIGKILL');
+    await server.exited;
+    server = undefined;
+
+    // Another instance on the same data takes over.
+    t = await startTestApp(
+      { ...upstream.env, GENERATION_LEASE_SECONDS: '1' },
+      databaseUrl ? {} : { database: { kind: 'pglite', dataDir: join(dataDir, 'pglite') } },
+    );
+    const url = await t.app.start(0);
+    const after = await follow(url, token, messageId).ended;
+
+    const last = after.at(-1)!;
+    expect(last.done).toBe(true);
+    expect(last.message).toMatchObject({ status: 'FAILED', usageEstimated: true, finishReason: 'interrupted', error: { code: 'INTERRUPTED' } });
+    const content = last.message!.content;
+    // Nothing streamed is lost from the stream, and the saved text is a true prefix of the reply.
+    expect(after.map((e) => e.delta).join('')).toBe(content);
+    expect(content.length).toBeGreaterThan(0);
+    expect(REPLY.startsWith(content)).toBe(true);
+    expect(content.length).toBeLessThan(REPLY.length);
+    if (process.env.REDIS_URL) expect(content.startsWith(seenBeforeCrash)).toBe(true);
+    expect(last.message!.promptTokens).toBeGreaterThan(0);
+    expect(last.message!.completionTokens).toBeGreaterThan(0);
+
+    // Charged once, and the reservation no longer holds quota.
+    const userId = decodeGlobalId(registered.register.user.id).id;
+    const period = await t.app.db.prisma.quotaPeriod.findFirstOrThrow({ where: { userId } });
+    expect(period.reservedTokens).toBe(0n);
+    expect(Number(period.usedTokens)).toBe(last.message!.totalTokens);
+    const daily = await t.app.db.prisma.usageDaily.findMany({ where: { userId } });
+    expect(daily.map((d) => d.requests)).toEqual([1]);
+  });
+
+  it('records a generation once when it is closed elsewhere while it still runs, and stops it', async () => {
+    upstream = await MockUpstream.start();
+    t = await startTestApp({ ...upstream.env, GENERATION_LEASE_SECONDS: '1' });
+    const user = await registerUser(t);
+    const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 4, latency: 60 });
+    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
+    const messageId = decodeGlobalId(sent.sendMessage.assistantMessage.id).id;
+    await sleep(500);
+
+    // As another instance would after this one's lease lapsed.
+    const running = await t.app.db.prisma.message.findUniqueOrThrow({ where: { id: messageId } });
+    expect(await t.app.recovery.close(running, 'FAILED')).toBe(true);
+    expect(await t.app.recovery.close(running, 'FAILED')).toBe(false);
+    // The runner notices at its next lease renewal and stops without recording a second time.
+    for (let i = 0; i < 100 && t.app.runner.size > 0; i += 1) await sleep(50);
+    expect(t.app.runner.size).toBe(0);
+
+    const message = await t.app.db.prisma.message.findUniqueOrThrow({ where: { id: messageId } });
+    expect(message.status).toBe('FAILED');
+    expect(message.errorCode).toBe('INTERRUPTED');
+    const period = await t.app.db.prisma.quotaPeriod.findFirstOrThrow({ where: { userId: message.userId } });
+    expect(period.reservedTokens).toBe(0n);
+    expect(Number(period.usedTokens)).toBe(message.totalTokens);
+    const daily = await t.app.db.prisma.usageDaily.findMany({ where: { userId: message.userId } });
+    expect(daily.map((d) => d.requests)).toEqual([1]);
+  });
+});
