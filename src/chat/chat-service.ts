@@ -1,10 +1,10 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
-import type { PrismaClient } from '../db/client.js';
+import type { PrismaClient, PrismaTx } from '../db/client.js';
 import { AppError, badInput, notFound } from '../errors.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import { releaseReservation, reserveTokens, type Reservation } from '../usage/quota.js';
+import { reserveTokens, type Reservation } from '../usage/quota.js';
 import {
   checkSystemPrompt,
   deleteConversation,
@@ -82,23 +82,20 @@ export class ChatService {
       requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
     });
 
-    // The worst case is reserved before anything is written: a refused call leaves no trace.
+    // The worst case is reserved in the transaction that writes the messages: a refused call
+    // leaves no trace, and no reservation can outlive a crash without its message.
     const user = await prisma.user.findUniqueOrThrow({ where: { id: userId }, select: { plan: true } });
-    const reservation = await reserveTokens(prisma, userId, plan.promptEstimate + plan.maxTokens, config.quotas[user.plan]);
-
-    let result: SendMessageResult;
-    try {
-      result = await this.writeMessages(userId, existing, {
+    const { reservation, ...result } = await prisma.$transaction(async (tx) => {
+      const reservation = await reserveTokens(tx, userId, plan.promptEstimate + plan.maxTokens, config.quotas[user.plan]);
+      const written = await this.writeMessages(tx, userId, existing, {
         content,
         model: model.id,
         systemPrompt,
         reservation,
         promptEstimate: plan.promptEstimate,
       });
-    } catch (error) {
-      await releaseReservation(prisma, reservation);
-      throw error;
-    }
+      return { reservation, ...written };
+    });
     const finished = this.deps.runner.start({
       messageId: result.assistantMessage.id,
       conversationId: result.conversation.id,
@@ -124,51 +121,47 @@ export class ChatService {
   }
 
   private async writeMessages(
+    tx: PrismaTx,
     userId: string,
     existing: Conversation | undefined,
     message: { content: string; model: string; systemPrompt: string | null; reservation: Reservation; promptEstimate: number },
   ): Promise<SendMessageResult> {
-    const { prisma } = this.deps;
     // Explicit, monotonic v7 ids: the user message always sorts before its reply.
     const conversationId = existing?.id ?? uuidv7();
-    const userMessageId = uuidv7();
-    const assistantMessageId = uuidv7();
     const retitle = existing?.title === 'New conversation';
-    const [conversation, userMessage, assistantMessage] = await prisma.$transaction([
-      existing
-        ? prisma.conversation.update({
-            where: { id: existing.id },
-            data: retitle ? { title: titleFromMessage(message.content) } : { updatedAt: new Date() },
-          })
-        : prisma.conversation.create({
-            data: {
-              id: conversationId,
-              userId,
-              title: titleFromMessage(message.content),
-              model: message.model,
-              systemPrompt: message.systemPrompt,
-            },
-          }),
-      prisma.message.create({
-        data: { id: userMessageId, conversationId, userId, role: 'USER', content: message.content, status: 'COMPLETE' },
-      }),
-      prisma.message.create({
-        data: {
-          id: assistantMessageId,
-          conversationId,
-          userId,
-          role: 'ASSISTANT',
-          content: '',
-          status: 'STREAMING',
-          model: message.model,
-          // What recovery needs to close the generation should this instance die while it runs.
-          reservedTokens: message.reservation.tokens,
-          reservationPeriod: message.reservation.period,
-          promptEstimate: message.promptEstimate,
-          leaseExpiresAt: new Date(Date.now() + this.deps.config.chat.generationLeaseMs),
-        },
-      }),
-    ]);
+    const conversation = existing
+      ? await tx.conversation.update({
+          where: { id: existing.id },
+          data: retitle ? { title: titleFromMessage(message.content) } : { updatedAt: new Date() },
+        })
+      : await tx.conversation.create({
+          data: {
+            id: conversationId,
+            userId,
+            title: titleFromMessage(message.content),
+            model: message.model,
+            systemPrompt: message.systemPrompt,
+          },
+        });
+    const userMessage = await tx.message.create({
+      data: { id: uuidv7(), conversationId, userId, role: 'USER', content: message.content, status: 'COMPLETE' },
+    });
+    const assistantMessage = await tx.message.create({
+      data: {
+        id: uuidv7(),
+        conversationId,
+        userId,
+        role: 'ASSISTANT',
+        content: '',
+        status: 'STREAMING',
+        model: message.model,
+        // What recovery needs to close the generation should this instance die while it runs.
+        reservedTokens: message.reservation.tokens,
+        reservationPeriod: message.reservation.period,
+        promptEstimate: message.promptEstimate,
+        leaseExpiresAt: new Date(Date.now() + this.deps.config.chat.generationLeaseMs),
+      },
+    });
     return { conversation, userMessage, assistantMessage };
   }
 

@@ -3,10 +3,12 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
-import { PrismaClient } from '../generated/prisma/client.js';
+import { PrismaClient, type Prisma } from '../generated/prisma/client.js';
 import type { SqlConnection } from './migrate.js';
 
 export type { PrismaClient };
+/** The client inside an interactive transaction, or the client itself: code that can run in either. */
+export type PrismaTx = Prisma.TransactionClient;
 
 export type DatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string };
 
@@ -29,9 +31,13 @@ export async function openDatabase(target: DatabaseTarget, options: DatabaseOpti
   return target.kind === 'postgres' ? openPostgres(target.url, options) : openPglite(target.dataDir, options);
 }
 
+// Prisma's defaults (2 s to get a connection, 5 s to finish) turn a burst of requests queueing for
+// the pool into errors; short transactions that wait a little longer are the better trade.
+const TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 15_000 };
+
 function createPrisma(adapter: PrismaPg | PrismaPGlite, options: DatabaseOptions): PrismaClient {
-  if (!options.onQuery) return new PrismaClient({ adapter });
-  const prisma = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
+  if (!options.onQuery) return new PrismaClient({ adapter, transactionOptions: TRANSACTION_OPTIONS });
+  const prisma = new PrismaClient({ adapter, transactionOptions: TRANSACTION_OPTIONS, log: [{ emit: 'event', level: 'query' }] });
   const onQuery = options.onQuery;
   prisma.$on('query', (event) => onQuery(event.query));
   return prisma as unknown as PrismaClient;

@@ -1,4 +1,4 @@
-import type { PrismaClient } from '../db/client.js';
+import type { PrismaTx } from '../db/client.js';
 import { AppError } from '../errors.js';
 import type { Plan } from '../generated/prisma/client.js';
 
@@ -18,10 +18,11 @@ export interface Reservation {
 /**
  * Reserves the worst case of a call against the monthly quota, atomically: the conditional
  * UPDATE takes the row lock, so of concurrent reservations only those that fit succeed and the
- * reserved plus used tokens never exceed the quota.
+ * reserved plus used tokens never exceed the quota. Run it in the transaction that writes what
+ * the reservation is for, so that a reservation never exists without its message.
  */
 export async function reserveTokens(
-  prisma: PrismaClient,
+  prisma: PrismaTx,
   userId: string,
   tokens: number,
   quota: number,
@@ -46,7 +47,7 @@ export async function reserveTokens(
 
 /** SQL that turns a reservation into used tokens; run inside the transaction that records usage. */
 export function settleReservationSql(
-  prisma: Pick<PrismaClient, '$executeRaw'>,
+  prisma: PrismaTx,
   reservation: Reservation,
   usedTokens: number,
 ) {
@@ -57,9 +58,4 @@ export function settleReservationSql(
     SET "reservedTokens" = GREATEST("reservedTokens" - ${reservation.tokens}, 0),
         "usedTokens" = "usedTokens" + ${used}, "updatedAt" = now()
     WHERE "userId" = ${reservation.userId}::uuid AND "period" = ${reservation.period}::date`;
-}
-
-/** Gives back a reservation that was never used (the call was refused before reaching the upstream). */
-export async function releaseReservation(prisma: PrismaClient, reservation: Reservation): Promise<void> {
-  await settleReservationSql(prisma, reservation, 0);
 }
