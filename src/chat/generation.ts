@@ -4,6 +4,7 @@ import type { ModelInfo } from '../model-catalog.js';
 import type { Reservation } from '../usage/quota.js';
 import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage } from '../usage/record.js';
 import { estimateCompletionTokens, type ChatTurn } from '../usage/tokens.js';
+import { DeltaPublisher } from './delta-publisher.js';
 import type { StreamHub } from './stream-hub.js';
 import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from './upstream.js';
 
@@ -86,7 +87,7 @@ export class GenerationRunner {
     const { hub, logger } = this.deps;
     const stopSignal = stopController.signal;
     let text = '';
-    let seq = 0;
+    const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger);
     let usage: { promptTokens: number; completionTokens: number } | undefined;
     let finishReason: string | null = null;
     let failure: UpstreamFailure | undefined;
@@ -96,22 +97,22 @@ export class GenerationRunner {
 
     for (let attempt = 1; ; attempt += 1) {
       failure = undefined;
-      const attemptResult = await this.attempt(job, stopSignal, deadline, async (delta) => {
+      const attemptResult = await this.attempt(job, stopSignal, deadline, (delta) => {
         text += delta;
-        seq += 1;
-        await hub.publish({ messageId: job.messageId, seq, delta, done: false });
+        publisher.push(delta);
       });
       usage = attemptResult.usage ?? usage;
       finishReason = attemptResult.finishReason ?? finishReason;
       failure = attemptResult.failure;
       // Retry only while nothing has reached a client: once a token is out, a retry would repeat it.
-      const mayRetry = failure?.retryable && seq === 0 && !stopSignal.aborted && attempt < this.deps.settings.maxAttempts;
+      const mayRetry = failure?.retryable && !publisher.started && !stopSignal.aborted && attempt < this.deps.settings.maxAttempts;
       if (!mayRetry) break;
       const waitMs = Math.min((failure?.retryAfterSeconds ?? 2 ** (attempt - 1) * 0.25) * 1000, MAX_RETRY_WAIT_MS);
       logger.warn({ messageId: job.messageId, attempt, status: failure?.status, waitMs }, 'retrying upstream call');
       await sleep(waitMs);
     }
 
+    const lastSeq = await publisher.drain();
     await lease.end();
     const stopped = stopSignal.aborted;
     const final: FinalMessage = {
@@ -130,7 +131,7 @@ export class GenerationRunner {
     } catch (error) {
       logger.error({ err: error, messageId: job.messageId }, 'could not record the final message');
     }
-    await hub.publish({ messageId: job.messageId, seq: seq + 1, delta: '', done: true }).catch((error) => {
+    await hub.publish({ messageId: job.messageId, seq: lastSeq + 1, delta: '', done: true }).catch((error) => {
       logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
     });
   }
@@ -180,7 +181,7 @@ export class GenerationRunner {
     job: GenerationJob,
     stopSignal: AbortSignal,
     deadline: number,
-    onDelta: (delta: string) => Promise<void>,
+    onDelta: (delta: string) => void,
   ): Promise<{
     usage?: { promptTokens: number; completionTokens: number };
     finishReason?: string;
@@ -220,7 +221,7 @@ export class GenerationRunner {
         }
         if (choice?.finish_reason) finishReason = choice.finish_reason;
         const delta = choice?.delta?.content;
-        if (delta && !controller.signal.aborted) await onDelta(delta);
+        if (delta && !controller.signal.aborted) onDelta(delta);
       }
       // Aborting does not throw: the loop just ends, so the reason is checked here.
       if (controller.signal.aborted) {

@@ -1,0 +1,101 @@
+import { LLMock } from '@copilotkit/aimock';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The upstream every benchmark talks to: aimock, answering any prompt with a fixed reply. */
+export async function startUpstream(reply: string, chunkSize: number): Promise<{ baseUrl: string; stop(): Promise<void> }> {
+  const mock = new LLMock({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
+  mock.on({ predicate: () => true }, { content: reply }, { chunkSize, latency: 0 });
+  await mock.start();
+  return { baseUrl: `${mock.url}/v1`, stop: () => mock.stop() };
+}
+
+/**
+ * A Switchboard server in its own process, as production runs it, so that the load generator and
+ * the clients do not share its event loop. PostgreSQL and Redis when DATABASE_URL / REDIS_URL are
+ * set, else the embedded defaults (PGlite under a temporary DATA_DIR, in-process pub/sub).
+ */
+export async function startSwitchboard(upstreamBaseUrl: string): Promise<{ url: URL; stop(): Promise<void> }> {
+  // BENCH_PROFILE=1 writes a V8 CPU profile of the server to bench/profiles/ (open it in Chrome DevTools).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
+    cwd: join(import.meta.dirname, '..'),
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-bench-')),
+      JWT_SECRET: 'bench-secret-that-is-long-enough-for-hs256-0123456789',
+      PASSWORD_HASH_COST: '12',
+      OPENAI_API_KEY: 'sk-bench',
+      OPENAI_BASE_URL: upstreamBaseUrl,
+      QUOTA_FREE_TOKENS: '1000000000',
+      ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+      ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const url = await new Promise<URL>((resolve, reject) => {
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/\S+)"/.exec(output);
+      if (match?.[1]) resolve(new URL(match[1]));
+    });
+    void exited.then(() => reject(new Error(`the server exited before listening:\n${output}`)));
+  });
+  // Request logs would measure the terminal; keep the pipe drained and quiet.
+  child.stdout.removeAllListeners('data');
+  child.stdout.resume();
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** POSTs a GraphQL operation and fails loudly on errors: a benchmark of failures measures nothing. */
+export async function graphql<T = Record<string, any>>(
+  url: URL,
+  query: string,
+  variables: Record<string, unknown> = {},
+  token?: string,
+): Promise<T> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: T; errors?: unknown[] };
+  if (body.errors?.length || !body.data) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+export async function registerBenchUser(url: URL): Promise<{ accessToken: string; apiKey: string }> {
+  const email = `bench-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+  const registered = await graphql<{ register: { accessToken: string } }>(
+    url,
+    'mutation($input: RegisterInput!) { register(input: $input) { accessToken } }',
+    { input: { email, password: 'correct horse battery staple', name: 'Bench' } },
+  );
+  const accessToken = registered.register.accessToken;
+  const key = await graphql<{ createApiKey: { secret: string } }>(
+    url,
+    'mutation { createApiKey(input: { name: "bench" }) { secret } }',
+    {},
+    accessToken,
+  );
+  return { accessToken, apiKey: key.createApiKey.secret };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
