@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { NestedConversationsDocument } from './helpers/chat-documents.js';
+import { MeDocument } from './helpers/documents.js';
 
 let t: TestApp;
 let statements: string[] = [];
@@ -52,5 +53,13 @@ describe('nested reads', () => {
     expect(large.count).toBe(small.count);
     // Viewer lookup, conversations (with counts), messages, one usage aggregate.
     expect(large.count).toBeLessThanOrEqual(6);
+  });
+
+  it('answer { me { scalars } } from the row that authenticated the request: one statement', async () => {
+    const user = await registerUser(t);
+    statements = [];
+    const data = expectData(await t.execute(MeDocument, {}, { token: user.accessToken }));
+    expect(data.me?.email).toBe(user.email);
+    expect(statements).toHaveLength(1);
   });
 });

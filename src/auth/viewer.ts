@@ -13,6 +13,8 @@ export interface Viewer {
   role: Role;
   via: 'access_token' | 'api_key' | 'oidc';
   apiKeyId?: string;
+  /** The user's row as read when the request was authenticated. */
+  user: User;
 }
 
 export type Authenticate = (authorization: string | null | undefined) => Promise<Viewer | null>;
@@ -46,7 +48,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
       const key = await findActiveApiKey(prisma, credential);
       if (!key) throw unauthenticated('API key is invalid or revoked');
       const user = await activeUser(key.userId);
-      return { id: user.id, role: user.role, via: 'api_key', apiKeyId: key.id };
+      return { id: user.id, role: user.role, via: 'api_key', apiKeyId: key.id, user };
     }
 
     // The unverified issuer only chooses which verifier runs; each verifier checks everything.
@@ -54,11 +56,11 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
     if (verifyOidc && config.oidc && issuer === config.oidc.issuer) {
       const user = await findOrCreateOidcUser(prisma, await verifyOidc(credential));
       if (user.deactivatedAt) throw unauthenticated('Account is deactivated');
-      return { id: user.id, role: user.role, via: 'oidc' };
+      return { id: user.id, role: user.role, via: 'oidc', user };
     }
     const { userId } = await verifyAccessToken(config.auth, credential);
     const user = await activeUser(userId);
-    return { id: user.id, role: user.role, via: 'access_token' };
+    return { id: user.id, role: user.role, via: 'access_token', user };
   };
 }
 

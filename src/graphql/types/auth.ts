@@ -32,7 +32,7 @@ const accountDeps = (ctx: GraphQLContext) => ({ prisma: ctx.services.prisma, aut
 
 // The session's own user is readable by whoever just proved to be them.
 const asViewer = (ctx: GraphQLContext, session: AuthSession) => {
-  ctx.viewer = { id: session.user.id, role: session.user.role, via: 'access_token' };
+  ctx.viewer = { id: session.user.id, role: session.user.role, via: 'access_token', user: session.user };
   return session;
 };
 

@@ -29,8 +29,12 @@ builder.queryField('me', (t) =>
     type: 'User',
     nullable: true,
     description: 'The signed-in user, or null when anonymous.',
-    resolve: (query, _root, _args, ctx) =>
-      ctx.viewer ? ctx.services.prisma.user.findUnique({ ...query, where: { id: ctx.viewer.id } }) : null,
+    resolve: (query, _root, _args, ctx) => {
+      if (!ctx.viewer) return null;
+      // Only scalar fields asked for: the row read to authenticate the request already has them.
+      if (Object.keys(query).length === 0) return ctx.viewer.user;
+      return ctx.services.prisma.user.findUnique({ ...query, where: { id: ctx.viewer.id } });
+    },
   }),
 );
 
