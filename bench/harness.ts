@@ -4,10 +4,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The upstream every benchmark talks to: aimock, answering any prompt with a fixed reply. */
+/** The prompts the upstream answers: the same reply, as fast as possible or paced like a model. */
+export const PROMPTS = { unpaced: 'bench unpaced', paced: 'bench paced' } as const;
+export const PACED_CHUNK_MS = 10;
+
+/** The upstream every benchmark talks to: aimock, answering each bench prompt with a fixed reply. */
 export async function startUpstream(reply: string, chunkSize: number): Promise<{ baseUrl: string; stop(): Promise<void> }> {
   const mock = new LLMock({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-  mock.on({ predicate: () => true }, { content: reply }, { chunkSize, latency: 0 });
+  mock.on({ userMessage: PROMPTS.unpaced }, { content: reply }, { chunkSize, latency: 0 });
+  mock.on({ userMessage: PROMPTS.paced }, { content: reply }, { chunkSize, latency: PACED_CHUNK_MS });
   await mock.start();
   return { baseUrl: `${mock.url}/v1`, stop: () => mock.stop() };
 }

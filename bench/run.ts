@@ -1,6 +1,6 @@
 import { cpus } from 'node:os';
 import { benchHttp, type HttpResult } from './http.js';
-import { registerBenchUser, startSwitchboard, startUpstream } from './harness.js';
+import { PACED_CHUNK_MS, PROMPTS, registerBenchUser, startSwitchboard, startUpstream } from './harness.js';
 import { benchDirect, benchSwitchboard, ROUNDS } from './streaming.js';
 
 /**
@@ -38,19 +38,28 @@ function printHttp(results: HttpResult[]) {
 
 async function runStreaming(url: URL, token: string) {
   const chunks = Math.ceil(REPLY.length / CHUNK_CHARS);
-  const direct = await benchDirect(upstream.baseUrl, REPLY);
-  const through = await benchSwitchboard(url, token, REPLY);
-  console.log(`\nStreaming: ${through.generations} generations of ${chunks} upstream chunks each, ${through.generations / ROUNDS} at a time.\n`);
+  const results = [];
+  for (const prompt of [PROMPTS.unpaced, PROMPTS.paced]) {
+    results.push(await benchDirect(upstream.baseUrl, prompt, REPLY), await benchSwitchboard(url, token, prompt, REPLY));
+  }
+  console.log(
+    `\nStreaming: ${results[0]!.generations} generations per row, ${results[0]!.generations / ROUNDS} at a time, ` +
+      `each ${chunks} upstream chunks, unpaced or paced at ${PACED_CHUNK_MS} ms per chunk.\n`,
+  );
   console.log('| streaming path | first token p50 / p99 ms | complete p50 / p99 ms | wall s | upstream chunks/s |');
   console.log('|---|---:|---:|---:|---:|');
-  for (const r of [direct, through]) {
+  for (const r of results) {
     const chunksPerSecond = (r.generations * chunks) / (r.wallMs / 1000);
     console.log(
       `| ${r.name} | ${r.firstTokenP50Ms.toFixed(1)} / ${r.firstTokenP99Ms.toFixed(1)} | ${r.completeP50Ms.toFixed(1)} / ${r.completeP99Ms.toFixed(1)} | ${(r.wallMs / 1000).toFixed(2)} | ${chunksPerSecond.toFixed(0)} |`,
     );
   }
-  console.log(
-    `\nRatios (Switchboard / direct): first token p50 ×${(through.firstTokenP50Ms / direct.firstTokenP50Ms).toFixed(1)}, ` +
-      `complete p50 ×${(through.completeP50Ms / direct.completeP50Ms).toFixed(1)}, wall ×${(through.wallMs / direct.wallMs).toFixed(1)}`,
-  );
+  for (let i = 0; i < results.length; i += 2) {
+    const [direct, through] = [results[i]!, results[i + 1]!];
+    console.log(
+      `\n${through.name} / direct: first token p50 ×${(through.firstTokenP50Ms / direct.firstTokenP50Ms).toFixed(2)} ` +
+        `(+${(through.firstTokenP50Ms - direct.firstTokenP50Ms).toFixed(0)} ms), complete p50 ×${(through.completeP50Ms / direct.completeP50Ms).toFixed(2)} ` +
+        `(+${(through.completeP50Ms - direct.completeP50Ms).toFixed(0)} ms), wall ×${(through.wallMs / direct.wallMs).toFixed(2)}`,
+    );
+  }
 }

@@ -43,15 +43,15 @@ async function measure(name: string, generate: () => Promise<Timing>): Promise<S
 }
 
 /** The same streamed completions straight from the upstream with the openai SDK: the floor. */
-export function benchDirect(upstreamBaseUrl: string, expectedReply: string): Promise<StreamingResult> {
+export function benchDirect(upstreamBaseUrl: string, prompt: string, expectedReply: string): Promise<StreamingResult> {
   const openai = new OpenAI({ baseURL: upstreamBaseUrl, apiKey: 'sk-bench', maxRetries: 0 });
-  return measure('openai SDK straight to the upstream', async () => {
+  return measure(`openai SDK straight to the upstream (${prompt})`, async () => {
     const start = performance.now();
     let firstTokenMs = NaN;
     let text = '';
     const stream = await openai.chat.completions.create({
       model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'bench' }],
+      messages: [{ role: 'user', content: prompt }],
       stream: true,
       stream_options: { include_usage: true },
     });
@@ -69,7 +69,7 @@ export function benchDirect(upstreamBaseUrl: string, expectedReply: string): Pro
  * Through Switchboard as a chat app uses it: sendMessage over HTTP, then messageStream over
  * graphql-ws (one socket per lane), until `done`; the reply is checked whole.
  */
-export async function benchSwitchboard(url: URL, token: string, expectedReply: string): Promise<StreamingResult> {
+export async function benchSwitchboard(url: URL, token: string, prompt: string, expectedReply: string): Promise<StreamingResult> {
   const clients = Array.from({ length: CONCURRENCY }, () =>
     createClient({
       url: url.toString().replace(/^http/, 'ws'),
@@ -81,13 +81,13 @@ export async function benchSwitchboard(url: URL, token: string, expectedReply: s
   );
   let lane = 0;
   try {
-    return await measure('Switchboard: sendMessage + messageStream (graphql-ws)', async () => {
+    return await measure(`Switchboard: sendMessage + messageStream over graphql-ws (${prompt})`, async () => {
       const client = clients[lane++ % CONCURRENCY]!;
       const start = performance.now();
       const sent = await graphql<{ sendMessage: { assistantMessage: { id: string } } }>(
         url,
         SEND,
-        { input: { content: 'bench', model: 'gpt-4o-mini' } },
+        { input: { content: prompt, model: 'gpt-4o-mini' } },
         token,
       );
       let firstTokenMs = NaN;
