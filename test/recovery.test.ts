@@ -120,9 +120,11 @@ describe('generations whose instance died', () => {
 
   it('records a generation once when it is closed elsewhere while it still runs, and stops it', async () => {
     upstream = await MockUpstream.start();
-    t = await startTestApp({ ...upstream.env, GENERATION_LEASE_SECONDS: '1' });
+    // Long enough that no other test server sweeps this live generation on a busy machine.
+    t = await startTestApp({ ...upstream.env, GENERATION_LEASE_SECONDS: '3' });
     const user = await registerUser(t);
-    const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 4, latency: 60 });
+    // About 8 s of reply: far longer than the runner may take to notice it lost the message.
+    const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 1, latency: 20 });
     const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
     const messageId = decodeGlobalId(sent.sendMessage.assistantMessage.id).id;
     await sleep(500);
