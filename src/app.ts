@@ -6,7 +6,7 @@ import { GenerationRunner } from './chat/generation.js';
 import { GenerationRecovery, startOrphanSweeper } from './chat/recovery.js';
 import { StreamHub } from './chat/stream-hub.js';
 import { createInProcessTransport, createRedisTransport } from './chat/stream-transports.js';
-import { createUpstream } from './chat/upstream.js';
+import { createUpstream, createUpstreamProbe } from './chat/upstream.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -14,6 +14,7 @@ import type { Services } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
 import { createGraphQLServer } from './graphql/server.js';
 import { attachGraphQLWs } from './http/graphql-ws.js';
+import type { ReadinessChecks } from './http/health.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger, type Logger } from './logger.js';
 
@@ -52,12 +53,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const applied = await db.withConnection((conn) => migrate(conn));
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
 
-  const readinessChecks: Record<string, () => Promise<void>> = { database: () => db.ping() };
+  const readinessChecks: ReadinessChecks = { required: { database: () => db.ping() }, advisory: {} };
   let hub: StreamHub;
   if (config.redisUrl) {
     const redis = createRedisTransport(config.redisUrl);
     hub = new StreamHub(redis.store, redis.channel);
-    readinessChecks.redis = redis.ping;
+    readinessChecks.required.redis = redis.ping;
   } else {
     const local = createInProcessTransport();
     hub = new StreamHub(local.store, local.channel);
@@ -73,6 +74,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     baseUrl: demo?.baseUrl ?? config.openai.baseUrl,
     timeoutMs: config.chat.upstreamTimeoutMs,
   });
+  readinessChecks.advisory.upstream = createUpstreamProbe(upstream);
   const runner = new GenerationRunner({
     prisma: db.prisma,
     hub,

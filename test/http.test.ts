@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { auditServer } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -25,8 +26,30 @@ describe('HTTP endpoints on a real port', () => {
     expect(await health.json()).toEqual({ status: 'ok' });
     const ready = await fetch(new URL('/ready', url));
     expect(ready.status).toBe(200);
-    const expectedChecks = process.env.REDIS_URL ? { database: 'ok', redis: 'ok' } : { database: 'ok' };
+    const expectedChecks = process.env.REDIS_URL
+      ? { database: 'ok', redis: 'ok', upstream: 'ok' }
+      : { database: 'ok', upstream: 'ok' };
     expect(await ready.json()).toEqual({ status: 'ready', checks: expectedChecks });
+  });
+
+  it('reports an unreachable model provider on /ready without taking the instance out of service', async () => {
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const offline = await startTestApp({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: `http://127.0.0.1:${closedPort}/v1` });
+    try {
+      const offlineUrl = await offline.app.start(0);
+      const ready = await fetch(new URL('/ready', offlineUrl));
+      expect(ready.status).toBe(200);
+      const body = await ready.json();
+      expect(body).toMatchObject({ status: 'ready', checks: { database: 'ok', upstream: 'unavailable' } });
+      expect(JSON.stringify(body)).not.toContain(String(closedPort));
+    } finally {
+      await offline.stop();
+    }
   });
 
   it('serves GraphiQL at /graphql to browsers', async () => {

@@ -7,6 +7,29 @@ export function createUpstream(options: { apiKey: string; baseUrl?: string; time
   return new OpenAI({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: 0, timeout: options.timeoutMs });
 }
 
+const PROBE_TTL_MS = { ok: 30_000, failed: 5_000 };
+
+/**
+ * Whether the upstream answers `GET /models` (free, unbilled). The answer is remembered for a
+ * while so that readiness probes from every instance do not hit the provider each time.
+ */
+export function createUpstreamProbe(upstream: Upstream, timeoutMs = 2000): () => Promise<void> {
+  let last: { until: number; result: Promise<void> } | undefined;
+  return () => {
+    if (last && Date.now() < last.until) return last.result;
+    const probe = { until: Date.now() + PROBE_TTL_MS.ok, result: Promise.resolve() };
+    probe.result = upstream.models.list({ timeout: timeoutMs, maxRetries: 0 }).then(
+      () => undefined,
+      (error: unknown) => {
+        probe.until = Date.now() + PROBE_TTL_MS.failed;
+        throw error;
+      },
+    );
+    last = probe;
+    return probe.result;
+  };
+}
+
 export interface UpstreamFailure {
   /** Worth another attempt if no token has reached anyone yet. */
   retryable: boolean;

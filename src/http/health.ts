@@ -7,30 +7,42 @@ export function respondHealth(res: ServerResponse): void {
   sendJson(res, 200, { status: 'ok' });
 }
 
+export interface ReadinessChecks {
+  /** Each must answer for the instance to take traffic. */
+  required: Record<string, ReadinessCheck>;
+  /**
+   * Reported but never failing readiness: an LLM provider outage must not also take away
+   * sign-in, history and usage by pulling every instance out of the load balancer.
+   */
+  advisory: Record<string, ReadinessCheck>;
+}
+
 /**
- * Readiness: every dependency answers within the timeout, and the server is not shutting down.
- * Failures name the dependency but never include connection strings or error text.
+ * Readiness: every required dependency answers within the timeout, and the server is not shutting
+ * down. Failures name the dependency but never include connection strings or error text.
  */
 export async function respondReady(
   res: ServerResponse,
-  checks: Record<string, ReadinessCheck>,
+  checks: ReadinessChecks,
   state: { shuttingDown: boolean },
   timeoutMs = 2000,
 ): Promise<void> {
-  const results = await Promise.all(
-    Object.entries(checks).map(async ([name, check]) => {
-      try {
-        await withTimeout(check(), timeoutMs);
-        return [name, 'ok'] as const;
-      } catch {
-        return [name, 'unavailable'] as const;
-      }
-    }),
-  );
-  const ready = !state.shuttingDown && results.every(([, status]) => status === 'ok');
+  const run = (group: Record<string, ReadinessCheck>) =>
+    Promise.all(
+      Object.entries(group).map(async ([name, check]) => {
+        try {
+          await withTimeout(check(), timeoutMs);
+          return [name, 'ok'] as const;
+        } catch {
+          return [name, 'unavailable'] as const;
+        }
+      }),
+    );
+  const [required, advisory] = await Promise.all([run(checks.required), run(checks.advisory)]);
+  const ready = !state.shuttingDown && required.every(([, status]) => status === 'ok');
   sendJson(res, ready ? 200 : 503, {
     status: state.shuttingDown ? 'shutting_down' : ready ? 'ready' : 'unavailable',
-    checks: Object.fromEntries(results),
+    checks: Object.fromEntries([...required, ...advisory]),
   });
 }
 

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { GraphQLServer } from '../graphql/server.js';
 import type { Logger } from '../logger.js';
-import { isBodyTooLarge, respondHealth, respondReady, sendJson, type ReadinessCheck } from './health.js';
+import { isBodyTooLarge, respondHealth, respondReady, sendJson, type ReadinessChecks } from './health.js';
 
 export interface HttpServerOptions {
   yoga: GraphQLServer;
   logger: Logger;
   maxRequestBytes: number;
-  readinessChecks: Record<string, ReadinessCheck>;
+  readinessChecks: ReadinessChecks;
   state: { shuttingDown: boolean };
 }
 
