@@ -1,17 +1,13 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from './helpers/app.js';
+import { expect, it } from 'vitest';
+import { serveForFile, type TestApp } from './helpers/app.js';
 
 // The README's client script, run as printed against a server in its default (demo) mode.
 let t: TestApp;
 let url: URL;
-beforeAll(async () => {
-  t = await startTestApp();
-  url = await t.app.start(0);
-});
-afterAll(() => t.stop());
+serveForFile((app, address) => ((t = app), (url = address)));
 
 it('streams a demo reply with examples/chat.mjs', async () => {
   const { stdout } = await promisify(execFile)(process.execPath, [join('examples', 'chat.mjs'), 'Hello from the README'], {

@@ -1,20 +1,16 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { auditServer } from 'graphql-http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { MAX_WS_PAYLOAD_BYTES } from '../src/app.js';
-import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, serveForFile, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
 import { connectWs, wsExecute, wsUrl } from './helpers/ws.js';
 
 let t: TestApp;
 let url: URL;
-beforeAll(async () => {
-  t = await startTestApp();
-  url = await t.app.start(0);
-});
-afterAll(() => t.stop());
+serveForFile((app, address) => ((t = app), (url = address)));
 
 const post = (body: string, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });

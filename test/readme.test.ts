@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectData, startTestApp, uniqueEmail, type TestApp } from './helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { expectData, serveForFile, uniqueEmail, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { CreateApiKeyDocument } from './helpers/documents.js';
 
@@ -21,11 +21,7 @@ const run = promisify(execFile);
 
 let t: TestApp;
 let url: URL;
-beforeAll(async () => {
-  t = await startTestApp();
-  url = await t.app.start(0);
-});
-afterAll(() => t.stop());
+serveForFile((app, address) => ((t = app), (url = address)));
 
 describe('README examples', () => {
   it('the curl session signs up, logs in, reads me and uses an API key', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type ExecutionResult } from 'graphql';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { DatabaseTarget } from '../../src/db/client.js';
@@ -52,6 +52,19 @@ export async function startTestApp(
       executeOver(app.yoga.fetch, 'http://yoga/graphql', document, variables, options.token),
     stop: () => app.stop(),
   };
+}
+
+/**
+ * One test server on a free port for the whole test file: started before its tests, stopped
+ * after; `onStarted` receives it and its URL.
+ */
+export function serveForFile(onStarted: (t: TestApp, url: URL) => void, env: Record<string, string | undefined> = {}): void {
+  let t: TestApp | undefined;
+  beforeAll(async () => {
+    t = await startTestApp(env);
+    onStarted(t, await t.app.start(0));
+  });
+  afterAll(() => t?.stop());
 }
 
 /** Runs an operation with a fetch function: yoga.fetch in-process, or the global fetch over a port. */
