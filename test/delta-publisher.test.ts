@@ -58,7 +58,7 @@ describe('DeltaPublisher', () => {
     ]);
   });
 
-  it('goes on after a failed publish, so the stream keeps its order and the generation its text', async () => {
+  it('keeps the text of a failed publish and its seq, and sends it with what comes next', async () => {
     const events: StreamEvent[] = [];
     let calls = 0;
     const publisher = new DeltaPublisher(
@@ -70,9 +70,28 @@ describe('DeltaPublisher', () => {
       },
       logger,
     );
-    publisher.push('lost');
-    publisher.push('kept');
-    expect(await publisher.drain()).toBe(2);
-    expect(events.map((e) => [e.seq, e.delta])).toEqual([[2, 'kept']]);
+    publisher.push('held ');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(events).toEqual([]);
+    publisher.push('back');
+    expect(await publisher.drain()).toBe(1);
+    expect(events.map((e) => [e.seq, e.delta])).toEqual([[1, 'held back']]);
+  });
+
+  it('tries once more on drain when nothing came after a failure', async () => {
+    const events: StreamEvent[] = [];
+    let calls = 0;
+    const publisher = new DeltaPublisher(
+      'm4',
+      async (event) => {
+        calls += 1;
+        if (calls === 1) throw new Error('redis down');
+        events.push(event);
+      },
+      logger,
+    );
+    publisher.push('last words');
+    expect(await publisher.drain()).toBe(1);
+    expect(events.map((e) => [e.seq, e.delta])).toEqual([[1, 'last words']]);
   });
 });

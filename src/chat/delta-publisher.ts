@@ -30,9 +30,13 @@ export class DeltaPublisher {
     this.publishing ??= this.publishPending();
   }
 
-  /** Waits until everything pushed is published; returns the seq of the last event. */
+  /** Waits until everything pushed is published (one more try for text a failure held back); returns the last seq. */
   async drain(): Promise<number> {
     while (this.publishing) await this.publishing;
+    if (this.pending) {
+      this.publishing = this.publishPending();
+      await this.publishing;
+    }
     return this.seq;
   }
 
@@ -40,13 +44,15 @@ export class DeltaPublisher {
     while (this.pending) {
       const delta = this.pending;
       this.pending = '';
-      this.seq += 1;
       try {
-        await this.publish({ messageId: this.messageId, seq: this.seq, delta, done: false });
+        await this.publish({ messageId: this.messageId, seq: this.seq + 1, delta, done: false });
+        this.seq += 1;
       } catch (error) {
-        // The text is still persisted with the message (and sent with `done`); say it once.
+        // Keep the text and its place, so seq stays gapless: the next delta (or drain) retries it.
+        this.pending = delta + this.pending;
         if (!this.failed) this.logger.error({ err: error, messageId: this.messageId }, 'could not publish a stream event');
         this.failed = true;
+        break;
       }
     }
     this.publishing = undefined;
