@@ -6,7 +6,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { decodeGlobalId } from '../src/graphql/global-id.js';
 import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, uniqueEmail, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
-import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
+import { MessageStreamDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { RegisterDocument } from './helpers/documents.js';
 import { spawnServer, type ServerProcess } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
@@ -56,45 +56,62 @@ function follow(url: URL, token: string, messageId: string, until: (events: Stre
   return { events, ended };
 }
 
+/**
+ * Runs a real server process with the given lease, starts a streaming reply, watches part of it
+ * arrive, then SIGKILLs the server. Returns what a second instance needs to take over.
+ */
+async function crashMidStream(leaseSeconds: string) {
+  upstream = await MockUpstream.start();
+  const databaseUrl = inject('databaseUrl');
+  const dataDir = mkdtempSync(join(tmpdir(), 'sb-crash-'));
+  server = await spawnServer({
+    ...upstream.env,
+    JWT_SECRET: TEST_JWT_SECRET,
+    PASSWORD_HASH_COST: '12',
+    GENERATION_LEASE_SECONDS: leaseSeconds,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'info',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+  });
+
+  const email = uniqueEmail('crash');
+  const registered = expectData(
+    await executeOver(fetch, server.url, RegisterDocument, { input: { email, password: STRONG_PASSWORD, name: 'Crash' } }),
+  );
+  const token = registered.register.accessToken;
+  const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 4, latency: 60 });
+  const sent = expectData(await executeOver(fetch, server.url, SendMessageDocument, { input: { content: prompt } }, token));
+  const messageId = sent.sendMessage.assistantMessage.id;
+
+  // Watch a good part of the reply arrive (past several lease checkpoints), then kill the server outright.
+  const before = follow(server.url, token, messageId, (events) => events.length >= 25);
+  const seenBeforeCrash = (await before.ended).map((e) => e.delta).join('');
+  await sleep(400);
+  server.child.kill('SIGKILL');
+  await server.exited;
+  server = undefined;
+
+  /** Another instance on the same data. */
+  const takeOver = (env: Record<string, string>) =>
+    startTestApp({ ...upstream!.env, ...env }, databaseUrl ? {} : { database: { kind: 'pglite', dataDir: join(dataDir, 'pglite') } });
+  return { token, messageId, userId: decodeGlobalId(registered.register.user.id).id, seenBeforeCrash, takeOver };
+}
+
+async function expectChargedOnce(app: TestApp, userId: string, totalTokens: number) {
+  const period = await app.app.db.prisma.quotaPeriod.findFirstOrThrow({ where: { userId } });
+  expect(period.reservedTokens).toBe(0n);
+  expect(Number(period.usedTokens)).toBe(totalTokens);
+  const daily = await app.app.db.prisma.usageDaily.findMany({ where: { userId } });
+  expect(daily.map((d) => d.requests)).toEqual([1]);
+}
+
 describe('generations whose instance died', () => {
   it('are closed FAILED with their text, usage recorded, quota settled, and waiting subscribers get done', async () => {
-    upstream = await MockUpstream.start();
-    const databaseUrl = inject('databaseUrl');
-    const dataDir = mkdtempSync(join(tmpdir(), 'sb-crash-'));
-    const env = {
-      ...upstream.env,
-      JWT_SECRET: TEST_JWT_SECRET,
-      PASSWORD_HASH_COST: '12',
-      GENERATION_LEASE_SECONDS: '1',
-      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
-      ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
-    };
-    server = await spawnServer({ ...env, DATA_DIR: dataDir, LOG_LEVEL: 'info' });
-
-    const email = uniqueEmail('crash');
-    const registered = expectData(
-      await executeOver(fetch, server.url, RegisterDocument, { input: { email, password: STRONG_PASSWORD, name: 'Crash' } }),
-    );
-    const token = registered.register.accessToken;
-    const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 4, latency: 60 });
-    const sent = expectData(await executeOver(fetch, server.url, SendMessageDocument, { input: { content: prompt } }, token));
-    const messageId = sent.sendMessage.assistantMessage.id;
-
-    // Watch a good part of the reply arrive (past several lease checkpoints), then kill the server outright.
-    const before = follow(server.url, token, messageId, (events) => events.length >= 25);
-    const seenBeforeCrash = (await before.ended).map((e) => e.delta).join('');
-    await sleep(400);
-    server.child.kill('SIGKILL');
-    await server.exited;
-    server = undefined;
-
-    // Another instance on the same data takes over.
-    t = await startTestApp(
-      { ...upstream.env, GENERATION_LEASE_SECONDS: '1' },
-      databaseUrl ? {} : { database: { kind: 'pglite', dataDir: join(dataDir, 'pglite') } },
-    );
+    const crash = await crashMidStream('1');
+    t = await crash.takeOver({ GENERATION_LEASE_SECONDS: '1' });
     const url = await t.app.start(0);
-    const after = await follow(url, token, messageId).ended;
+    const after = await follow(url, crash.token, crash.messageId).ended;
 
     const last = after.at(-1)!;
     expect(last.done).toBe(true);
@@ -105,17 +122,21 @@ describe('generations whose instance died', () => {
     expect(content.length).toBeGreaterThan(0);
     expect(REPLY.startsWith(content)).toBe(true);
     expect(content.length).toBeLessThan(REPLY.length);
-    if (process.env.REDIS_URL) expect(content.startsWith(seenBeforeCrash)).toBe(true);
+    if (process.env.REDIS_URL) expect(content.startsWith(crash.seenBeforeCrash)).toBe(true);
     expect(last.message!.promptTokens).toBeGreaterThan(0);
     expect(last.message!.completionTokens).toBeGreaterThan(0);
+    await expectChargedOnce(t, crash.userId, last.message!.totalTokens);
+  });
 
-    // Charged once, and the reservation no longer holds quota.
-    const userId = decodeGlobalId(registered.register.user.id).id;
-    const period = await t.app.db.prisma.quotaPeriod.findFirstOrThrow({ where: { userId } });
-    expect(period.reservedTokens).toBe(0n);
-    expect(Number(period.usedTokens)).toBe(last.message!.totalTokens);
-    const daily = await t.app.db.prisma.usageDaily.findMany({ where: { userId } });
-    expect(daily.map((d) => d.requests)).toEqual([1]);
+  // The embedded server closes every orphan at start-up, so only a shared database leaves one to stop.
+  it.skipIf(!inject('databaseUrl'))('can be stopped: no instance answers, so the message is closed STOPPED here, usage and all', async () => {
+    const crash = await crashMidStream('600');
+    t = await crash.takeOver({ GENERATION_LEASE_SECONDS: '600' });
+    const stopped = expectData(await t.execute(StopGenerationDocument, { messageId: crash.messageId }, { token: crash.token })).stopGeneration;
+    expect(stopped).toMatchObject({ status: 'STOPPED', finishReason: 'stop_requested', usageEstimated: true });
+    expect(stopped.content.length).toBeGreaterThan(0);
+    expect(REPLY.startsWith(stopped.content)).toBe(true);
+    await expectChargedOnce(t, crash.userId, stopped.promptTokens + stopped.completionTokens);
   });
 
   it('records a generation once when it is closed elsewhere while it still runs, and stops it', async () => {
@@ -140,10 +161,6 @@ describe('generations whose instance died', () => {
     const message = await t.app.db.prisma.message.findUniqueOrThrow({ where: { id: messageId } });
     expect(message.status).toBe('FAILED');
     expect(message.errorCode).toBe('INTERRUPTED');
-    const period = await t.app.db.prisma.quotaPeriod.findFirstOrThrow({ where: { userId: message.userId } });
-    expect(period.reservedTokens).toBe(0n);
-    expect(Number(period.usedTokens)).toBe(message.totalTokens);
-    const daily = await t.app.db.prisma.usageDaily.findMany({ where: { userId: message.userId } });
-    expect(daily.map((d) => d.requests)).toEqual([1]);
+    await expectChargedOnce(t, message.userId, message.totalTokens);
   });
 });

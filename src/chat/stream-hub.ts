@@ -44,11 +44,24 @@ export class StreamHub {
    * Replays what was generated, then follows live until the `done` event. `whenNothingBuffered`
    * supplies the events of a message whose buffer has expired (it finished long ago).
    */
-  async *subscribe(
+  subscribe(messageId: string, whenNothingBuffered: () => Promise<StreamEvent[] | null>): AsyncGenerator<StreamEvent> {
+    const queue = new AsyncQueue<StreamEvent>();
+    const events = this.follow(messageId, queue, whenNothingBuffered);
+    // An async generator's return() waits while the generator awaits the next live event, which
+    // may never come (a client leaving a stalled stream). Ending the queue first lets it finish.
+    const returnEvents = events.return.bind(events);
+    events.return = (value) => {
+      queue.end();
+      return returnEvents(value);
+    };
+    return events;
+  }
+
+  private async *follow(
     messageId: string,
+    queue: AsyncQueue<StreamEvent>,
     whenNothingBuffered: () => Promise<StreamEvent[] | null>,
   ): AsyncGenerator<StreamEvent> {
-    const queue = new AsyncQueue<StreamEvent>();
     const unsubscribe = await this.channel.subscribe(eventTopic(messageId), (payload) => queue.push(JSON.parse(payload)));
     try {
       const buffered = await this.store.read(messageId);

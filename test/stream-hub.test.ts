@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { StreamHub } from '../src/chat/stream-hub.js';
+import { createInProcessTransport } from '../src/chat/stream-transports.js';
+
+function inProcessHub() {
+  const { store, channel } = createInProcessTransport();
+  return new StreamHub(store, channel);
+}
+
+describe('StreamHub', () => {
+  it('lets a subscriber leave while it waits for an event that may never come (a stalled stream)', async () => {
+    const hub = inProcessHub();
+    await hub.publish({ messageId: 'm1', seq: 1, delta: 'a', done: false });
+    const events = hub.subscribe('m1', async () => null);
+    expect((await events.next()).value).toMatchObject({ seq: 1, delta: 'a' });
+    const waiting = events.next();
+    // Without ending the live queue first, this return() would wait forever.
+    await events.return(undefined);
+    expect(await waiting).toEqual({ value: undefined, done: true });
+    await hub.close();
+  });
+
+  it('replays, then follows live, dropping duplicates by seq, until done', async () => {
+    const hub = inProcessHub();
+    await hub.publish({ messageId: 'm2', seq: 1, delta: 'a', done: false });
+    const events = hub.subscribe('m2', async () => null);
+    const received = (async () => {
+      const all = [];
+      for await (const event of events) all.push(event);
+      return all;
+    })();
+    await new Promise((resolve) => setImmediate(resolve));
+    await hub.publish({ messageId: 'm2', seq: 1, delta: 'a', done: false });
+    await hub.publish({ messageId: 'm2', seq: 2, delta: 'b', done: false });
+    await hub.publish({ messageId: 'm2', seq: 3, delta: '', done: true });
+    expect((await received).map((e) => [e.seq, e.delta, e.done])).toEqual([
+      [1, 'a', false],
+      [2, 'b', false],
+      [3, '', true],
+    ]);
+    await hub.close();
+  });
+});
