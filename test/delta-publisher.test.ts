@@ -20,6 +20,18 @@ function gatedHub() {
   };
 }
 
+/** A hub whose first publish fails (Redis blipping), and that records the rest. */
+function failingOnce() {
+  const events: StreamEvent[] = [];
+  let calls = 0;
+  const publish = async (event: StreamEvent) => {
+    calls += 1;
+    if (calls === 1) throw new Error('redis down');
+    events.push(event);
+  };
+  return { events, publish };
+}
+
 describe('DeltaPublisher', () => {
   it('joins the deltas that arrive while an event is being published, keeping order and gapless seq', async () => {
     const hub = gatedHub();
@@ -59,17 +71,8 @@ describe('DeltaPublisher', () => {
   });
 
   it('keeps the text of a failed publish and its seq, and sends it with what comes next', async () => {
-    const events: StreamEvent[] = [];
-    let calls = 0;
-    const publisher = new DeltaPublisher(
-      'm3',
-      async (event) => {
-        calls += 1;
-        if (calls === 1) throw new Error('redis down');
-        events.push(event);
-      },
-      logger,
-    );
+    const { events, publish } = failingOnce();
+    const publisher = new DeltaPublisher('m3', publish, logger);
     publisher.push('held ');
     await new Promise((resolve) => setImmediate(resolve));
     expect(events).toEqual([]);
@@ -79,17 +82,8 @@ describe('DeltaPublisher', () => {
   });
 
   it('tries once more on drain when nothing came after a failure', async () => {
-    const events: StreamEvent[] = [];
-    let calls = 0;
-    const publisher = new DeltaPublisher(
-      'm4',
-      async (event) => {
-        calls += 1;
-        if (calls === 1) throw new Error('redis down');
-        events.push(event);
-      },
-      logger,
-    );
+    const { events, publish } = failingOnce();
+    const publisher = new DeltaPublisher('m4', publish, logger);
     publisher.push('last words');
     expect(await publisher.drain()).toBe(1);
     expect(events.map((e) => [e.seq, e.delta])).toEqual([[1, 'last words']]);
