@@ -1,5 +1,7 @@
 import { print } from 'graphql';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { encodeGlobalId } from '../src/graphql/global-id.js';
 import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
@@ -65,5 +67,41 @@ describe.skipIf(!clustered)('two instances on one PostgreSQL and one Redis', () 
     expect(stopped.status).toBe('STOPPED');
     expect(stopped.content.length).toBeGreaterThan(0);
     expect(a.app.runner.size).toBe(0);
+  });
+
+  it('releases the Redis subscription when a client leaves a stream that has gone quiet', async () => {
+    const user = await registerUser(b);
+    const { id: userId } = await b.app.db.prisma.user.findUniqueOrThrow({ where: { email: user.email } });
+    // A reply another instance is still generating, and producing nothing for now.
+    const conversation = await b.app.db.prisma.conversation.create({ data: { userId, title: 'quiet', model: 'gpt-4o-mini' } });
+    const message = await b.app.db.prisma.message.create({
+      data: {
+        conversationId: conversation.id,
+        userId,
+        role: 'ASSISTANT',
+        content: '',
+        status: 'STREAMING',
+        leaseExpiresAt: new Date(Date.now() + 600_000),
+      },
+    });
+    const redis = new Redis(redisUrl!);
+    const channel = `switchboard:stream:${message.id}`;
+    const listeners = async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1];
+    const waitForListeners = async (expected: number) => {
+      for (let i = 0; i < 100 && (await listeners()) !== expected; i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      return listeners();
+    };
+    const client = connectWs(urlB, user.accessToken);
+    try {
+      const messageId = encodeGlobalId('Message', message.id);
+      const unsubscribe = client.subscribe({ query: print(MessageStreamDocument), variables: { messageId } }, { next: () => {}, error: () => {}, complete: () => {} });
+      expect(await waitForListeners(1)).toBe(1);
+      unsubscribe();
+      expect(await waitForListeners(0)).toBe(0);
+    } finally {
+      await client.dispose();
+      await redis.quit();
+      await b.app.db.prisma.message.update({ where: { id: message.id }, data: { status: 'FAILED', leaseExpiresAt: null } });
+    }
   });
 });
