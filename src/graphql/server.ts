@@ -1,4 +1,5 @@
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { parse } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { createContextFactory, type GraphQLContext, type Services } from './context.js';
@@ -33,7 +34,11 @@ export function createGraphQLServer(
     graphqlEndpoint: '/graphql',
     landingPage: false,
     batching: false,
-    graphiql: config.http.graphiql ? { title: 'Switchboard', subscriptionsProtocol: 'WS' } : false,
+    // SSE: GraphiQL then sends subscriptions with the Headers tab's Authorization; over WS it
+    // would connect without it, and messageStream would refuse an anonymous subscriber.
+    graphiql: config.http.graphiql ? { title: 'Switchboard', subscriptionsProtocol: 'SSE' } : false,
+    // GraphiQL's assets served from the package, not a CDN: works offline and behind strict proxies.
+    renderGraphiQL,
     // No CORS headers unless origins are allow-listed: browsers then only allow same-origin use.
     cors: config.http.corsOrigins.length
       ? { origin: config.http.corsOrigins, credentials: true, methods: ['GET', 'POST'] }
