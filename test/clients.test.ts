@@ -1,4 +1,4 @@
-import { ApolloClient, ApolloLink, gql, HttpLink, InMemoryCache } from '@apollo/client';
+import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { getMainDefinition } from '@apollo/client/utilities';
 import { Client as UrqlClient, cacheExchange, fetchExchange, subscriptionExchange } from '@urql/core';
@@ -7,6 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { serveForFile, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
+import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
+import { MeDocument } from './helpers/documents.js';
 import { wsUrl } from './helpers/ws.js';
 
 // The clients app developers use, as they configure them, against the demo model: queries and
@@ -14,39 +16,6 @@ import { wsUrl } from './helpers/ws.js';
 let t: TestApp;
 let url: URL;
 serveForFile((app, address) => ((t = app), (url = address)));
-
-const ME = gql`
-  query Me {
-    me {
-      id
-      email
-    }
-  }
-`;
-const SEND = gql`
-  mutation Send($content: String!) {
-    sendMessage(input: { content: $content }) {
-      assistantMessage {
-        id
-        status
-      }
-    }
-  }
-`;
-const STREAM = gql`
-  subscription Stream($messageId: ID!) {
-    messageStream(messageId: $messageId) {
-      seq
-      delta
-      done
-      message {
-        id
-        status
-        content
-      }
-    }
-  }
-`;
 
 interface StreamEvent {
   seq: number;
@@ -91,17 +60,14 @@ describe('real GraphQL clients', () => {
     );
     const client = new ApolloClient({ link, cache: new InMemoryCache() });
 
-    const me = await client.query<{ me: { id: string; email: string } }>({ query: ME });
-    expect(me.data?.me.email).toBe(user.email);
-    const sent = await client.mutate<{ sendMessage: { assistantMessage: { id: string; status: string } } }>({
-      mutation: SEND,
-      variables: { content: 'Hello from Apollo' },
-    });
+    const me = await client.query({ query: MeDocument });
+    expect(me.data?.me?.email).toBe(user.email);
+    const sent = await client.mutate({ mutation: SendMessageDocument, variables: { input: { content: 'Hello from Apollo' } } });
     const messageId = sent.data!.sendMessage.assistantMessage.id;
 
     const events = await new Promise<StreamEvent[]>((resolve, reject) => {
       const received: StreamEvent[] = [];
-      client.subscribe<{ messageStream: StreamEvent }>({ query: STREAM, variables: { messageId } }).subscribe({
+      client.subscribe({ query: MessageStreamDocument, variables: { messageId } }).subscribe({
         next: (result) => {
           if (result.error) return reject(result.error);
           received.push(result.data!.messageStream);
@@ -141,18 +107,18 @@ describe('real GraphQL clients', () => {
         ],
       });
 
-      const me = await client.query(ME, {}).toPromise();
+      const me = await client.query(MeDocument, {}).toPromise();
       expect(me.error).toBeUndefined();
-      expect(me.data.me.email).toBe(user.email);
-      const sent = await client.mutation(SEND, { content: `Hello from urql over ${transport}` }).toPromise();
+      expect(me.data?.me?.email).toBe(user.email);
+      const sent = await client.mutation(SendMessageDocument, { input: { content: `Hello from urql over ${transport}` } }).toPromise();
       expect(sent.error).toBeUndefined();
-      const messageId = sent.data.sendMessage.assistantMessage.id;
+      const messageId = sent.data!.sendMessage.assistantMessage.id;
 
       const events = await new Promise<StreamEvent[]>((resolve, reject) => {
         const received: StreamEvent[] = [];
-        const subscription = client.subscription(STREAM, { messageId }).subscribe((result) => {
+        const subscription = client.subscription(MessageStreamDocument, { messageId }).subscribe((result) => {
           if (result.error) return reject(result.error);
-          const event = result.data.messageStream as StreamEvent;
+          const event = result.data!.messageStream as StreamEvent;
           received.push(event);
           if (event.done) {
             subscription.unsubscribe();
