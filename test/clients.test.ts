@@ -116,14 +116,13 @@ describe('real GraphQL clients', () => {
 
       const events = await new Promise<StreamEvent[]>((resolve, reject) => {
         const received: StreamEvent[] = [];
-        const subscription = client.subscription(MessageStreamDocument, { messageId }).subscribe((result) => {
+        // Not unsubscribed on `done`: the server ends the stream itself, and unsubscribing
+        // mid-response makes urql abort its fetch with a rejection nobody handles.
+        client.subscription(MessageStreamDocument, { messageId }).subscribe((result) => {
           if (result.error) return reject(result.error);
           const event = result.data!.messageStream as StreamEvent;
           received.push(event);
-          if (event.done) {
-            subscription.unsubscribe();
-            resolve(received);
-          }
+          if (event.done) resolve(received);
         });
       });
       expectWholeReply(events, `Hello from urql over ${transport}`);
