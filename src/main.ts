@@ -14,7 +14,14 @@ try {
 const logger = createLogger(config.logLevel);
 for (const warning of config.warnings) logger.warn(warning);
 
-const app = await buildApp(config, { logger });
+let app;
+try {
+  app = await buildApp(config, { logger });
+} catch (error) {
+  // A start-up refusal (data directory in use, database unreachable) says why and exits non-zero.
+  logger.fatal({ err: error }, error instanceof Error ? error.message : 'could not start');
+  process.exit(1);
+}
 const url = await app.start();
 logger.info(
   { url: url.toString(), database: app.db.kind, graphiql: config.http.graphiql },

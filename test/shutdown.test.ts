@@ -84,4 +84,19 @@ describe('graceful shutdown', () => {
     expect(await server.exited).toBe(0);
     expect(server.output()).toContain('shutting down');
   });
+
+  it('refuses a second server on the same embedded data directory, and names the holder', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sb-main-'));
+    const first = await spawnServer({ DATA_DIR: dataDir });
+    try {
+      await expect(spawnServer({ DATA_DIR: dataDir })).rejects.toThrow(`in use by process ${first.child.pid}`);
+    } finally {
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+    }
+    // A clean stop releases the directory for the next server.
+    const next = await spawnServer({ DATA_DIR: dataDir });
+    next.child.kill('SIGTERM');
+    expect(await next.exited).toBe(0);
+  });
 });

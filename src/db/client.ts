@@ -4,6 +4,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient, type Prisma } from '../generated/prisma/client.js';
+import { lockDataDir } from './data-dir-lock.js';
 import type { SqlConnection } from './migrate.js';
 
 export type { PrismaClient };
@@ -73,8 +74,18 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
 }
 
 async function openPglite(dataDir: string, options: DatabaseOptions): Promise<Database> {
-  if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
-  const pglite = await PGlite.create(dataDir);
+  let unlock = () => {};
+  if (!dataDir.includes('://')) {
+    mkdirSync(dataDir, { recursive: true });
+    unlock = lockDataDir(dataDir);
+  }
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create(dataDir);
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const prisma = createPrisma(new PrismaPGlite(pglite), options);
   return {
     kind: 'pglite',
@@ -90,6 +101,7 @@ async function openPglite(dataDir: string, options: DatabaseOptions): Promise<Da
     async close() {
       await prisma.$disconnect();
       await pglite.close();
+      unlock();
     },
   };
 }
