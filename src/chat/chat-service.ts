@@ -37,8 +37,7 @@ export interface SendMessageResult {
 
 const HISTORY_LIMIT = 200;
 const STOP_WAIT_MS = 10_000;
-const FINAL_STATUSES = new Set(['COMPLETE', 'STOPPED', 'FAILED']);
-export const isFinal = (message: Pick<Message, 'status'>) => FINAL_STATUSES.has(message.status);
+export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.includes(message.status);
 
 /** Chat use cases: sending (with quota reservation), stopping and following generations. */
 export class ChatService {

@@ -143,13 +143,20 @@ export class GenerationRunner {
   private keepLease(messageId: string, textSoFar: () => string, onLost: () => void): { end(): Promise<void> } {
     const { prisma, settings, logger } = this.deps;
     let renewal: Promise<unknown> = Promise.resolve();
+    let savedLength = 0;
     const timer = setInterval(() => {
+      // The text only grows: rewrite it only when there is more than was saved last time.
+      const text = textSoFar();
+      const content = text.length > savedLength ? text : undefined;
       renewal = prisma.message
         .updateMany({
           where: { id: messageId, status: { in: RUNNING_STATUSES } },
-          data: { content: textSoFar(), leaseExpiresAt: new Date(Date.now() + settings.leaseMs) },
+          data: { content, leaseExpiresAt: new Date(Date.now() + settings.leaseMs) },
         })
-        .then((renewed) => renewed.count === 0 && onLost())
+        .then((renewed) => {
+          if (content !== undefined) savedLength = content.length;
+          if (renewed.count === 0) onLost();
+        })
         .catch((error: unknown) => logger.warn({ err: error, messageId }, 'could not renew a generation lease'));
     }, settings.leaseMs / 3);
     timer.unref();

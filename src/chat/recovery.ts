@@ -1,11 +1,11 @@
 import type { PrismaClient } from '../db/client.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import type { ModelInfo } from '../model-catalog.js';
+import { findModel, type ModelInfo } from '../model-catalog.js';
 import { quotaPeriodOf } from '../usage/quota.js';
 import { recordFinalMessage, RUNNING_STATUSES } from '../usage/record.js';
 import { estimateCompletionTokens } from '../usage/tokens.js';
-import type { StreamEvent, StreamHub } from './stream-hub.js';
+import type { StreamHub } from './stream-hub.js';
 
 const SWEEP_BATCH = 100;
 export const INTERRUPTED_ERROR = {
@@ -80,14 +80,13 @@ export class GenerationRecovery {
     );
     if (!closed) return false;
     logger.warn({ messageId: message.id, status }, 'closed a generation whose instance is gone');
-    await this.finishStream(message.id, buffered, content);
+    await this.finishStream(message.id, buffered.at(-1)?.seq ?? 0, streamedText, content);
     return true;
   }
 
   /** Sends waiting subscribers what the buffer lacks of the saved text, then `done`. */
-  private async finishStream(messageId: string, buffered: StreamEvent[], content: string): Promise<void> {
-    const streamedText = buffered.map((e) => e.delta).join('');
-    let seq = buffered.at(-1)?.seq ?? 0;
+  private async finishStream(messageId: string, lastSeq: number, streamedText: string, content: string): Promise<void> {
+    let seq = lastSeq;
     try {
       if (content.length > streamedText.length && content.startsWith(streamedText)) {
         seq += 1;
@@ -103,7 +102,7 @@ export class GenerationRecovery {
   private modelOf(message: Message): ModelInfo {
     const id = message.model ?? 'unknown';
     return (
-      this.deps.models.find((m) => m.id === id) ?? {
+      findModel(this.deps.models, id) ?? {
         id,
         provider: 'unknown',
         contextWindow: 0,

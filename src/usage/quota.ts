@@ -46,11 +46,7 @@ export async function reserveTokens(
 }
 
 /** SQL that turns a reservation into used tokens; run inside the transaction that records usage. */
-export function settleReservationSql(
-  prisma: PrismaTx,
-  reservation: Reservation,
-  usedTokens: number,
-) {
+export function settleReservationSql(prisma: PrismaTx, reservation: Reservation, usedTokens: number) {
   // What was used is bounded by what was reserved: the reservation is the promise we checked.
   const used = Math.min(usedTokens, reservation.tokens);
   return prisma.$executeRaw`
