@@ -1,8 +1,8 @@
 import { LLMock } from '@copilotkit/aimock';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnServer } from '../test/helpers/server-process.js';
 
 /** The prompts the upstream answers: the same reply, as fast as possible or paced like a model. */
 export const PROMPTS = { unpaced: 'bench unpaced', paced: 'bench paced' } as const;
@@ -22,48 +22,24 @@ export async function startUpstream(reply: string, chunkSize: number): Promise<{
  * the clients do not share its event loop. PostgreSQL and Redis when DATABASE_URL / REDIS_URL are
  * set, else the embedded defaults (PGlite under a temporary DATA_DIR, in-process pub/sub).
  */
-export async function startSwitchboard(upstreamBaseUrl: string): Promise<{ url: URL; stop(): Promise<void> }> {
+export async function startSwitchboard(upstreamBaseUrl: string): Promise<{ url: URL; stop(): Promise<unknown> }> {
   // BENCH_PROFILE=1 writes a V8 CPU profile of the server to bench/profiles/ (open it in Chrome DevTools).
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
-    cwd: join(import.meta.dirname, '..'),
-    env: {
-      PATH: process.env.PATH,
+  const nodeArgs = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : [];
+  return spawnServer(
+    {
       NODE_ENV: 'production',
       LOG_LEVEL: 'info',
-      PORT: '0',
-      HOST: '127.0.0.1',
       DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-bench-')),
       JWT_SECRET: 'bench-secret-that-is-long-enough-for-hs256-0123456789',
       PASSWORD_HASH_COST: '12',
       OPENAI_API_KEY: 'sk-bench',
       OPENAI_BASE_URL: upstreamBaseUrl,
       QUOTA_FREE_TOKENS: '1000000000',
-      ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
-      ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+      DATABASE_URL: process.env.DATABASE_URL,
+      REDIS_URL: process.env.REDIS_URL,
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const url = await new Promise<URL>((resolve, reject) => {
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/\S+)"/.exec(output);
-      if (match?.[1]) resolve(new URL(match[1]));
-    });
-    void exited.then(() => reject(new Error(`the server exited before listening:\n${output}`)));
-  });
-  // Request logs would measure the terminal; keep the pipe drained and quiet.
-  child.stdout.removeAllListeners('data');
-  child.stdout.resume();
-  return {
-    url,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+    { nodeArgs, keepOutput: false },
+  );
 }
 
 /** POSTs a GraphQL operation and fails loudly on errors: a benchmark of failures measures nothing. */

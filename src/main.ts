@@ -14,20 +14,11 @@ try {
 const logger = createLogger(config.logLevel);
 for (const warning of config.warnings) logger.warn(warning);
 
-let app;
-try {
-  app = await buildApp(config, { logger });
-} catch (error) {
+const app = await buildApp(config, { logger }).catch((error: unknown) => {
   // A start-up refusal (data directory in use, database unreachable) says why and exits non-zero.
   logger.fatal({ err: error }, error instanceof Error ? error.message : 'could not start');
-  process.exit(1);
-}
-const url = await app.start();
-logger.info(
-  { url: url.toString(), database: app.db.kind, graphiql: config.http.graphiql },
-  `Switchboard listening on ${url}`,
-);
-
+  return process.exit(1);
+});
 const shutdown = (signal: string) => {
   logger.info({ signal }, 'shutting down');
   app.stop().then(
@@ -38,5 +29,13 @@ const shutdown = (signal: string) => {
     },
   );
 };
+// Installed before the server announces itself: a SIGTERM that follows the announcement at once
+// must reach this handler, not the default action that kills the process on the spot.
 process.once('SIGTERM', () => shutdown('SIGTERM'));
 process.once('SIGINT', () => shutdown('SIGINT'));
+
+const url = await app.start();
+logger.info(
+  { url: url.toString(), database: app.db.kind, graphiql: config.http.graphiql },
+  `Switchboard listening on ${url}`,
+);

@@ -6,7 +6,7 @@ import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { MockUpstream } from './helpers/upstream.js';
-import { connectWs } from './helpers/ws.js';
+import { connectWs, followStream } from './helpers/ws.js';
 
 // Two instances behave as one service only with shared PostgreSQL and Redis.
 const databaseUrl = inject('databaseUrl');
@@ -38,22 +38,10 @@ describe.skipIf(!clustered)('two instances on one PostgreSQL and one Redis', () 
     expect(a.app.runner.size).toBe(1);
     expect(b.app.runner.size).toBe(0);
 
-    const client = connectWs(urlB, user.accessToken);
-    try {
-      const events: Array<{ seq: number; delta: string; done: boolean; message?: { status: string } | null }> = [];
-      for await (const result of client.iterate({
-        query: print(MessageStreamDocument),
-        variables: { messageId: sent.assistantMessage.id },
-      })) {
-        expect(result.errors).toBeUndefined();
-        events.push((result.data as { messageStream: (typeof events)[number] }).messageStream);
-      }
-      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-      expect(events.map((e) => e.delta).join('')).toBe(reply);
-      expect(events.at(-1)).toMatchObject({ done: true, message: { status: 'COMPLETE' } });
-    } finally {
-      await client.dispose();
-    }
+    const events = await followStream(urlB, user.accessToken, sent.assistantMessage.id);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.map((e) => e.delta).join('')).toBe(reply);
+    expect(events.at(-1)).toMatchObject({ done: true, message: { status: 'COMPLETE' } });
   });
 
   it('stops on instance B a generation running on instance A', async () => {

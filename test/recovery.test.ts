@@ -1,32 +1,15 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { print } from 'graphql';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { decodeGlobalId } from '../src/graphql/global-id.js';
 import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, uniqueEmail, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
-import { MessageStreamDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
+import { SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { RegisterDocument } from './helpers/documents.js';
 import { spawnServer, type ServerProcess } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
-import { connectWs } from './helpers/ws.js';
-
-type StreamEvent = {
-  seq: number;
-  delta: string;
-  done: boolean;
-  message?: {
-    status: string;
-    content: string;
-    promptTokens: number;
-    completionTokens: number;
-    totalTokens: number;
-    usageEstimated: boolean;
-    finishReason?: string | null;
-    error?: { code: string } | null;
-  } | null;
-};
+import { followStream } from './helpers/ws.js';
 
 const REPLY = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -40,21 +23,6 @@ afterEach(async () => {
   await upstream?.stop();
   server = t = upstream = undefined;
 });
-
-/** Follows a message's stream to its end (or until `until` says enough), collecting the events. */
-function follow(url: URL, token: string, messageId: string, until: (events: StreamEvent[]) => boolean = () => false) {
-  const client = connectWs(url, token);
-  const events: StreamEvent[] = [];
-  const ended = (async () => {
-    for await (const result of client.iterate({ query: print(MessageStreamDocument), variables: { messageId } })) {
-      events.push((result.data as { messageStream: StreamEvent }).messageStream);
-      if (until(events)) break;
-    }
-    await client.dispose();
-    return events;
-  })();
-  return { events, ended };
-}
 
 /**
  * Runs a real server process with the given lease, starts a streaming reply, watches part of it
@@ -85,8 +53,8 @@ async function crashMidStream(leaseSeconds: string) {
   const messageId = sent.sendMessage.assistantMessage.id;
 
   // Watch a good part of the reply arrive (past several lease checkpoints), then kill the server outright.
-  const before = follow(server.url, token, messageId, (events) => events.length >= 25);
-  const seenBeforeCrash = (await before.ended).map((e) => e.delta).join('');
+  const before = await followStream(server.url, token, messageId, (events) => events.length >= 25);
+  const seenBeforeCrash = before.map((e) => e.delta).join('');
   await sleep(400);
   server.child.kill('SIGKILL');
   await server.exited;
@@ -111,7 +79,7 @@ describe('generations whose instance died', () => {
     const crash = await crashMidStream('1');
     t = await crash.takeOver({ GENERATION_LEASE_SECONDS: '1' });
     const url = await t.app.start(0);
-    const after = await follow(url, crash.token, crash.messageId).ended;
+    const after = await followStream(url, crash.token, crash.messageId);
 
     const last = after.at(-1)!;
     expect(last.done).toBe(true);

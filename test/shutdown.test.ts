@@ -80,8 +80,7 @@ describe('graceful shutdown', () => {
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     });
     expect((await fetch(new URL('/health', server.url))).status).toBe(200);
-    server.child.kill('SIGTERM');
-    expect(await server.exited).toBe(0);
+    expect(await server.stop()).toBe(0);
     expect(server.output()).toContain('shutting down');
   });
 
@@ -91,12 +90,10 @@ describe('graceful shutdown', () => {
     try {
       await expect(spawnServer({ DATA_DIR: dataDir })).rejects.toThrow(`in use by process ${first.child.pid}`);
     } finally {
-      first.child.kill('SIGTERM');
-      expect(await first.exited).toBe(0);
+      expect(await first.stop()).toBe(0);
     }
     // A clean stop releases the directory for the next server.
     const next = await spawnServer({ DATA_DIR: dataDir });
-    next.child.kill('SIGTERM');
-    expect(await next.exited).toBe(0);
+    expect(await next.stop()).toBe(0);
   });
 });

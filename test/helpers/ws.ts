@@ -2,6 +2,8 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type ExecutionResult } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import type { MessageStreamSubscription } from '../generated/graphql.js';
+import { MessageStreamDocument } from './chat-documents.js';
 
 export function wsUrl(httpUrl: URL): string {
   return httpUrl.toString().replace(/^http/, 'ws');
@@ -36,4 +38,31 @@ export function wsExecute<R, V>(client: Client, document: TypedDocumentNode<R, V
       },
     );
   });
+}
+
+/** What a messageStream subscription yields (the MessageStream document, loosely typed). */
+export type MessageStreamEvent = MessageStreamSubscription['messageStream'];
+
+/**
+ * Follows a message's stream over its own graphql-ws connection to the end (or until `until`
+ * says enough) and returns the events; an error result fails the caller.
+ */
+export async function followStream(
+  httpUrl: URL,
+  token: string,
+  messageId: string,
+  until: (events: MessageStreamEvent[]) => boolean = () => false,
+): Promise<MessageStreamEvent[]> {
+  const client = connectWs(httpUrl, token);
+  const events: MessageStreamEvent[] = [];
+  try {
+    for await (const result of client.iterate({ query: print(MessageStreamDocument), variables: { messageId } })) {
+      if (result.errors?.length) throw new Error(`messageStream errors: ${JSON.stringify(result.errors)}`);
+      events.push((result.data as MessageStreamSubscription).messageStream);
+      if (until(events)) break;
+    }
+  } finally {
+    await client.dispose();
+  }
+  return events;
 }
