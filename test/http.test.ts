@@ -2,7 +2,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { auditServer } from 'graphql-http';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { MAX_WS_PAYLOAD_BYTES } from '../src/app.js';
+
 import { errorCodes, expectData, serveForFile, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
@@ -82,9 +82,10 @@ describe('HTTP endpoints on a real port', () => {
   });
 
   it('refuses documents with too many tokens', async () => {
-    const query = `{ ${Array.from({ length: 3000 }, (_, i) => `a${i}: __typename`).join(' ')} }`;
+    const max = t.config.limits.document.maxTokens;
+    const query = `{ ${'a '.repeat(max + 1)}}`;
     const response = await post(JSON.stringify({ query }), { accept: 'application/graphql-response+json' });
-    expect((await response.json()).errors[0].message).toMatch(/more that 5000 tokens/);
+    expect((await response.json()).errors[0].message).toMatch(`more that ${max} tokens`);
   });
 
   it('serves operations as server-sent events', async () => {
@@ -143,10 +144,11 @@ describe('graphql-ws on the same port and path', () => {
     }
   });
 
-  it('closes the connection with 4403 for an invalid credential', async () => {
+  it('closes the connection with 4401 and the reason for an invalid credential', async () => {
     const client = connectWs(url, 'sk_revoked-or-unknown');
-    const { code } = await client.closed;
-    expect(code).toBe(4403);
+    const { code, reason } = await client.closed;
+    expect(code).toBe(4401);
+    expect(reason).toMatch(/Unauthorized: API key is invalid or revoked/);
     await client.dispose();
   });
 
@@ -154,7 +156,7 @@ describe('graphql-ws on the same port and path', () => {
     const socket = new WebSocket(wsUrl(url), 'graphql-transport-ws');
     await new Promise((resolve) => socket.once('open', resolve));
     const closed = new Promise<number>((resolve) => socket.once('close', resolve));
-    socket.send(JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(MAX_WS_PAYLOAD_BYTES + 1) } }));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(t.config.limits.ws.maxPayloadBytes + 1) } }));
     expect(await closed).toBe(1009);
   });
 });

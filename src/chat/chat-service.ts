@@ -86,6 +86,7 @@ export class ChatService {
     const user = await prisma.user.findUniqueOrThrow({ where: { id: userId }, select: { plan: true } });
     const { reservation, ...result } = await prisma.$transaction(async (tx) => {
       const reservation = await reserveTokens(tx, userId, plan.promptEstimate + plan.maxTokens, config.quotas[user.plan]);
+      await this.checkConcurrentGenerations(tx, userId);
       const written = await this.writeMessages(tx, userId, existing, {
         content,
         model: model.id,
@@ -117,6 +118,20 @@ export class ChatService {
     }
     const conversation = await prisma.conversation.findUniqueOrThrow({ where: { id: result.conversation.id } });
     return { ...result, conversation, assistantMessage };
+  }
+
+  /**
+   * Runs after the reservation, whose UPDATE holds the user's quota row lock until commit: the
+   * user's concurrent sends count one after another here, so the cap cannot be overshot.
+   */
+  private async checkConcurrentGenerations(tx: PrismaTx, userId: string): Promise<void> {
+    const max = this.deps.config.limits.maxConcurrentGenerations;
+    const running = await tx.message.count({ where: { userId, role: 'ASSISTANT', status: { in: RUNNING_STATUSES } } });
+    if (running >= max) {
+      throw new AppError('RATE_LIMITED', `At most ${max} replies can be generated at once; wait for one to finish`, {
+        retryAfter: 1,
+      });
+    }
   }
 
   private async writeMessages(

@@ -1,4 +1,5 @@
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
@@ -7,6 +8,8 @@ import { getDatamodel } from '../generated/pothos-types.js';
 import { decodeGlobalId } from './global-id.js';
 import type { GraphQLContext } from './context.js';
 import { AppError, badInput } from '../errors.js';
+import { fieldCost } from './limits/field-cost.js';
+import RateLimitPlugin from './rate-limit-plugin.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -20,7 +23,10 @@ export const builder = new SchemaBuilder<{
     SafeInt: { Input: number; Output: number | bigint };
   };
 }>({
-  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
+  // Rate limits run first: a refused call costs no authorization or database work.
+  plugins: [RateLimitPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
+  // Costs are checked before execution by the operation-limits plugin, with the request's variables.
+  complexity: { fieldComplexity: (args) => fieldCost(args) },
   defaultFieldNullability: false,
   scopeAuth: {
     // Check scopes when a subscription starts, not only when each event resolves.

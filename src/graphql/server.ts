@@ -1,9 +1,15 @@
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { parse } from 'graphql';
-import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { createContextFactory, type GraphQLContext, type Services } from './context.js';
+import { useDocumentLimits } from './limits/document-limits.js';
+import { useOperationLimits } from './limits/operation-limits.js';
+import { useRateLimitStatus } from './limits/rate-limit-status.js';
 import { schema } from './schema.js';
+import { useGraphQLMetrics } from '../observability/graphql-metrics.js';
+import type { Metrics } from '../observability/metrics.js';
+import { useRequestUser } from '../observability/request-context.js';
 
 /** What the HTTP layer adds to every request's context. */
 export interface ServerContext {
@@ -12,20 +18,13 @@ export interface ServerContext {
 
 export type GraphQLServer = YogaServerInstance<ServerContext, GraphQLContext>;
 
-// A document this large is either a mistake or an attack; parsing it is the expensive part.
-export const MAX_DOCUMENT_TOKENS = 5000;
-
-function useParserLimits(): Plugin {
-  return {
-    onParse({ setParseFn }) {
-      setParseFn((source, options) => parse(source, { ...options, maxTokens: MAX_DOCUMENT_TOKENS }));
-    },
-  };
-}
+/** Headers that prove a request is not a browser's "simple" cross-site request. */
+export const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'graphql-require-preflight'];
 
 export function createGraphQLServer(
   services: Services,
   maskError: (error: unknown, message: string) => Error,
+  metrics: Metrics['graphql'],
 ): GraphQLServer {
   const { config, logger } = services;
   const contextFactory = createContextFactory(services);
@@ -49,11 +48,19 @@ export function createGraphQLServer(
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
       warn: (...args) => logger.warn(args.map(String).join(' ')),
-      // Unexpected errors are logged once, with their stack, by the error masker.
-      error: (...args) => logger.debug(args.map(String).join(' ')),
+      // Unexpected errors are logged once, sanitized, by the error masker; as a string here,
+      // a Prisma error would bring its arguments along.
+      error: (error) => logger.debug({ err: error }, 'graphql error'),
     },
     plugins: [
-      useParserLimits(),
+      useGraphQLMetrics(metrics),
+      useRequestUser(),
+      // Form posts and other "simple" requests, which browsers send cross-site without a
+      // preflight, must carry a custom header; JSON requests and graphql-ws never need one.
+      useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
+      useDocumentLimits(config.limits.document, { suggestions: config.http.introspection }),
+      useOperationLimits(config.limits, { suggestions: config.http.introspection }),
+      useRateLimitStatus(),
       ...(config.http.introspection ? [] : [useDisableIntrospection()]),
     ],
   });

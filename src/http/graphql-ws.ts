@@ -1,11 +1,17 @@
-import type { Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { createGraphQLError } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
-import type { Authenticate } from '../auth/viewer.js';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { isRevokedBy, type RevocationBus } from '../auth/revocations.js';
+import type { Authenticate, Viewer } from '../auth/viewer.js';
+import type { Limits } from '../config.js';
 import type { GraphQLServer } from '../graphql/server.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { runOperationWithRequestId } from '../observability/request-context.js';
+import { clientIp } from '../rate-limit/client-ip.js';
 
 export interface GraphQLWsOptions {
   httpServer: Server;
@@ -13,75 +19,125 @@ export interface GraphQLWsOptions {
   authenticate: Authenticate;
   logger: Logger;
   maskError: (error: unknown, message: string) => Error;
-  maxPayloadBytes: number;
-  maxSubscriptionsPerConnection: number;
-  /** Clients that never send connection_init are dropped after this long. */
-  initTimeoutMs: number;
+  metrics: Pick<Metrics, 'trackWebSockets'>;
+  limits: Limits['ws'];
+  trustProxyHops: number;
+  revocations: RevocationBus;
 }
+
+/**
+ * Close codes. The official client gives up at once on these (it retries 4403, for half a
+ * minute, which hides a bad credential from the user).
+ */
+export const CLOSE_UNAUTHORIZED = 4401;
+export const CLOSE_TOO_MANY_CONNECTIONS = 4429;
 
 type EnvelopedRoot = {
   execute: (args: ExecutionArgs) => unknown;
   subscribe: (args: ExecutionArgs) => unknown;
+  /** Each operation is a request of its own in the logs. */
+  requestId: string;
 };
+
+/** What is known about one open socket. */
+interface Connection {
+  ip: string;
+  viewer: Viewer | null;
+  /** Ids of operations started and not finished; counted from the moment they are accepted. */
+  operations: Set<string>;
+}
 
 /**
  * graphql-ws on the HTTP server's /graphql path. Operations run through Yoga's envelop, so
- * the same context, error masking and plugins apply as on HTTP.
+ * the same context, limits, error masking and plugins apply as on HTTP.
  */
-export function attachGraphQLWs(options: GraphQLWsOptions) {
-  const { yoga, authenticate, logger } = options;
-  const wss = new WebSocketServer({ server: options.httpServer, path: '/graphql', maxPayload: options.maxPayloadBytes });
-  const activeOperations = new WeakMap<object, Set<string>>();
+export async function attachGraphQLWs(options: GraphQLWsOptions) {
+  const { yoga, authenticate, logger, limits } = options;
+  const wss = new WebSocketServer({ server: options.httpServer, path: '/graphql', maxPayload: limits.maxPayloadBytes });
+  const connections = new Map<WebSocket, Connection>();
   let running = 0;
   let onIdle: (() => void) | undefined;
-  const finished = (socket: object, id: string) => {
-    if (!activeOperations.get(socket)?.delete(id)) return;
+  const finished = (socket: WebSocket, id: string) => {
+    if (!connections.get(socket)?.operations.delete(id)) return;
     running -= 1;
     if (running === 0) onIdle?.();
   };
+  const countWhere = (match: (connection: Connection) => boolean) => [...connections.values()].filter(match).length;
 
-  const server = useServer<Record<string, unknown> | undefined>(
+  // Registered before graphql-ws's own listener, so a socket over the cap is closed first.
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    const ip = clientIp(request, options.trustProxyHops);
+    if (countWhere((c) => c.ip === ip) >= limits.maxConnectionsPerIp) {
+      socket.close(CLOSE_TOO_MANY_CONNECTIONS, 'Too many connections from this address');
+      return;
+    }
+    connections.set(socket, { ip, viewer: null, operations: new Set() });
+    socket.once('close', () => {
+      running -= connections.get(socket)?.operations.size ?? 0;
+      connections.delete(socket);
+      if (running === 0) onIdle?.();
+    });
+  });
+
+  const server = useServer<Record<string, unknown> | undefined, { socket: WebSocket; request: IncomingMessage }>(
     {
-      connectionInitWaitTimeout: options.initTimeoutMs,
-      // A bad credential is refused at connection time (close code 4403), before any operation.
+      connectionInitWaitTimeout: limits.initTimeoutMs,
+      // A bad credential is refused at connection time, before any operation, with a reason.
       onConnect: async (ctx) => {
+        const { socket } = ctx.extra;
+        const connection = connections.get(socket);
+        if (!connection) return false;
         try {
-          await authenticate(ctx.connectionParams?.authorization as string | undefined);
-          return true;
-        } catch {
+          connection.viewer = await authenticate(ctx.connectionParams?.authorization as string | undefined);
+        } catch (error) {
+          socket.close(CLOSE_UNAUTHORIZED, closeReason(`Unauthorized: ${(error as Error).message}`));
           return false;
         }
+        const userId = connection.viewer?.id;
+        if (userId && countWhere((c) => c.viewer?.id === userId) > limits.maxConnectionsPerUser) {
+          socket.close(CLOSE_TOO_MANY_CONNECTIONS, 'Too many connections for this account');
+          return false;
+        }
+        return true;
       },
       onSubscribe: async (ctx, id, payload) => {
-        const operations = activeOperations.get(ctx.extra.socket) ?? new Set<string>();
-        activeOperations.set(ctx.extra.socket, operations);
-        if (operations.size >= options.maxSubscriptionsPerConnection) {
-          return [operationError(`At most ${options.maxSubscriptionsPerConnection} operations per connection`, 'BAD_USER_INPUT')];
+        const { socket } = ctx.extra;
+        const connection = connections.get(socket);
+        if (!connection) return [operationError('Connection is closing', 'BAD_USER_INPUT')];
+        // The slot is taken before anything is awaited: a burst of subscribe messages cannot
+        // all pass the check while the first ones are still authenticating.
+        if (connection.operations.size >= limits.maxSubscriptionsPerConnection) {
+          return [operationError(`At most ${limits.maxSubscriptionsPerConnection} operations per connection`, 'BAD_USER_INPUT')];
         }
+        connection.operations.add(id);
+        running += 1;
+        const refuse = (errors: readonly GraphQLError[]) => {
+          finished(socket, id);
+          return errors;
+        };
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
-          socket: ctx.extra.socket,
+          socket,
           params: payload,
           connectionParams: ctx.connectionParams,
         });
         let document;
         try {
           document = parse(payload.query);
+          const errors = validate(schema, document);
+          if (errors.length > 0) return refuse(errors);
         } catch (error) {
-          return [error as GraphQLError];
+          // Reported as this operation's error: a throw here would close the whole socket.
+          return refuse([options.maskError(error, 'Invalid operation.') as GraphQLError]);
         }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
         let contextValue;
         try {
           contextValue = await contextFactory();
         } catch (error) {
-          return [options.maskError(error, 'Unexpected error.') as GraphQLError];
+          return refuse([options.maskError(error, 'Unexpected error.') as GraphQLError]);
         }
-        operations.add(id);
-        running += 1;
-        const rootValue: EnvelopedRoot = { execute, subscribe };
+        const rootValue: EnvelopedRoot = { execute, subscribe, requestId: randomUUID() };
         return {
           schema,
           operationName: payload.operationName,
@@ -93,12 +149,22 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
       },
       onComplete: (ctx, id) => finished(ctx.extra.socket, id),
       onError: (ctx, id) => finished(ctx.extra.socket, id),
-      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
-      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+      execute: (args) => runOperation(args, 'execute') as never,
+      subscribe: (args) => runOperation(args, 'subscribe') as never,
     },
     wss,
   );
   wss.on('error', (error) => logger.error({ err: error }, 'websocket server error'));
+  options.metrics.trackWebSockets({ connections: () => connections.size, subscriptions: () => running });
+
+  // Sockets signed in with a revoked credential are closed; reconnecting with it is refused.
+  const stopRevocations = await options.revocations.onRevoked((revocation) => {
+    for (const [socket, connection] of connections) {
+      if (connection.viewer && isRevokedBy(revocation, connection.viewer)) {
+        socket.close(CLOSE_UNAUTHORIZED, 'Unauthorized: the credential was revoked');
+      }
+    }
+  });
 
   return {
     wss,
@@ -113,10 +179,23 @@ export function attachGraphQLWs(options: GraphQLWsOptions) {
         };
       }),
     /** Closes every socket with 1001 (going away) and stops accepting new ones. */
-    dispose: () => server.dispose(),
+    dispose: async () => {
+      await stopRevocations();
+      await server.dispose();
+    },
   };
 }
 
 function operationError(message: string, code: string): GraphQLError {
   return createGraphQLError(message, { extensions: { code } });
+}
+
+// A close reason is at most 123 bytes.
+function closeReason(text: string): string {
+  return Buffer.byteLength(text) <= 123 ? text : `${Buffer.from(text).subarray(0, 120).toString('utf8')}...`;
+}
+
+function runOperation(args: ExecutionArgs, kind: 'execute' | 'subscribe') {
+  const root = args.rootValue as EnvelopedRoot;
+  return runOperationWithRequestId(root.requestId, () => root[kind](args));
 }

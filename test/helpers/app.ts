@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
-import { print, type ExecutionResult } from 'graphql';
+import { print, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { buildApp, type App } from '../../src/app.js';
+import { buildApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { DatabaseTarget } from '../../src/db/client.js';
+import { GENEROUS_LIMITS } from './limits.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
@@ -18,6 +19,7 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     PASSWORD_HASH_COST: '12',
     // With REDIS_URL set (CI), every test server streams through Redis instead of in-process.
     REDIS_URL: process.env.REDIS_URL,
+    ...GENEROUS_LIMITS,
     ...env,
   });
 }
@@ -41,10 +43,10 @@ export interface TestApp {
 
 export async function startTestApp(
   env: Record<string, string | undefined> = {},
-  options: { onQuery?: (sql: string) => void; database?: DatabaseTarget } = {},
+  options: AppOptions = {},
 ): Promise<TestApp> {
   const config = testConfig(env);
-  const app = await buildApp(config, { database: options.database ?? testDatabase(), onQuery: options.onQuery });
+  const app = await buildApp(config, { ...options, database: options.database ?? testDatabase() });
   return {
     app,
     config,
@@ -85,6 +87,25 @@ export async function executeOver<R, V>(
     body: JSON.stringify({ query: print(document), variables }),
   });
   return { ...(await response.json()), status: response.status };
+}
+
+/** Posts a raw GraphQL request in-process (for documents codegen cannot type: attacks, limits). */
+export async function executeRaw(
+  t: TestApp,
+  body: { query: string; variables?: unknown; operationName?: string },
+  options: { token?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; data?: Record<string, unknown> | null; errors?: GraphQLFormattedError[] }> {
+  const response = await t.app.yoga.fetch('http://yoga/graphql', {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...options.headers,
+    },
+    body: JSON.stringify(body),
+  });
+  return { ...(await response.json()), status: response.status, headers: response.headers };
 }
 
 /** Throws with the errors when a result has any, so a test fails at the real cause. */

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { GENEROUS_LIMITS } from './limits.js';
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -25,7 +26,7 @@ export interface SpawnOptions {
 export async function spawnServer(env: Record<string, string | undefined>, options: SpawnOptions = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], {
     cwd: join(import.meta.dirname, '..', '..'),
-    env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', ...env },
+    env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', ...GENEROUS_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let output = '';

@@ -1,12 +1,11 @@
 import { createConversation, updateConversation } from '../../chat/conversations.js';
 import { builder } from '../builder.js';
+import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { ownedByViewer } from '../ownership.js';
 import { requireViewer } from '../context.js';
 import { encodeGlobalId } from '../global-id.js';
 import { UsageTotalsRef } from './usage.js';
 import { UserRef } from './user.js';
-
-export const MAX_PAGE_SIZE = 100;
 
 export const ConversationRef = builder.prismaNode('Conversation', {
   ...ownedByViewer,

@@ -1,0 +1,40 @@
+import { badInput } from '../../errors.js';
+
+/** Largest page of any connection (first/last). */
+export const MAX_PAGE_SIZE = 100;
+/** Page size when neither first nor last is given (Pothos' default). */
+export const DEFAULT_PAGE_SIZE = 20;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The cost of one field: 1, and its selection counted once per item it can return: a
+ * connection's page size (first/last), the number of ids asked for. Computed before execution
+ * with the request's variables, so `first: $n` costs as much as `first: 100`. Paging arguments
+ * are checked here too, so that a bad one refuses the request instead of nulling the parent
+ * object of a non-null connection.
+ */
+export function fieldCost(args: Record<string, unknown>): { field: number; multiplier: number } {
+  if ('first' in args || 'last' in args) {
+    for (const name of ['first', 'last'] as const) checkPageSize(args[name], name);
+    for (const name of ['after', 'before'] as const) checkCursor(args[name], name);
+    const size = (args.first ?? args.last ?? DEFAULT_PAGE_SIZE) as number;
+    return { field: 1, multiplier: size };
+  }
+  if (Array.isArray(args.ids)) return { field: 1, multiplier: args.ids.length };
+  return { field: 1, multiplier: 1 };
+}
+
+function checkPageSize(value: unknown, name: string): void {
+  if (value == null) return;
+  if (typeof value !== 'number' || value < 0 || value > MAX_PAGE_SIZE) {
+    throw badInput(`${name} must be between 0 and ${MAX_PAGE_SIZE}`, name);
+  }
+}
+
+// Cursors are Pothos' base64 of `GPC:S:<uuid>`; checking the shape keeps garbage away from SQL.
+function checkCursor(value: unknown, name: string): void {
+  if (value == null) return;
+  const decoded = typeof value === 'string' && value.length <= 100 ? Buffer.from(value, 'base64').toString('utf8') : '';
+  if (!decoded.startsWith('GPC:S:') || !UUID.test(decoded.slice(6))) throw badInput(`${name} is not a valid cursor`, name);
+}

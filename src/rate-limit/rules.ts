@@ -1,0 +1,37 @@
+import type { RateCheck } from './limiter.js';
+
+export interface Caller {
+  viewer: { id: string; apiKeyId?: string } | null;
+  /** The client's address, as far as it can be known (`unknown` in-process). */
+  ip: string;
+}
+
+const AUTH_FIELDS = new Set(['register', 'login', 'refreshToken']);
+
+/**
+ * Which limits a root field counts against. Every operation counts per caller (generously);
+ * mutations also count against a tighter budget; signing in is limited per address and per
+ * account (so guessing one account's password from many addresses is refused too); sending a
+ * message has its own budget. An API key counts both for itself and for its user.
+ */
+export function rateChecksFor(
+  rootType: 'Query' | 'Mutation' | 'Subscription',
+  field: string,
+  args: Record<string, unknown>,
+  caller: Caller,
+): RateCheck[] {
+  const callers = caller.viewer
+    ? [`user:${caller.viewer.id}`, ...(caller.viewer.apiKeyId ? [`key:${caller.viewer.apiKeyId}`] : [])]
+    : [`ip:${caller.ip}`];
+  const checks: RateCheck[] = callers.map((who) => ({ rule: 'operations', who, scope: '*' }));
+  if (rootType !== 'Mutation') return checks;
+
+  checks.push(...callers.map((who): RateCheck => ({ rule: 'mutations', who, scope: '*' })));
+  if (AUTH_FIELDS.has(field)) checks.push({ rule: 'authPerIp', who: `ip:${caller.ip}`, scope: 'auth' });
+  const email = field === 'login' ? (args.input as { email?: unknown } | undefined)?.email : undefined;
+  if (typeof email === 'string') {
+    checks.push({ rule: 'loginPerAccount', who: `account:${email.trim().toLowerCase()}`, scope: 'login' });
+  }
+  if (field === 'sendMessage') checks.push(...callers.map((who): RateCheck => ({ rule: 'sendMessage', who, scope: field })));
+  return checks;
+}

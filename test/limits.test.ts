@@ -1,0 +1,163 @@
+import { print } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerUser } from './helpers/accounts.js';
+import { errorCodes, executeRaw, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { NestedConversationsDocument, SendMessageDocument } from './helpers/chat-documents.js';
+import { connectWs, wsExecute } from './helpers/ws.js';
+import { MeDocument } from './helpers/documents.js';
+
+let t: TestApp;
+let url: URL;
+let token: string;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  url = await t.app.start(0);
+  token = (await registerUser(t)).accessToken;
+});
+afterAll(() => t?.stop());
+
+/** A conversation's messages, each message's conversation, its messages… `levels` deep. */
+function fanOut(levels: number, first = 100): string {
+  let selection = 'id';
+  for (let level = 0; level < levels; level += 1) {
+    selection = `messages(first: ${first}) { edges { node { id conversation { id ${selection} } } } }`;
+  }
+  return `{ me { conversations(first: ${first}) { edges { node { ${selection} } } } } }`;
+}
+
+const codeAndLimit = (result: Awaited<ReturnType<typeof executeRaw>>) =>
+  result.errors?.map((e) => [e.extensions?.code, e.extensions?.limit]);
+
+describe('query limits', () => {
+  it('refuses a nested fan-out by its cost before running it', async () => {
+    const result = await executeRaw(t, { query: fanOut(6) }, { token });
+    expect(result.data).toBeUndefined();
+    expect(codeAndLimit(result)).toEqual([['BAD_USER_INPUT', 'depth']]);
+    // Shallow enough for the depth limit, still far too wide.
+    const wide = await executeRaw(t, { query: fanOut(1) }, { token });
+    expect(codeAndLimit(wide)).toEqual([['BAD_USER_INPUT', 'cost']]);
+    expect(wide.errors?.[0]?.message).toMatch(/costs \d+, more than the limit of 20000/);
+  });
+
+  it('counts page sizes given as variables', async () => {
+    const query = `query ($n: Int) { me { conversations(first: $n) { edges { node { messages(first: $n) { edges { node { conversation { messages(first: $n) { edges { node { id } } } } } } } } } } } }`;
+    const small = await executeRaw(t, { query, variables: { n: 5 } }, { token });
+    expect(small.errors).toBeUndefined();
+    const large = await executeRaw(t, { query, variables: { n: 100 } }, { token });
+    expect(codeAndLimit(large)).toEqual([['BAD_USER_INPUT', 'cost']]);
+  });
+
+  it('admits the nested conversations query of the benchmark', async () => {
+    expectData(await t.execute(NestedConversationsDocument, undefined, { token }));
+  });
+
+  it('refuses too many aliases, directives, tokens and bytes', async () => {
+    const aliases = `{ ${Array.from({ length: 16 }, (_, i) => `a${i}: __typename`).join(' ')} }`;
+    expect(codeAndLimit(await executeRaw(t, { query: aliases }))).toEqual([['BAD_USER_INPUT', 'aliases']]);
+    const directives = `{ __typename ${'@include(if: true) '.repeat(11)}}`;
+    expect(codeAndLimit(await executeRaw(t, { query: directives }))).toContainEqual(['BAD_USER_INPUT', 'directives']);
+    const tokens = await executeRaw(t, { query: `{ ${'a '.repeat(3001)}}` });
+    expect(tokens.errors?.[0]?.message).toMatch(/more that 3000 tokens/);
+    // Whitespace is free for the tokenizer, not for the server: padded to 1 MB, still refused.
+    const padded = await executeRaw(t, { query: `{ __typename${' '.repeat(1_000_000)}}` });
+    expect(codeAndLimit(padded)).toEqual([['BAD_USER_INPUT', 'bytes']]);
+  });
+
+  it('allows one sign-in mutation per operation', async () => {
+    const query = `mutation { a: login(input: {email: "a@example.com", password: "x"}) { accessToken } b: login(input: {email: "b@example.com", password: "y"}) { accessToken } }`;
+    expect(codeAndLimit(await executeRaw(t, { query }))).toEqual([['BAD_USER_INPUT', 'signIns']]);
+    const viaFragment = `mutation { ...Two } fragment Two on Mutation { register(input: {email: "c@example.com", password: "x", name: "c"}) { accessToken } refreshToken(refreshToken: "x") { accessToken } }`;
+    expect(codeAndLimit(await executeRaw(t, { query: viaFragment }))).toEqual([['BAD_USER_INPUT', 'signIns']]);
+  });
+
+  it('refuses over graphql-ws as an operation error and keeps the socket open', async () => {
+    const client = connectWs(url, token);
+    try {
+      const refused = await new Promise<unknown>((resolve) => {
+        client.subscribe({ query: fanOut(2) }, { next: () => {}, error: resolve, complete: () => resolve(undefined) });
+      });
+      expect(JSON.stringify(refused)).toMatch(/BAD_USER_INPUT|costs/);
+      expectData(await wsExecute(client, MeDocument));
+    } finally {
+      await client.dispose();
+    }
+  });
+});
+
+describe('variable limits', () => {
+  const send = print(SendMessageDocument);
+
+  it('refuses a variables object with tens of thousands of keys before coercing it', async () => {
+    const input: Record<string, string> = { content: 'hi' };
+    for (let i = 0; i < 40_000; i += 1) input[`k${i}`] = 'x';
+    const result = await executeRaw(t, { query: send, variables: { input } });
+    expect(codeAndLimit(result)).toEqual([['BAD_USER_INPUT', 'variableValues']]);
+  });
+
+  it('refuses deeply nested variables', async () => {
+    let nested: unknown = 'leaf';
+    for (let i = 0; i < 50; i += 1) nested = { nested };
+    const result = await executeRaw(t, { query: send, variables: { input: { content: 'hi', deep: nested } } });
+    expect(codeAndLimit(result)).toEqual([['BAD_USER_INPUT', 'variableDepth']]);
+  });
+
+  it.each([
+    ['a fraction for an Int', { maxTokens: 1.5 }],
+    ['a string for an Int', { maxTokens: '100' }],
+    ['an Int out of range', { maxTokens: 1e12 }],
+    ['an unknown input field', { contnt: 'typo' }],
+  ])('answers %s with BAD_USER_INPUT', async (_name, extra) => {
+    const result = await executeRaw(t, { query: send, variables: { input: { content: 'hi', ...extra } } }, { token });
+    expect(errorCodes(result as never)).toEqual(['BAD_USER_INPUT']);
+  });
+});
+
+describe('input hygiene', () => {
+  it('refuses NUL characters in stored text, in variables and in literals', async () => {
+    const send = await executeRaw(t, { query: print(SendMessageDocument), variables: { input: { content: 'a\u0000b' } } }, { token });
+    expect(errorCodes(send as never)).toEqual(['BAD_USER_INPUT']);
+    const literal = await executeRaw(t, { query: 'mutation { createConversation(input: { title: "a\\u0000b" }) { id } }' }, { token });
+    expect(errorCodes(literal as never)).toEqual(['BAD_USER_INPUT']);
+  });
+
+  it('refuses bad paging arguments without nulling the parent object', async () => {
+    const tooMany = await executeRaw(t, { query: '{ me { email conversations(first: 1000) { totalCount } } }' }, { token });
+    expect(tooMany.errors?.map((e) => [e.extensions?.code, e.extensions?.field])).toEqual([['BAD_USER_INPUT', 'first']]);
+    expect(tooMany.data).toBeUndefined();
+    const badCursor = await executeRaw(t, { query: '{ me { email conversations(first: 1, after: "bm90LWEtY3Vyc29y") { totalCount } } }' }, { token });
+    expect(badCursor.errors?.map((e) => [e.extensions?.code, e.extensions?.field])).toEqual([['BAD_USER_INPUT', 'after']]);
+  });
+});
+
+describe('with introspection off', () => {
+  let closed: TestApp;
+  beforeAll(async () => {
+    closed = await startTestApp({ INTROSPECTION: 'false' });
+  });
+  afterAll(() => closed?.stop());
+
+  it('gives no "Did you mean" suggestions', async () => {
+    const field = await executeRaw(closed, { query: '{ mee { id } }' });
+    expect(field.errors?.[0]?.message).toMatch(/Cannot query field "mee"/);
+    expect(JSON.stringify(field.errors)).not.toMatch(/Did you mean/);
+    const variable = await executeRaw(closed, { query: print(SendMessageDocument), variables: { input: { contnt: 'x' } } });
+    expect(JSON.stringify(variable.errors)).not.toMatch(/Did you mean/);
+    expect(JSON.stringify(variable.errors)).toMatch(/contnt/);
+  });
+});
+
+describe('CSRF prevention', () => {
+  it('refuses a form-encoded mutation, which a browser would send cross-site without a preflight', async () => {
+    const email = `csrf-${Date.now()}@example.com`;
+    const query = `mutation { register(input: {email: "${email}", password: "correct horse battery", name: "C"}) { accessToken } }`;
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ query }).toString(),
+    });
+    expect(response.status).toBe(403);
+    const login = await executeRaw(t, { query: `mutation { login(input: {email: "${email}", password: "correct horse battery"}) { accessToken } }` });
+    expect(errorCodes(login as never)).toEqual(['UNAUTHENTICATED']);
+  });
+});
