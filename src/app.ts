@@ -4,7 +4,9 @@ import { ChatService } from './chat/chat-service.js';
 import { startDemoUpstream, type DemoUpstream } from './chat/demo-upstream.js';
 import { GenerationRunner } from './chat/generation.js';
 import { GenerationRecovery, startOrphanSweeper } from './chat/recovery.js';
-import { StreamHub } from './chat/stream-hub.js';
+import { StreamHub, type LiveChannel, type ReplayStore } from './chat/stream-hub.js';
+import { boundPasswordHashing } from './auth/passwords.js';
+import { createRevocationBus } from './auth/revocations.js';
 import { createInProcessTransport, createRedisTransport } from './chat/stream-transports.js';
 import { createUpstream, createUpstreamProbe } from './chat/upstream.js';
 import type { Config } from './config.js';
@@ -17,6 +19,11 @@ import { attachGraphQLWs } from './http/graphql-ws.js';
 import type { ReadinessChecks } from './http/health.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger, type Logger } from './logger.js';
+import { createErrorReporter } from './observability/error-reporter.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createRateLimiter } from './rate-limit/limiter.js';
+import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore } from './rate-limit/store.js';
+import { Redis } from 'ioredis';
 
 export interface AppOptions {
   /** Overrides where the data lives (tests use in-memory PGlite). */
@@ -31,19 +38,19 @@ export interface App {
   yoga: ReturnType<typeof createGraphQLServer>;
   runner: GenerationRunner;
   recovery: GenerationRecovery;
+  /** This instance's Prometheus metrics (served on /metrics). */
+  metrics: Metrics;
   /** Listens on config.port (0 picks a free port); returns the bound URL. */
   start(port?: number): Promise<URL>;
   /** Stops accepting work, lets in-flight requests finish, closes sockets and the database. */
   stop(): Promise<void>;
 }
 
-export const MAX_WS_PAYLOAD_BYTES = 64 * 1024;
-export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
-export const WS_INIT_TIMEOUT_MS = 10_000;
-
 /** The one place that wires every dependency. */
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const errorReporter = await createErrorReporter({ dsn: config.sentryDsn, environment: config.env });
   const target: DatabaseTarget =
     options.database ??
     (config.databaseUrl
@@ -54,15 +61,16 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
 
   const readinessChecks: ReadinessChecks = { required: { database: () => db.ping() }, advisory: {} };
-  let hub: StreamHub;
+  let transport: { store: ReplayStore; channel: LiveChannel };
   if (config.redisUrl) {
     const redis = createRedisTransport(config.redisUrl);
-    hub = new StreamHub(redis.store, redis.channel);
     readinessChecks.required.redis = redis.ping;
+    transport = redis;
   } else {
-    const local = createInProcessTransport();
-    hub = new StreamHub(local.store, local.channel);
+    transport = createInProcessTransport();
   }
+  const hub = new StreamHub(transport.store, transport.channel);
+  const revocations = createRevocationBus(transport.channel);
 
   let demo: DemoUpstream | undefined;
   if (config.chat.demo) {
@@ -80,6 +88,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     hub,
     upstream,
     logger,
+    metrics,
     settings: {
       upstreamTimeoutMs: config.chat.upstreamTimeoutMs,
       generationMaxMs: config.chat.generationMaxMs,
@@ -87,7 +96,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       leaseMs: config.chat.generationLeaseMs,
     },
   });
-  const recovery = new GenerationRecovery({ prisma: db.prisma, hub, models: config.chat.models, logger });
+  const recovery = new GenerationRecovery({ prisma: db.prisma, hub, models: config.chat.models, logger, metrics: metrics.usage });
   // Embedded PGlite has one process by construction: whatever still runs at start was cut off.
   const recovered = await recovery.recoverOrphans({ everyRunning: db.kind === 'pglite' });
   if (recovered) logger.warn({ recovered }, 'closed generations left running by an earlier process');
@@ -95,15 +104,29 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   // A stop asked on any instance reaches the one running the generation.
   const stopListener = await hub.onStopRequested((messageId) => void runner.stopLocal(messageId));
 
+  boundPasswordHashing(config.limits.passwordHashing);
+  const longestWindowMs = Math.max(...Object.values(config.limits.rates).map((rule) => rule.windowMs));
+  // Rate-limit counters fail fast when Redis is away (no offline queue): requests are then
+  // served without them rather than held up; see createRateLimiter.
+  const rateLimitRedis = config.redisUrl
+    ? new Redis(config.redisUrl, { disableClientInfo: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    : undefined;
+  rateLimitRedis?.on('error', () => {});
+  const rateLimitStore: RateLimitStore = rateLimitRedis
+    ? new RedisRateLimitStore(rateLimitRedis, longestWindowMs)
+    : new MemoryRateLimitStore(longestWindowMs);
+
   const services: Services = {
     config,
     prisma: db.prisma,
     authenticate: createAuthenticator({ prisma: db.prisma, config }),
     logger,
     chat: new ChatService({ prisma: db.prisma, config, hub, runner, recovery, logger }),
+    rateLimiter: createRateLimiter({ store: rateLimitStore, rules: config.limits.rates, logger }),
+    revocations,
   };
-  const maskError = createErrorMasker(logger);
-  const yoga = createGraphQLServer(services, maskError);
+  const maskError = createErrorMasker(logger, errorReporter.report);
+  const yoga = createGraphQLServer(services, maskError, metrics.graphql);
   const state = { shuttingDown: false };
   const httpServer = createHttpServer({
     yoga,
@@ -111,16 +134,18 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     maxRequestBytes: config.http.maxRequestBytes,
     readinessChecks,
     state,
+    metrics: { registry: metrics.registry, ...config.metrics },
   });
-  const graphqlWs = attachGraphQLWs({
+  const graphqlWs = await attachGraphQLWs({
     httpServer,
     yoga,
     authenticate: services.authenticate,
     logger,
     maskError,
-    maxPayloadBytes: MAX_WS_PAYLOAD_BYTES,
-    maxSubscriptionsPerConnection: MAX_SUBSCRIPTIONS_PER_CONNECTION,
-    initTimeoutMs: WS_INIT_TIMEOUT_MS,
+    metrics,
+    limits: config.limits.ws,
+    trustProxyHops: config.http.trustProxyHops,
+    revocations,
   });
 
   let stopping: Promise<void> | undefined;
@@ -140,8 +165,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await yoga.dispose();
     await stopListener();
     await hub.close();
+    await rateLimitRedis?.quit().catch(() => rateLimitRedis.disconnect());
     await demo?.stop();
     await db.close();
+    await errorReporter.close(config.http.shutdownTimeoutMs);
   };
 
   return {
@@ -150,6 +177,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     recovery,
     db,
     yoga,
+    metrics,
     start: (port = config.port) =>
       new Promise((resolve, reject) => {
         httpServer.once('error', reject);

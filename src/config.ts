@@ -12,6 +12,23 @@ const seconds = z.coerce.number().int().positive();
 const list = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+const count = z.coerce.number().int().positive();
+/** A rate: "<max>/<window>", the window in seconds, minutes or hours, e.g. "10/15m". */
+const rate = z
+  .string()
+  .regex(/^\d+\/\d+[smh]$/, 'must look like 10/15m (max calls per window of s, m or h)')
+  .transform((v): RateRule => {
+    const [max, window] = v.split('/') as [string, string];
+    const unit = { s: 1000, m: 60_000, h: 3_600_000 }[window.slice(-1) as 's' | 'm' | 'h'];
+    return { max: Number(max), window, windowMs: Number(window.slice(0, -1)) * unit };
+  });
+
+export interface RateRule {
+  max: number;
+  /** As graphql-rate-limit reads it, e.g. "15m". */
+  window: string;
+  windowMs: number;
+}
 
 /** The whole environment, read once. Every problem is reported at once by `loadConfig`. */
 const envSchema = z
@@ -20,6 +37,9 @@ const envSchema = z
     HOST: z.string().default('0.0.0.0'),
     PORT: z.coerce.number().int().min(0).max(65535).default(4000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Bearer token Prometheus must present on /metrics; without it /metrics is off in production. */
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    SENTRY_DSN: z.url().optional(),
     DATA_DIR: z.string().default('./data'),
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -60,6 +80,35 @@ const envSchema = z
     INTROSPECTION: bool.optional(),
     MAX_REQUEST_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
     SHUTDOWN_TIMEOUT_SECONDS: seconds.default(10),
+    /** How many proxies in front of the server append to X-Forwarded-For (0: use the socket address). */
+    TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+    /** JSON file of trusted documents ({ "<sha256>": "<document>" }); when set, only those run. */
+    PERSISTED_OPERATIONS_FILE: z.string().min(1).optional(),
+    DEMO_MODEL: bool.optional(),
+
+    MAX_DOCUMENT_BYTES: count.default(32 * 1024),
+    MAX_DOCUMENT_TOKENS: count.default(3000),
+    MAX_QUERY_DEPTH: count.default(12),
+    MAX_ALIASES: count.default(15),
+    MAX_DIRECTIVES: count.default(10),
+    MAX_QUERY_COST: count.default(20_000),
+    MAX_VARIABLE_VALUES: count.default(500),
+    MAX_VARIABLE_DEPTH: count.default(8),
+
+    RATE_LIMIT_OPERATIONS: rate.prefault('600/1m'),
+    RATE_LIMIT_MUTATIONS: rate.prefault('120/1m'),
+    RATE_LIMIT_AUTH_PER_IP: rate.prefault('30/10m'),
+    RATE_LIMIT_LOGIN_PER_ACCOUNT: rate.prefault('10/15m'),
+    RATE_LIMIT_SEND_MESSAGE: rate.prefault('30/1m'),
+    MAX_CONCURRENT_GENERATIONS: count.default(4),
+    PASSWORD_HASH_CONCURRENCY: count.default(2),
+    PASSWORD_HASH_QUEUE: count.default(32),
+
+    WS_MAX_PAYLOAD_BYTES: count.default(64 * 1024),
+    WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: count.default(20),
+    WS_MAX_CONNECTIONS_PER_IP: count.default(100),
+    WS_MAX_CONNECTIONS_PER_USER: count.default(50),
+    WS_INIT_TIMEOUT_SECONDS: seconds.default(10),
   });
 
 type RawEnv = Record<string, string | undefined>;
@@ -88,6 +137,8 @@ function crossFieldProblems(env: RawEnv): string[] {
   }
   if (production && env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
     problems.push('OPENAI_API_KEY: is required in production when OPENAI_BASE_URL is set');
+  } else if (production && !env.OPENAI_API_KEY && !['true', '1', 'yes'].includes(env.DEMO_MODEL ?? '')) {
+    problems.push('OPENAI_API_KEY: is required in production (or set DEMO_MODEL=true to serve the built-in demo model)');
   }
   return problems;
 }
@@ -99,6 +150,9 @@ export interface Config {
   host: string;
   port: number;
   logLevel: Env['LOG_LEVEL'];
+  metrics: { enabled: boolean; token?: string };
+  /** Unexpected errors are reported to this Sentry project. */
+  sentryDsn?: string;
   dataDir: string;
   databaseUrl?: string;
   redisUrl?: string;
@@ -131,9 +185,21 @@ export interface Config {
     introspection: boolean;
     maxRequestBytes: number;
     shutdownTimeoutMs: number;
+    trustProxyHops: number;
+    persistedOperationsFile?: string;
   };
+  limits: Limits;
   /** Things worth a warning line at start-up (generated secrets, embedded database in production…). */
   warnings: string[];
+}
+
+export interface Limits {
+  document: { maxBytes: number; maxTokens: number; maxDepth: number; maxAliases: number; maxDirectives: number; maxCost: number };
+  variables: { maxValues: number; maxDepth: number };
+  rates: { operations: RateRule; mutations: RateRule; authPerIp: RateRule; loginPerAccount: RateRule; sendMessage: RateRule };
+  maxConcurrentGenerations: number;
+  passwordHashing: { concurrency: number; queue: number };
+  ws: { maxPayloadBytes: number; maxSubscriptionsPerConnection: number; maxConnectionsPerIp: number; maxConnectionsPerUser: number; initTimeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -189,6 +255,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
+    // Open without a token in development and tests; production must not expose it unprotected.
+    metrics: { enabled: true, token: env.METRICS_TOKEN },
+    sentryDsn: env.SENTRY_DSN,
     dataDir,
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
@@ -223,6 +292,35 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       introspection: env.INTROSPECTION ?? !production,
       maxRequestBytes: env.MAX_REQUEST_BYTES,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+      trustProxyHops: env.TRUST_PROXY_HOPS,
+      persistedOperationsFile: env.PERSISTED_OPERATIONS_FILE,
+    },
+    limits: {
+      document: {
+        maxBytes: env.MAX_DOCUMENT_BYTES,
+        maxTokens: env.MAX_DOCUMENT_TOKENS,
+        maxDepth: env.MAX_QUERY_DEPTH,
+        maxAliases: env.MAX_ALIASES,
+        maxDirectives: env.MAX_DIRECTIVES,
+        maxCost: env.MAX_QUERY_COST,
+      },
+      variables: { maxValues: env.MAX_VARIABLE_VALUES, maxDepth: env.MAX_VARIABLE_DEPTH },
+      rates: {
+        operations: env.RATE_LIMIT_OPERATIONS,
+        mutations: env.RATE_LIMIT_MUTATIONS,
+        authPerIp: env.RATE_LIMIT_AUTH_PER_IP,
+        loginPerAccount: env.RATE_LIMIT_LOGIN_PER_ACCOUNT,
+        sendMessage: env.RATE_LIMIT_SEND_MESSAGE,
+      },
+      maxConcurrentGenerations: env.MAX_CONCURRENT_GENERATIONS,
+      passwordHashing: { concurrency: env.PASSWORD_HASH_CONCURRENCY, queue: env.PASSWORD_HASH_QUEUE },
+      ws: {
+        maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
+        maxSubscriptionsPerConnection: env.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        maxConnectionsPerIp: env.WS_MAX_CONNECTIONS_PER_IP,
+        maxConnectionsPerUser: env.WS_MAX_CONNECTIONS_PER_USER,
+        initTimeoutMs: env.WS_INIT_TIMEOUT_SECONDS * 1000,
+      },
     },
     warnings,
   };

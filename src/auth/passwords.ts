@@ -1,5 +1,6 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { badInput } from '../errors.js';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { AppError, badInput } from '../errors.js';
 
 const KEY_LENGTH = 32;
 const BLOCK_SIZE = 8;
@@ -8,9 +9,26 @@ export const MIN_PASSWORD_LENGTH = 10;
 // Hashing cost grows with length; a cap stops huge "passwords" from being a cheap DoS.
 export const MAX_PASSWORD_LENGTH = 256;
 
+/**
+ * Hashing is deliberately slow and runs on libuv's few threads, so it is bounded process-wide:
+ * at most `concurrency` at once and `queue` waiting. A flood of sign-ins beyond that is refused
+ * at once (RATE_LIMITED) instead of queueing ahead of everyone else's for tens of seconds.
+ */
+let gate: { run: LimitFunction; queue: number } = { run: pLimit(2), queue: 32 };
+
+export function boundPasswordHashing(options: { concurrency: number; queue: number }): void {
+  gate = { run: pLimit(options.concurrency), queue: options.queue };
+}
+
 function scryptAsync(password: string, salt: Buffer, options: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key))),
+  if (gate.run.pendingCount >= gate.queue) {
+    return Promise.reject(new AppError('RATE_LIMITED', 'Too many sign-ins in progress; retry shortly', { retryAfter: 1 }));
+  }
+  return gate.run(
+    () =>
+      new Promise<Buffer>((resolve, reject) =>
+        scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key))),
+      ),
   );
 }
 

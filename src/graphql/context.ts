@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import DataLoader from 'dataloader';
+import type { RevocationBus } from '../auth/revocations.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
 import type { ChatService } from '../chat/chat-service.js';
 import { unauthenticated } from '../errors.js';
@@ -6,6 +8,8 @@ import { conversationUsage, type UsageTotals } from '../usage/queries.js';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
+import type { RateLimiter } from '../rate-limit/limiter.js';
+import { clientIp } from '../rate-limit/client-ip.js';
 
 /** Long-lived dependencies the resolvers call into; wired once in app.ts. */
 export interface Services {
@@ -14,6 +18,8 @@ export interface Services {
   authenticate: Authenticate;
   logger: Logger;
   chat: ChatService;
+  rateLimiter: RateLimiter;
+  revocations: RevocationBus;
 }
 
 /** Per-request batching of aggregates that plugin-prisma cannot load as relations. */
@@ -23,6 +29,8 @@ export interface Loaders {
 
 export interface GraphQLContext {
   viewer: Viewer | null;
+  /** The client's address (for anonymous rate limits); `unknown` for in-process requests. */
+  ip: string;
   services: Services;
   loaders: Loaders;
 }
@@ -38,12 +46,19 @@ function createLoaders(services: Services): Loaders {
 export function createContextFactory(services: Services) {
   return async (initial: {
     request?: Request;
+    /** The Node request, over HTTP and on a WebSocket's upgrade. */
+    req?: IncomingMessage;
     connectionParams?: Readonly<Record<string, unknown>>;
   }): Promise<GraphQLContext> => {
     const fromParams = initial.connectionParams?.authorization;
     const authorization =
       typeof fromParams === 'string' ? fromParams : (initial.request?.headers.get('authorization') ?? undefined);
-    return { viewer: await services.authenticate(authorization), services, loaders: createLoaders(services) };
+    return {
+      viewer: await services.authenticate(authorization),
+      ip: clientIp(initial.req, services.config.http.trustProxyHops),
+      services,
+      loaders: createLoaders(services),
+    };
   };
 }
 
