@@ -8,7 +8,9 @@ const config: CodegenConfig = {
   generates: {
     'test/generated/': {
       preset: 'client',
-      presetConfig: { fragmentMasking: false },
+      // persisted-documents.json: the trusted documents a server can be limited to
+      // (PERSISTED_OPERATIONS_FILE); each document carries its sha256 hash.
+      presetConfig: { fragmentMasking: false, persistedDocuments: { hashAlgorithm: 'sha256' } },
       config: {
         importExtension: '.js',
         useTypeImports: true,

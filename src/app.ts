@@ -15,6 +15,7 @@ import { migrate } from './db/migrate.js';
 import type { Services } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
 import { createGraphQLServer } from './graphql/server.js';
+import { loadTrustedDocuments } from './graphql/trusted-documents.js';
 import { attachGraphQLWs } from './http/graphql-ws.js';
 import type { ReadinessChecks } from './http/health.js';
 import { createHttpServer } from './http/server.js';
@@ -126,7 +127,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     revocations,
   };
   const maskError = createErrorMasker(logger, errorReporter.report);
-  const yoga = createGraphQLServer(services, maskError, metrics.graphql);
+  // Production can be limited to the documents its clients were built with (codegen's manifest).
+  const trustedDocuments = config.http.persistedOperationsFile ? loadTrustedDocuments(config.http.persistedOperationsFile) : undefined;
+  const yoga = createGraphQLServer(services, maskError, metrics.graphql, trustedDocuments);
   const state = { shuttingDown: false };
   const httpServer = createHttpServer({
     yoga,
@@ -146,6 +149,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     limits: config.limits.ws,
     trustProxyHops: config.http.trustProxyHops,
     revocations,
+    trustedDocuments,
   });
 
   let stopping: Promise<void> | undefined;

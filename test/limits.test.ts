@@ -1,10 +1,11 @@
+import { join } from 'node:path';
 import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerUser } from './helpers/accounts.js';
-import { errorCodes, executeRaw, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, executeRaw, expectData, startTestApp, STRONG_PASSWORD, type TestApp } from './helpers/app.js';
 import { NestedConversationsDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { connectWs, wsExecute } from './helpers/ws.js';
-import { MeDocument } from './helpers/documents.js';
+import { MeDocument, RegisterDocument } from './helpers/documents.js';
 
 let t: TestApp;
 let url: URL;
@@ -161,3 +162,53 @@ describe('CSRF prevention', () => {
     expect(errorCodes(login as never)).toEqual(['UNAUTHENTICATED']);
   });
 });
+
+describe('trusted documents (PERSISTED_OPERATIONS_FILE)', () => {
+  let trusted: TestApp;
+  let trustedUrl: URL;
+  const meId = (MeDocument as unknown as { __meta__: { hash: string } }).__meta__.hash;
+  beforeAll(async () => {
+    trusted = await startTestApp({ PERSISTED_OPERATIONS_FILE: join(import.meta.dirname, 'generated', 'persisted-documents.json') });
+    trustedUrl = await trusted.app.start(0);
+  });
+  afterAll(() => trusted?.stop());
+
+  it('runs listed documents by id and refuses any other document, over HTTP', async () => {
+    const { accessToken } = await registerUserById(trusted);
+    const byId = await executeRaw(trusted, { documentId: meId }, { token: accessToken });
+    expect(byId.errors).toBeUndefined();
+    expect(byId.data).toMatchObject({ me: { id: expect.any(String) } });
+    const apolloStyle = await executeRaw(trusted, { extensions: { persistedQuery: { version: 1, sha256Hash: meId.slice(7) } } }, { token: accessToken });
+    expect(apolloStyle.data).toMatchObject({ me: { id: expect.any(String) } });
+
+    const text = await executeRaw(trusted, { query: print(MeDocument) }, { token: accessToken });
+    expect(text.status).toBe(400);
+    expect(text.errors?.map((e) => e.extensions?.code)).toEqual(['PERSISTED_QUERY_ONLY']);
+    const unknown = await executeRaw(trusted, { documentId: "sha256:0000" });
+    expect(unknown.errors?.map((e) => e.extensions?.code)).toEqual(['PERSISTED_QUERY_NOT_FOUND']);
+  });
+
+  it('applies the same rule over graphql-ws', async () => {
+    const { accessToken } = await registerUserById(trusted);
+    const client = connectWs(trustedUrl, accessToken);
+    const run = (payload: Record<string, unknown>) =>
+      new Promise<unknown>((resolve) => {
+        const results: unknown[] = [];
+        client.subscribe(payload as never, { next: (r) => results.push(r), error: resolve, complete: () => resolve(results) });
+      });
+    try {
+      expect(JSON.stringify(await run({ query: '', documentId: meId }))).toMatch(/"me":\{.*"id":"/);
+      expect(JSON.stringify(await run({ query: print(MeDocument) }))).toMatch(/Only trusted documents/);
+    } finally {
+      await client.dispose();
+    }
+  });
+});
+
+/** Registers through the trusted Register document (a query text would be refused). */
+async function registerUserById(app: TestApp) {
+  const id = (RegisterDocument as unknown as { __meta__: { hash: string } }).__meta__.hash;
+  const input = { email: `trusted-${Math.random().toString(36).slice(2)}@example.com`, password: STRONG_PASSWORD, name: 'T' };
+  const result = await executeRaw(app, { documentId: id, variables: { input } });
+  return (result.data as { register: { accessToken: string } }).register;
+}

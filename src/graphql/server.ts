@@ -4,6 +4,7 @@ import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { createContextFactory, type GraphQLContext, type Services } from './context.js';
 import { useDocumentLimits } from './limits/document-limits.js';
+import { useTrustedDocuments, type TrustedDocuments } from './trusted-documents.js';
 import { useOperationLimits } from './limits/operation-limits.js';
 import { useRateLimitStatus } from './limits/rate-limit-status.js';
 import { schema } from './schema.js';
@@ -25,6 +26,7 @@ export function createGraphQLServer(
   services: Services,
   maskError: (error: unknown, message: string) => Error,
   metrics: Metrics['graphql'],
+  trustedDocuments?: TrustedDocuments,
 ): GraphQLServer {
   const { config, logger } = services;
   const contextFactory = createContextFactory(services);
@@ -58,6 +60,7 @@ export function createGraphQLServer(
       // Form posts and other "simple" requests, which browsers send cross-site without a
       // preflight, must carry a custom header; JSON requests and graphql-ws never need one.
       useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
+      ...(trustedDocuments ? [useTrustedDocuments(trustedDocuments)] : []),
       useDocumentLimits(config.limits.document, { suggestions: config.http.introspection }),
       useOperationLimits(config.limits, { suggestions: config.http.introspection }),
       useRateLimitStatus(),

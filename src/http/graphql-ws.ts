@@ -8,6 +8,7 @@ import { isRevokedBy, type RevocationBus } from '../auth/revocations.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
 import type { Limits } from '../config.js';
 import type { GraphQLServer } from '../graphql/server.js';
+import { trustedQueryOf, type TrustedDocuments } from '../graphql/trusted-documents.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { runOperationWithRequestId } from '../observability/request-context.js';
@@ -23,6 +24,8 @@ export interface GraphQLWsOptions {
   limits: Limits['ws'];
   trustProxyHops: number;
   revocations: RevocationBus;
+  /** When set, only these documents run (see trusted-documents.ts). */
+  trustedDocuments?: TrustedDocuments;
 }
 
 /**
@@ -122,9 +125,11 @@ export async function attachGraphQLWs(options: GraphQLWsOptions) {
           params: payload,
           connectionParams: ctx.connectionParams,
         });
+        const query = options.trustedDocuments ? trustedQueryOf(options.trustedDocuments, payload) : payload.query;
+        if (typeof query !== 'string') return refuse([query]);
         let document;
         try {
-          document = parse(payload.query);
+          document = parse(query);
           const errors = validate(schema, document);
           if (errors.length > 0) return refuse(errors);
         } catch (error) {

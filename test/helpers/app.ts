@@ -92,7 +92,7 @@ export async function executeOver<R, V>(
 /** Posts a raw GraphQL request in-process (for documents codegen cannot type: attacks, limits). */
 export async function executeRaw(
   t: TestApp,
-  body: { query: string; variables?: unknown; operationName?: string },
+  body: { query?: string; documentId?: string; variables?: unknown; operationName?: string; extensions?: unknown },
   options: { token?: string; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; headers: Headers; data?: Record<string, unknown> | null; errors?: GraphQLFormattedError[] }> {
   const response = await t.app.yoga.fetch('http://yoga/graphql', {
