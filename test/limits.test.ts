@@ -122,6 +122,15 @@ describe('input hygiene', () => {
     expect(errorCodes(literal as never)).toEqual(['BAD_USER_INPUT']);
   });
 
+  it('names the argument that holds a malformed id', async () => {
+    const fieldOf = (result: Awaited<ReturnType<typeof executeRaw>>) => result.errors?.map((e) => [e.extensions?.code, e.extensions?.field]);
+    const stop = await executeRaw(t, { query: 'mutation { stopGeneration(messageId: "garbage") { id } }' }, { token });
+    expect(fieldOf(stop)).toEqual([['BAD_USER_INPUT', 'messageId']]);
+    const send = await executeRaw(t, { query: print(SendMessageDocument), variables: { input: { content: 'x', conversationId: 'bm9wZQ==' } } }, { token });
+    expect(fieldOf(send)).toEqual([['BAD_USER_INPUT', 'input.conversationId']]);
+    expect(send.errors?.[0]?.message).toBe('input.conversationId is not a valid ID');
+  });
+
   it('refuses bad paging arguments without nulling the parent object', async () => {
     const tooMany = await executeRaw(t, { query: '{ me { email conversations(first: 1000) { totalCount } } }' }, { token });
     expect(tooMany.errors?.map((e) => [e.extensions?.code, e.extensions?.field])).toEqual([['BAD_USER_INPUT', 'first']]);

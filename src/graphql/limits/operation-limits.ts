@@ -14,6 +14,7 @@ import type { Limits } from '../../config.js';
 import { AppError } from '../../errors.js';
 import { toGraphQLError } from '../errors.js';
 import { limitError, withoutSuggestions } from './document-limits.js';
+import { findInvalidGlobalId } from './global-ids.js';
 
 /**
  * Limits that need the request's variables, checked after validation and before execution:
@@ -34,6 +35,8 @@ export function useOperationLimits(limits: Limits, options: { suggestions: boole
     // Measured on this operation alone (with its fragments): the cost helper reads the first one.
     const fragments = args.document.definitions.filter((d) => d.kind === Kind.FRAGMENT_DEFINITION);
     const document: DocumentNode = { kind: Kind.DOCUMENT, definitions: [operation, ...fragments] as DefinitionNode[] };
+    const invalidId = findInvalidGlobalId(args.schema, document, coerced.coerced);
+    if (invalidId) return { errors: [toGraphQLError(invalidId)] };
     try {
       const { complexity } = complexityFromQuery(document, { schema: args.schema, ctx: args.contextValue as object, variables: args.variableValues ?? {} });
       const max = limits.document.maxCost;
