@@ -34,7 +34,7 @@ port=$(node -e "const s=require('net').createServer().listen(0,()=>{console.log(
 cd "$work/runtime"
 # The image's defaults: embedded database under DATA_DIR, no Redis (whatever the caller's shell has set).
 env -u DATABASE_URL -u REDIS_URL NODE_ENV=production PORT="$port" HOST=127.0.0.1 DATA_DIR="$work/data" \
-  JWT_SECRET="docker-check-secret-0123456789abcdef" node dist/src/main.js > "$work/server.log" 2>&1 &
+  JWT_SECRET="docker-check-secret-0123456789abcdef" DEMO_MODEL=true node dist/src/main.js > "$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.5; done
 curl -fs "http://127.0.0.1:$port/ready" | grep -q '"database":"ok"'

@@ -48,10 +48,26 @@ describe('configuration', () => {
 
   it('turns GraphiQL and introspection off in production unless enabled', () => {
     const secret = 'p'.repeat(40);
-    const production = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret });
+    const production = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, OPENAI_API_KEY: 'sk-x' });
     expect(production.http).toMatchObject({ graphiql: false, introspection: false });
-    const enabled = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, GRAPHIQL: 'true', INTROSPECTION: '1' });
+    const enabled = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, OPENAI_API_KEY: 'sk-x', GRAPHIQL: 'true', INTROSPECTION: '1' });
     expect(enabled.http).toMatchObject({ graphiql: true, introspection: true });
+  });
+
+  it('refuses to start in production without a model provider unless the demo model is asked for', () => {
+    const production = { NODE_ENV: 'production', JWT_SECRET: 'p'.repeat(40) };
+    expect(problemsOf(production).join()).toMatch(/OPENAI_API_KEY: is required in production \(or set DEMO_MODEL=true/);
+    expect(problemsOf({ ...production, DEMO_MODEL: 'true' })).toEqual([]);
+    expect(loadConfig({ ...production, DEMO_MODEL: 'true' }).chat.demo).toBe(true);
+    expect(problemsOf({ ...production, OPENAI_API_KEY: 'sk-live' })).toEqual([]);
+  });
+
+  it('reads limits from the environment, with defaults', () => {
+    const config = loadConfig({ JWT_SECRET: 'p'.repeat(40), MAX_QUERY_COST: '500', RATE_LIMIT_LOGIN_PER_ACCOUNT: '3/2h' });
+    expect(config.limits.document.maxCost).toBe(500);
+    expect(config.limits.rates.loginPerAccount).toEqual({ max: 3, window: '2h', windowMs: 7_200_000 });
+    expect(config.limits.rates.sendMessage.max).toBeGreaterThan(0);
+    expect(problemsOf({ JWT_SECRET: 'p'.repeat(40), RATE_LIMIT_SEND_MESSAGE: 'lots' }).join()).toMatch(/RATE_LIMIT_SEND_MESSAGE/);
   });
 
   it('derives the JWKS URL from the OIDC issuer', () => {

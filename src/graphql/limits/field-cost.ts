@@ -1,6 +1,6 @@
 import { badInput } from '../../errors.js';
 
-/** Largest page of any connection (first/last). */
+/** Largest page of any connection: a larger first/last is clamped to it. */
 export const MAX_PAGE_SIZE = 100;
 /** Page size when neither first nor last is given (Pothos' default). */
 export const DEFAULT_PAGE_SIZE = 20;
@@ -18,7 +18,8 @@ export function fieldCost(args: Record<string, unknown>): { field: number; multi
   if ('first' in args || 'last' in args) {
     for (const name of ['first', 'last'] as const) checkPageSize(args[name], name);
     for (const name of ['after', 'before'] as const) checkCursor(args[name], name);
-    const size = (args.first ?? args.last ?? DEFAULT_PAGE_SIZE) as number;
+    // Larger pages are clamped to MAX_PAGE_SIZE by the connection, so they cost no more.
+    const size = Math.min((args.first ?? args.last ?? DEFAULT_PAGE_SIZE) as number, MAX_PAGE_SIZE);
     return { field: 1, multiplier: size };
   }
   if (Array.isArray(args.ids)) return { field: 1, multiplier: args.ids.length };
@@ -27,9 +28,7 @@ export function fieldCost(args: Record<string, unknown>): { field: number; multi
 
 function checkPageSize(value: unknown, name: string): void {
   if (value == null) return;
-  if (typeof value !== 'number' || value < 0 || value > MAX_PAGE_SIZE) {
-    throw badInput(`${name} must be between 0 and ${MAX_PAGE_SIZE}`, name);
-  }
+  if (typeof value !== 'number' || value < 0) throw badInput(`${name} must not be negative`, name);
 }
 
 // Cursors are Pothos' base64 of `GPC:S:<uuid>`; checking the shape keeps garbage away from SQL.
