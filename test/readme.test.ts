@@ -51,6 +51,10 @@ describe('README examples', () => {
     try {
       const { stdout } = await run(process.execPath, [file], { env: { PATH: process.env.PATH, KEY: key }, timeout: 20_000 });
       expect(JSON.parse(stdout.trim())).toEqual({ data: { me: { email: user.email, name: 'Ws' } } });
+      // A bad key: a clear line at once, not a raw close event after half a minute of retries.
+      const refused = await run(process.execPath, [file], { env: { PATH: process.env.PATH, KEY: 'sk_not-a-key' }, timeout: 20_000 }).catch((e) => e);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr.trim()).toBe('graphql-ws: Unauthorized: API key is invalid or revoked');
     } finally {
       rmSync(file, { force: true });
     }
