@@ -256,7 +256,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     // Open without a token in development and tests; production must not expose it unprotected.
-    metrics: { enabled: true, token: env.METRICS_TOKEN },
+    metrics: { enabled: !production || env.METRICS_TOKEN !== undefined, token: env.METRICS_TOKEN },
     sentryDsn: env.SENTRY_DSN,
     dataDir,
     databaseUrl: env.DATABASE_URL,

@@ -10,10 +10,6 @@ export type ErrorCode =
   | 'UPSTREAM_ERROR'
   | 'LLM_NOT_CONFIGURED';
 
-const httpStatusByCode: Partial<Record<ErrorCode, number>> = {
-  UNAUTHENTICATED: 401,
-};
-
 /**
  * An expected failure. Domain modules throw these; the GraphQL layer turns them into errors
  * with `extensions.code` (and `details`), everything else is masked.
@@ -23,18 +19,21 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details: Record<string, unknown> = {},
+    /** HTTP status for errors that fail a whole request (a bad credential), else undefined. */
+    readonly httpStatus?: number,
   ) {
     super(message);
     this.name = 'AppError';
   }
-
-  /** HTTP status for errors that fail a whole request (e.g. a bad token), else undefined. */
-  get httpStatus(): number | undefined {
-    return httpStatusByCode[this.code];
-  }
 }
 
 export const unauthenticated = (message = 'Authentication required') => new AppError('UNAUTHENTICATED', message);
+/**
+ * The credential presented with the request (Authorization header or connectionParams) is bad,
+ * expired or revoked: HTTP 401 tells the client to drop it and sign in again. A missing sign-in
+ * or a failed login is `unauthenticated` instead, answered like any other GraphQL error.
+ */
+export const invalidCredential = (message: string) => new AppError('UNAUTHENTICATED', message, {}, 401);
 export const forbidden = (message = 'Not allowed') => new AppError('FORBIDDEN', message);
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 export const badInput = (message: string, field?: string) =>

@@ -1,10 +1,23 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorCodes, expectData, startTestApp, STRONG_PASSWORD, uniqueEmail, type TestApp } from './helpers/app.js';
+import { issueAccessToken } from '../src/auth/access-tokens.js';
+import { decodeGlobalId } from '../src/graphql/global-id.js';
+import {
+  errorCodes,
+  expectData,
+  startTestApp,
+  STRONG_PASSWORD,
+  testDatabase,
+  uniqueEmail,
+  type TestApp,
+} from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
+import { SendMessageDocument } from './helpers/chat-documents.js';
 import {
   CreateApiKeyDocument,
   LoginDocument,
   LogoutDocument,
+  LogoutEverywhereDocument,
   MeDocument,
   MyApiKeysDocument,
   RefreshDocument,
@@ -18,6 +31,68 @@ beforeAll(async () => {
   t = await startTestApp();
 });
 afterAll(() => t.stop());
+
+/** An access token for the user as if issued a second ago, before anything the test does next. */
+async function accessTokenIssuedEarlier(userGlobalId: string): Promise<string> {
+  const { id } = decodeGlobalId(userGlobalId);
+  return (await issueAccessToken(t.config.auth, id, new Date(Date.now() - 1000))).token;
+}
+
+/**
+ * Sends `count` copies of a request at once. On PostgreSQL, another connection holds the user's
+ * row locked until each request has finished or waits for a lock. Inserting a refresh token
+ * waits for that lock (its foreign key) and updating one does not: a rotation that marks its
+ * token used and inserts the next one in separate steps lets the losers revoke the family
+ * before the winner's new token exists.
+ */
+async function concurrentlyWithUserRowLocked<T>(userGlobalId: string, count: number, request: () => Promise<T>): Promise<T[]> {
+  const database = testDatabase();
+  if (database.kind !== 'postgres') return Promise.all(Array.from({ length: count }, request));
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT 1 FROM "User" WHERE "id" = $1 FOR UPDATE', [decodeGlobalId(userGlobalId).id]);
+    let settled = 0;
+    const pending = Promise.all(Array.from({ length: count }, () => request().finally(() => (settled += 1))));
+    for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
+      // pg_stat_activity is read once per transaction unless its snapshot is cleared. Lock
+      // waiters of other test files only end the hold sooner, never fail this test.
+      await client.query('SELECT pg_stat_clear_snapshot()');
+      const { rows } = await client.query(
+        "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+      );
+      if (settled + rows[0].waiting >= count) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await client.query('COMMIT');
+    return await pending;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('HTTP status of authentication errors', () => {
+  it('answers a bad credential with HTTP 401', async () => {
+    const result = await t.execute(MeDocument, {}, { token: 'not.a.jwt' });
+    expect(errorCodes(result)).toEqual(['UNAUTHENTICATED']);
+    expect(result.status).toBe(401);
+  });
+
+  it('answers a missing sign-in and a failed login or refresh with UNAUTHENTICATED, not HTTP 401', async () => {
+    const user = await registerUser(t);
+    const results = {
+      anonymousSend: await t.execute(SendMessageDocument, { input: { content: 'Hi' } }),
+      anonymousCreateKey: await t.execute(CreateApiKeyDocument, { input: { name: 'k' } }),
+      wrongPassword: await t.execute(LoginDocument, { input: { email: user.email, password: 'wrong password!!' } }),
+      unknownRefreshToken: await t.execute(RefreshDocument, { refreshToken: 'rt_unknown' }),
+    };
+    for (const result of Object.values(results)) {
+      expect(errorCodes(result)).toEqual(['UNAUTHENTICATED']);
+      expect(result.status).toBe(200);
+    }
+  });
+});
 
 describe('register, login and me', () => {
   it('signs up, logs in and reads me with the access token, then with an API key', async () => {
@@ -101,13 +176,20 @@ describe('refresh tokens', () => {
     expect(errorCodes(afterTheft)).toEqual(['UNAUTHENTICATED']);
   });
 
-  it('lets exactly one of two concurrent refreshes with the same token win', async () => {
+  it('lets one of ten concurrent uses of a token win, then revokes the family with the winner\'s new token', async () => {
     const user = await registerUser(t);
-    const results = await Promise.all([
+    const results = await concurrentlyWithUserRowLocked(user.user.id, 10, () =>
       t.execute(RefreshDocument, { refreshToken: user.refreshToken }),
-      t.execute(RefreshDocument, { refreshToken: user.refreshToken }),
-    ]);
-    expect(results.filter((r) => !r.errors).length).toBe(1);
+    );
+    const winners = results.filter((r) => !r.errors);
+    expect(winners).toHaveLength(1);
+    expect(results.filter((r) => r.errors).map((r) => errorCodes(r))).toEqual(Array(9).fill(['UNAUTHENTICATED']));
+
+    const winnersToken = expectData(winners[0]!).refreshToken.refreshToken;
+    expect(errorCodes(await t.execute(RefreshDocument, { refreshToken: winnersToken }))).toEqual(['UNAUTHENTICATED']);
+    const family = await t.app.db.prisma.refreshToken.findMany({ where: { user: { email: user.email } } });
+    expect(family).toHaveLength(2);
+    expect(family.filter((token) => token.revokedAt === null)).toEqual([]);
   });
 
   it('logout revokes the session; unknown tokens give false', async () => {
@@ -146,8 +228,49 @@ describe('profile', () => {
     expect(errorCodes(await t.execute(RefreshDocument, { refreshToken: user.refreshToken }))).toEqual(['UNAUTHENTICATED']);
   });
 
+  it('ends the access tokens issued before a password change', async () => {
+    const user = await registerUser(t);
+    const earlier = await accessTokenIssuedEarlier(user.user.id);
+    expectData(await t.execute(MeDocument, {}, { token: earlier }));
+    expectData(
+      await t.execute(
+        UpdateProfileDocument,
+        { input: { currentPassword: STRONG_PASSWORD, newPassword: 'another strong secret' } },
+        { token: user.accessToken },
+      ),
+    );
+    const afterwards = await t.execute(MeDocument, {}, { token: earlier });
+    expect(errorCodes(afterwards)).toEqual(['UNAUTHENTICATED']);
+    expect(afterwards.status).toBe(401);
+  });
+
   it('requires authentication', async () => {
     const result = await t.execute(UpdateProfileDocument, { input: { name: 'x' } });
+    expect(errorCodes(result)).toEqual(['UNAUTHENTICATED']);
+  });
+});
+
+describe('logoutEverywhere', () => {
+  it('revokes every refresh token and the access tokens issued before, but not a session started right after', async () => {
+    const user = await registerUser(t);
+    const otherDevice = expectData(await t.execute(LoginDocument, { input: { email: user.email, password: STRONG_PASSWORD } })).login;
+    const earlier = await accessTokenIssuedEarlier(user.user.id);
+
+    expect(expectData(await t.execute(LogoutEverywhereDocument, {}, { token: user.accessToken })).logoutEverywhere).toBe(true);
+
+    for (const refreshToken of [user.refreshToken, otherDevice.refreshToken]) {
+      expect(errorCodes(await t.execute(RefreshDocument, { refreshToken }))).toEqual(['UNAUTHENTICATED']);
+    }
+    const withEarlier = await t.execute(MeDocument, {}, { token: earlier });
+    expect(errorCodes(withEarlier)).toEqual(['UNAUTHENTICATED']);
+    expect(withEarlier.status).toBe(401);
+    // Most likely within the same second as the logout: iat's whole seconds must not refuse it.
+    const fresh = expectData(await t.execute(LoginDocument, { input: { email: user.email, password: STRONG_PASSWORD } })).login;
+    expect(expectData(await t.execute(MeDocument, {}, { token: fresh.accessToken })).me?.id).toBe(user.user.id);
+  });
+
+  it('requires a signed-in user', async () => {
+    const result = await t.execute(LogoutEverywhereDocument);
     expect(errorCodes(result)).toEqual(['UNAUTHENTICATED']);
   });
 });
@@ -171,6 +294,34 @@ describe('API keys', () => {
     expect(withRevoked.status).toBe(401);
     const unknown = await t.execute(MeDocument, {}, { token: `sk_${'A'.repeat(43)}` });
     expect(errorCodes(unknown)).toEqual(['UNAUTHENTICATED']);
+  });
+
+  it('cannot manage credentials: no new or revoked keys, no password change, no logoutEverywhere', async () => {
+    const user = await registerUser(t);
+    const { secret, apiKey } = expectData(
+      await t.execute(CreateApiKeyDocument, { input: { name: 'k' } }, { token: user.accessToken }),
+    ).createApiKey;
+    const attempts = {
+      createKey: await t.execute(CreateApiKeyDocument, { input: { name: 'more' } }, { token: secret }),
+      revokeKey: await t.execute(RevokeApiKeyDocument, { id: apiKey.id }, { token: secret }),
+      changePassword: await t.execute(
+        UpdateProfileDocument,
+        { input: { currentPassword: STRONG_PASSWORD, newPassword: 'another strong secret' } },
+        { token: secret },
+      ),
+      logoutEverywhere: await t.execute(LogoutEverywhereDocument, {}, { token: secret }),
+    };
+    for (const [action, result] of Object.entries(attempts)) {
+      expect(errorCodes(result), action).toEqual(['FORBIDDEN']);
+      expect(result.errors?.[0]?.message, action).toMatch(/^An API key cannot/);
+    }
+    const rows = await t.app.db.prisma.apiKey.findMany({ where: { user: { email: user.email } } });
+    expect(rows.map((row) => row.revokedAt)).toEqual([null]);
+    expectData(await t.execute(LoginDocument, { input: { email: user.email, password: STRONG_PASSWORD } }));
+    // Everything else stays allowed, a rename included.
+    expect(expectData(await t.execute(UpdateProfileDocument, { input: { name: 'Renamed' } }, { token: secret })).updateProfile.name).toBe(
+      'Renamed',
+    );
   });
 
   it('requires a name and authentication', async () => {

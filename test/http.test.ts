@@ -65,6 +65,10 @@ describe('HTTP endpoints on a real port', () => {
     const response = await post(JSON.stringify({ query: '{ __typename }' }), { 'x-request-id': 'trace-123' });
     expect(response.headers.get('x-request-id')).toBe('trace-123');
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(response.headers.get('x-frame-options')).toBe('DENY');
+    expect(response.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+    const health = await fetch(new URL('/health', url));
+    expect(health.headers.get('referrer-policy')).toBe('no-referrer');
   });
 
   it('refuses an oversized body with 413 before reading it', async () => {

@@ -2,9 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, startTestApp, STRONG_PASSWORD, uniqueEmail, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
-import { MeDocument } from './helpers/documents.js';
+import { MeDocument, RegisterDocument, UpdateProfileDocument } from './helpers/documents.js';
 
 /** A real JWKS endpoint on loopback, like an identity provider's. */
 let jwksServer: Server;
@@ -59,8 +59,31 @@ describe('OIDC sign-in through a JWKS', () => {
 
   it('does not take over a password account through an unverified email', async () => {
     const local = await registerUser(t);
-    const result = await t.execute(MeDocument, {}, { token: await idToken({ sub: 'attacker', email: local.email }) });
+    const token = await idToken({ sub: `attacker-${Date.now()}`, email: local.email, email_verified: false });
+    const me = expectData(await t.execute(MeDocument, {}, { token })).me;
+    expect(me?.id).not.toBe(local.user.id);
+    expect(me?.email).toMatch(/\.oidc\.invalid$/);
+    const owner = await t.app.db.prisma.user.findUniqueOrThrow({ where: { email: local.email } });
+    expect(owner.oidcSubject).toBeNull();
+  });
+
+  it('does not claim an unverified email, so that its owner can still register', async () => {
+    const email = uniqueEmail('unverified');
+    const token = await idToken({ sub: `squatter-${Date.now()}`, email, email_verified: false, name: 'Squatter' });
+    const squatter = expectData(await t.execute(MeDocument, {}, { token })).me;
+    expect(squatter).toMatchObject({ name: 'Squatter', email: expect.stringMatching(/\.oidc\.invalid$/) });
+    const owner = expectData(await t.execute(RegisterDocument, { input: { email, password: STRONG_PASSWORD, name: 'Owner' } }));
+    expect(owner.register.user.email).toBe(email);
+  });
+
+  it('refuses to give an account that signs in only through OIDC a password', async () => {
+    const sub = `oidc-only-${Date.now()}`;
+    const token = await idToken({ sub, email: uniqueEmail('oidc'), email_verified: true });
+    const result = await t.execute(UpdateProfileDocument, { input: { newPassword: 'a password of my own' } }, { token });
     expect(errorCodes(result)).toEqual(['FORBIDDEN']);
+    expect(result.errors?.[0]?.message).toMatch(/identity provider/);
+    const user = await t.app.db.prisma.user.findFirstOrThrow({ where: { oidcSubject: sub } });
+    expect(user.passwordHash).toBeNull();
   });
 
   it.each([
@@ -71,8 +94,9 @@ describe('OIDC sign-in through a JWKS', () => {
       new SignJWT({ iss: issuer, aud: audience, sub: 'x', exp: now() + 60 })
         .setProtectedHeader({ alg: 'HS256' })
         .sign(new TextEncoder().encode('y'.repeat(40)))],
-  ])('refuses a token %s', async (_label, make) => {
+  ])('refuses a token %s with HTTP 401', async (_label, make) => {
     const result = await t.execute(MeDocument, {}, { token: await make() });
     expect(errorCodes(result)).toEqual(['UNAUTHENTICATED']);
+    expect(result.status).toBe(401);
   });
 });

@@ -1,6 +1,6 @@
 import { errors, jwtVerify, SignJWT } from 'jose';
 import type { Config } from '../config.js';
-import { unauthenticated } from '../errors.js';
+import { invalidCredential } from '../errors.js';
 
 // Pinned: tokens signed with any other algorithm (including "none") are refused.
 const ALGORITHM = 'HS256';
@@ -9,6 +9,8 @@ const TOKEN_TYPE = 'at+jwt';
 
 export interface AccessTokenClaims {
   userId: string;
+  /** `iat`, in whole seconds. */
+  issuedAt: number;
 }
 
 export async function issueAccessToken(
@@ -38,9 +40,9 @@ export async function verifyAccessToken(auth: Config['auth'], token: string): Pr
       typ: TOKEN_TYPE,
       requiredClaims: ['sub', 'exp', 'iat'],
     });
-    return { userId: payload.sub as string };
+    return { userId: payload.sub as string, issuedAt: payload.iat as number };
   } catch (error) {
-    if (error instanceof errors.JWTExpired) throw unauthenticated('Access token expired');
-    throw unauthenticated('Invalid access token');
+    if (error instanceof errors.JWTExpired) throw invalidCredential('Access token expired');
+    throw invalidCredential('Invalid access token');
   }
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import type { PrismaClient } from '../db/client.js';
-import { AppError, badInput, unauthenticated } from '../errors.js';
-import type { User } from '../generated/prisma/client.js';
+import type { PrismaClient, PrismaTx } from '../db/client.js';
+import { AppError, badInput, forbidden, unauthenticated } from '../errors.js';
+import type { Prisma, User } from '../generated/prisma/client.js';
 import { issueAccessToken } from './access-tokens.js';
 import { assertStrongPassword, hashPassword, verifyPassword } from './passwords.js';
 import { generateSecret, hashSecret } from './secrets.js';
@@ -74,8 +74,12 @@ export async function login(deps: AccountDeps, input: { email: string; password:
   return startSession(deps, user);
 }
 
-/** Issues an access token and the first refresh token of a new family. */
-export async function startSession(deps: AccountDeps, user: User, familyId: string = randomUUID()): Promise<AuthSession> {
+/** Issues an access token and a refresh token: the first of a new family, or the next one of a rotation. */
+export async function startSession(
+  deps: { prisma: PrismaTx; auth: AccountDeps['auth'] },
+  user: User,
+  familyId: string = randomUUID(),
+): Promise<AuthSession> {
   const refreshToken = generateSecret('rt');
   await deps.prisma.refreshToken.create({
     data: {
@@ -94,35 +98,66 @@ export async function startSession(deps: AccountDeps, user: User, familyId: stri
  * copied, so the whole family (every token descended from the same login) is revoked.
  */
 export async function refreshSession(deps: AccountDeps, presented: string): Promise<AuthSession> {
-  const stored = await deps.prisma.refreshToken.findUnique({
-    where: { tokenHash: hashSecret(presented) },
-    include: { user: true },
+  const session = await deps.prisma.$transaction(async (tx) => {
+    const stored = await findRefreshTokenLocked(tx, presented);
+    if (!stored || stored.revokedAt || stored.expiresAt <= new Date() || stored.user.deactivatedAt) {
+      throw unauthenticated('Refresh token is invalid or expired');
+    }
+    if (stored.usedAt) {
+      // Returned, not thrown, so that the revocation commits.
+      await revokeFamily(tx, stored.familyId);
+      return null;
+    }
+    await tx.refreshToken.update({ where: { id: stored.id }, data: { usedAt: new Date() } });
+    return startSession({ prisma: tx, auth: deps.auth }, stored.user, stored.familyId);
   });
-  if (!stored || stored.revokedAt || stored.expiresAt <= new Date() || stored.user.deactivatedAt) {
-    throw unauthenticated('Refresh token is invalid or expired');
-  }
-  // Conditional update: of two concurrent uses of the same token, exactly one wins.
-  const { count } = await deps.prisma.refreshToken.updateMany({
-    where: { id: stored.id, usedAt: null, revokedAt: null },
-    data: { usedAt: new Date() },
-  });
-  if (count !== 1) {
-    await revokeFamily(deps.prisma, stored.familyId);
-    throw unauthenticated('Refresh token was already used; the session has been revoked');
-  }
-  return startSession(deps, stored.user, stored.familyId);
+  if (!session) throw unauthenticated('Refresh token was already used; the session has been revoked');
+  return session;
 }
 
 /** Ends the session the refresh token belongs to. Returns false for an unknown token. */
 export async function logout(deps: AccountDeps, presented: string): Promise<boolean> {
-  const stored = await deps.prisma.refreshToken.findUnique({ where: { tokenHash: hashSecret(presented) } });
-  if (!stored) return false;
-  await revokeFamily(deps.prisma, stored.familyId);
-  return true;
+  return deps.prisma.$transaction(async (tx) => {
+    const stored = await findRefreshTokenLocked(tx, presented);
+    if (!stored) return false;
+    await revokeFamily(tx, stored.familyId);
+    return true;
+  });
 }
 
-async function revokeFamily(prisma: PrismaClient, familyId: string): Promise<void> {
-  await prisma.refreshToken.updateMany({ where: { familyId, revokedAt: null }, data: { revokedAt: new Date() } });
+/**
+ * Signs the user out of every session: revokes all their refresh tokens and refuses every access
+ * token issued before now. API keys stay valid.
+ */
+export async function logoutEverywhere(deps: AccountDeps, userId: string): Promise<void> {
+  await deps.prisma.$transaction((tx) => revokeSessions(tx, userId));
+}
+
+/**
+ * Reads a refresh token after locking its user's row. Rotations and revocations take that lock
+ * first, so they run one after another: a revocation sees the token that a concurrent rotation
+ * inserted, and a rotation sees a revocation that committed while it waited.
+ */
+async function findRefreshTokenLocked(tx: PrismaTx, presented: string) {
+  const tokenHash = hashSecret(presented);
+  // NO KEY UPDATE: does not block inserts of rows that reference the user (messages, tokens).
+  await tx.$queryRaw`
+    SELECT 1 FROM "User" u JOIN "RefreshToken" t ON t."userId" = u."id"
+    WHERE t."tokenHash" = ${tokenHash}
+    FOR NO KEY UPDATE OF u`;
+  return tx.refreshToken.findUnique({ where: { tokenHash }, include: { user: true } });
+}
+
+async function revokeFamily(tx: PrismaTx, familyId: string): Promise<void> {
+  await tx.refreshToken.updateMany({ where: { familyId, revokedAt: null }, data: { revokedAt: new Date() } });
+}
+
+// Updating the user row first takes the lock of findRefreshTokenLocked.
+async function revokeSessions(tx: PrismaTx, userId: string, data: Prisma.UserUpdateInput = {}): Promise<User> {
+  const now = new Date();
+  const user = await tx.user.update({ where: { id: userId }, data: { ...data, sessionsRevokedAt: now } });
+  await tx.refreshToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: now } });
+  return user;
 }
 
 export async function updateProfile(
@@ -132,20 +167,21 @@ export async function updateProfile(
 ): Promise<User> {
   const data: { name?: string; passwordHash?: string } = {};
   if (input.name != null) data.name = normalizeName(input.name);
-  if (input.newPassword != null) {
-    const user = await deps.prisma.user.findUniqueOrThrow({ where: { id: userId } });
-    if (user.passwordHash && !(input.currentPassword && (await verifyPassword(input.currentPassword, user.passwordHash)))) {
-      throw new AppError('FORBIDDEN', 'Current password is incorrect', { field: 'currentPassword' });
-    }
-    assertStrongPassword(input.newPassword, user.email);
-    data.passwordHash = await hashPassword(input.newPassword, deps.auth.passwordHashCost);
+  if (input.newPassword == null) return deps.prisma.user.update({ where: { id: userId }, data });
+
+  const user = await deps.prisma.user.findUniqueOrThrow({ where: { id: userId } });
+  // Whoever holds an identity provider token could otherwise give the account a password of
+  // their own, one that outlives the provider's sign-out and account controls.
+  if (!user.passwordHash) {
+    throw forbidden('This account signs in through its identity provider and cannot have a password');
   }
-  const user = await deps.prisma.user.update({ where: { id: userId }, data });
-  // A password change signs out every other session.
-  if (data.passwordHash) {
-    await deps.prisma.refreshToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date() } });
+  if (!(input.currentPassword && (await verifyPassword(input.currentPassword, user.passwordHash)))) {
+    throw new AppError('FORBIDDEN', 'Current password is incorrect', { field: 'currentPassword' });
   }
-  return user;
+  assertStrongPassword(input.newPassword, user.email);
+  data.passwordHash = await hashPassword(input.newPassword, deps.auth.passwordHashCost);
+  // Someone who knew the old password may hold a session: all of them end, this one included.
+  return deps.prisma.$transaction((tx) => revokeSessions(tx, userId, data));
 }
 
 export function isUniqueViolation(error: unknown): boolean {

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config.js';
-import { unauthenticated } from '../errors.js';
+import { invalidCredential } from '../errors.js';
 
 export interface OidcIdentity {
   issuer: string;
@@ -28,7 +28,7 @@ export function createOidcVerifier(oidc: NonNullable<Config['oidc']>): OidcVerif
         requiredClaims: ['sub', 'exp'],
       }));
     } catch {
-      throw unauthenticated('Invalid identity token');
+      throw invalidCredential('Invalid identity token');
     }
     return {
       issuer: oidc.issuer,

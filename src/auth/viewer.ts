@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
-import { AppError, unauthenticated } from '../errors.js';
+import { forbidden, invalidCredential } from '../errors.js';
 import type { Role, User } from '../generated/prisma/client.js';
 import { verifyAccessToken } from './access-tokens.js';
 import { API_KEY_PREFIX, findActiveApiKey } from './api-keys.js';
@@ -17,13 +17,22 @@ export interface Viewer {
   user: User;
 }
 
+/**
+ * API keys call the API; they do not manage credentials, so a leaked key cannot mint more keys,
+ * change the password or sign its owner out.
+ */
+export function assertNotApiKey(viewer: Viewer, action: string): void {
+  if (viewer.via === 'api_key') throw forbidden(`An API key cannot ${action}; sign in with your account instead`);
+}
+
 export type Authenticate = (authorization: string | null | undefined) => Promise<Viewer | null>;
 
 export const MAX_CREDENTIAL_LENGTH = 8192;
 
 /**
  * Turns an Authorization value into a Viewer. No credential means anonymous (null); a
- * credential that does not check out is an error, so clients know to sign in again.
+ * credential that does not check out fails the whole request with HTTP 401, so clients know to
+ * sign in again.
  */
 export function createAuthenticator(deps: { prisma: PrismaClient; config: Config }): Authenticate {
   const { prisma, config } = deps;
@@ -31,8 +40,8 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
 
   const activeUser = async (userId: string): Promise<User> => {
     const user = await prisma.user.findUnique({ where: { id: userId } });
-    if (!user) throw unauthenticated('Account no longer exists');
-    if (user.deactivatedAt) throw unauthenticated('Account is deactivated');
+    if (!user) throw invalidCredential('Account no longer exists');
+    if (user.deactivatedAt) throw invalidCredential('Account is deactivated');
     return user;
   };
 
@@ -40,13 +49,13 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
     if (!authorization) return null;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match?.[1] || match[1].length > MAX_CREDENTIAL_LENGTH) {
-      throw unauthenticated('Authorization must be "Bearer <token>"');
+      throw invalidCredential('Authorization must be "Bearer <token>"');
     }
     const credential = match[1];
 
     if (credential.startsWith(`${API_KEY_PREFIX}_`)) {
       const key = await findActiveApiKey(prisma, credential);
-      if (!key) throw unauthenticated('API key is invalid or revoked');
+      if (!key) throw invalidCredential('API key is invalid or revoked');
       const user = await activeUser(key.userId);
       return { id: user.id, role: user.role, via: 'api_key', apiKeyId: key.id, user };
     }
@@ -55,13 +64,20 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
     const issuer = unverifiedIssuer(credential);
     if (verifyOidc && config.oidc && issuer === config.oidc.issuer) {
       const user = await findOrCreateOidcUser(prisma, await verifyOidc(credential));
-      if (user.deactivatedAt) throw unauthenticated('Account is deactivated');
+      if (user.deactivatedAt) throw invalidCredential('Account is deactivated');
       return { id: user.id, role: user.role, via: 'oidc', user };
     }
-    const { userId } = await verifyAccessToken(config.auth, credential);
+    const { userId, issuedAt } = await verifyAccessToken(config.auth, credential);
     const user = await activeUser(userId);
+    if (revokedBefore(user, issuedAt)) throw invalidCredential('Access token was revoked; sign in again');
     return { id: user.id, role: user.role, via: 'access_token', user };
   };
+}
+
+// `iat` has whole seconds: a token issued in the same second as the revocation is kept, because
+// it may be the new session the user signed in with right afterwards.
+function revokedBefore(user: User, issuedAt: number): boolean {
+  return user.sessionsRevokedAt !== null && issuedAt < Math.floor(user.sessionsRevokedAt.getTime() / 1000);
 }
 
 function unverifiedIssuer(token: string): string | undefined {
@@ -73,9 +89,10 @@ function unverifiedIssuer(token: string): string | undefined {
 }
 
 /**
- * First sight of an OIDC subject creates its user. An existing password account with the same
- * email is linked only when the issuer vouches for the email; otherwise it is refused, so that
- * an identity provider account cannot take over a local one.
+ * First sight of an OIDC subject creates its user. Only an email the issuer vouches for is used:
+ * it links an existing password account with that email, or becomes the new user's address.
+ * An unverified email is ignored (the user gets a placeholder address), so an identity provider
+ * account can neither take over a local account nor keep its real owner from registering.
  */
 export async function findOrCreateOidcUser(prisma: PrismaClient, identity: OidcIdentity): Promise<User> {
   const known = await prisma.user.findUnique({
@@ -83,11 +100,12 @@ export async function findOrCreateOidcUser(prisma: PrismaClient, identity: OidcI
   });
   if (known) return known;
 
-  const email = identity.email?.trim().toLowerCase() || syntheticEmail(identity);
+  const email = (identity.emailVerified && identity.email?.trim().toLowerCase()) || syntheticEmail(identity);
   const existing = await prisma.user.findUnique({ where: { email } });
   if (existing) {
+    // Unverified here means a placeholder address someone registered a password account with.
     if (!identity.emailVerified || existing.oidcSubject) {
-      throw new AppError('FORBIDDEN', 'An account with this email already exists; sign in with its password');
+      throw forbidden('An account with this email already exists; sign in with its password');
     }
     return prisma.user.update({
       where: { id: existing.id },

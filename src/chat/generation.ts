@@ -1,6 +1,7 @@
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { ModelInfo } from '../model-catalog.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Reservation } from '../usage/quota.js';
 import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage } from '../usage/record.js';
 import { estimateCompletionTokens, type ChatTurn } from '../usage/tokens.js';
@@ -53,13 +54,19 @@ export class GenerationRunner {
       upstream: Upstream;
       settings: GenerationSettings;
       logger: Logger;
+      metrics: Pick<Metrics, 'generation' | 'usage'>;
     },
   ) {}
 
   /** Starts a generation; the promise settles once its final state is persisted and published. */
   start(job: GenerationJob): Promise<void> {
     const stopController = new AbortController();
-    const finished = this.run(job, stopController).finally(() => this.running.delete(job.messageId));
+    const { running } = this.deps.metrics.generation;
+    running.inc();
+    const finished = this.run(job, stopController).finally(() => {
+      this.running.delete(job.messageId);
+      running.dec();
+    });
     this.running.set(job.messageId, { stop: () => stopController.abort(), finished });
     return finished;
   }
@@ -85,6 +92,9 @@ export class GenerationRunner {
 
   private async run(job: GenerationJob, stopController: AbortController): Promise<void> {
     const { hub, logger } = this.deps;
+    const metrics = this.deps.metrics.generation;
+    const started = performance.now();
+    const elapsedSeconds = () => (performance.now() - started) / 1000;
     const stopSignal = stopController.signal;
     let text = '';
     const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger);
@@ -98,12 +108,14 @@ export class GenerationRunner {
     for (let attempt = 1; ; attempt += 1) {
       failure = undefined;
       const attemptResult = await this.attempt(job, stopSignal, deadline, (delta) => {
+        if (!text) metrics.timeToFirstToken.observe({ model: job.model.id }, elapsedSeconds());
         text += delta;
         publisher.push(delta);
       });
       usage = attemptResult.usage ?? usage;
       finishReason = attemptResult.finishReason ?? finishReason;
       failure = attemptResult.failure;
+      if (failure) metrics.upstreamErrors.inc({ status: failure.status ? String(failure.status) : 'none' });
       // Retry only while nothing has reached a client: once a token is out, a retry would repeat it.
       const mayRetry = failure?.retryable && !publisher.started && !stopSignal.aborted && attempt < this.deps.settings.maxAttempts;
       if (!mayRetry) break;
@@ -127,10 +139,11 @@ export class GenerationRunner {
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
     try {
-      await recordFinalMessage(this.deps.prisma, final, job.reservation);
+      await recordFinalMessage(this.deps.prisma, final, job.reservation, this.deps.metrics.usage);
     } catch (error) {
       logger.error({ err: error, messageId: job.messageId }, 'could not record the final message');
     }
+    metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
     await hub.publish({ messageId: job.messageId, seq: lastSeq + 1, delta: '', done: true }).catch((error) => {
       logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
     });

@@ -2,6 +2,7 @@ import type { PrismaClient } from '../db/client.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { findModel, type ModelInfo } from '../model-catalog.js';
+import type { UsageMetrics } from '../observability/metrics.js';
 import { quotaPeriodOf } from '../usage/quota.js';
 import { recordFinalMessage, RUNNING_STATUSES } from '../usage/record.js';
 import { estimateCompletionTokens } from '../usage/tokens.js';
@@ -21,7 +22,7 @@ export const INTERRUPTED_ERROR = {
  */
 export class GenerationRecovery {
   constructor(
-    private readonly deps: { prisma: PrismaClient; hub: StreamHub; models: ModelInfo[]; logger: Logger },
+    private readonly deps: { prisma: PrismaClient; hub: StreamHub; models: ModelInfo[]; logger: Logger; metrics: UsageMetrics },
   ) {}
 
   /**
@@ -77,6 +78,7 @@ export class GenerationRecovery {
         period: message.reservationPeriod ?? quotaPeriodOf(message.createdAt),
         tokens: message.reservedTokens,
       },
+      this.deps.metrics,
     );
     if (!closed) return false;
     logger.warn({ messageId: message.id, status }, 'closed a generation whose instance is gone');

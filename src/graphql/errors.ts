@@ -25,20 +25,33 @@ export function toGraphQLError(appError: AppError, source?: GraphQLError): Graph
 }
 
 /**
- * The one place where failures become client errors: AppErrors keep their code and message,
- * GraphQL's own parse/validation errors pass through, anything else is logged and masked.
+ * What a failure shows the client when it is an expected one: AppErrors keep their code and
+ * message, GraphQL's own parse/validation errors pass through. Undefined for anything else.
  */
-export function createErrorMasker(logger: Logger) {
+export function toClientError(error: unknown): GraphQLError | undefined {
+  const appError = findAppError(error);
+  if (appError) return toGraphQLError(appError, error instanceof GraphQLError ? error : undefined);
+  if (error instanceof GraphQLError && !error.originalError) return error;
+  // Pothos rejects malformed arguments (e.g. a global id of the wrong type) with this error.
+  if (error instanceof GraphQLError && error.originalError?.name === 'PothosValidationError') {
+    return toGraphQLError(new AppError('BAD_USER_INPUT', error.originalError.message), error);
+  }
+  if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error.originalError;
+  return undefined;
+}
+
+/**
+ * The one place where failures become client errors: expected ones as toClientError makes
+ * them, anything else is logged, reported and masked.
+ */
+export function createErrorMasker(logger: Logger, reportError: (error: unknown) => void) {
   return (error: unknown, message: string): Error => {
-    const appError = findAppError(error);
-    if (appError) return toGraphQLError(appError, error instanceof GraphQLError ? error : undefined);
-    if (error instanceof GraphQLError && !error.originalError) return error;
-    // Pothos rejects malformed arguments (e.g. a global id of the wrong type) with this error.
-    if (error instanceof GraphQLError && error.originalError?.name === 'PothosValidationError') {
-      return toGraphQLError(new AppError('BAD_USER_INPUT', error.originalError.message), error);
-    }
-    if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error.originalError;
-    logger.error({ err: error }, 'unexpected error');
+    const clientError = toClientError(error);
+    if (clientError) return clientError;
+    // GraphQL's wrapper only adds the path; the logger and the reporter sanitize the original.
+    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    logger.error({ err: original, path: error instanceof GraphQLError ? error.path?.join('.') : undefined }, 'unexpected error');
+    reportError(original);
     return createGraphQLError(message, {
       nodes: error instanceof GraphQLError ? error.nodes : undefined,
       path: error instanceof GraphQLError ? error.path : undefined,

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { GraphQLServer } from '../graphql/server.js';
 import type { Logger } from '../logger.js';
+import { runWithRequestId } from '../observability/request-context.js';
 import { isBodyTooLarge, respondHealth, respondReady, sendJson, type ReadinessChecks } from './health.js';
+import { respondMetrics, type MetricsEndpoint } from './metrics.js';
 
 export interface HttpServerOptions {
   yoga: GraphQLServer;
@@ -10,12 +12,17 @@ export interface HttpServerOptions {
   maxRequestBytes: number;
   readinessChecks: ReadinessChecks;
   state: { shuttingDown: boolean };
+  metrics: MetricsEndpoint;
 }
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
+  // Framing is refused here too; scripts are not restricted, GraphiQL's page runs inline ones.
+  'content-security-policy': "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'cross-origin-opener-policy': 'same-origin',
+  'x-permitted-cross-domain-policies': 'none',
 };
 
 // Accept a caller's request id only when it is short and plain, so it is safe to log and echo.
@@ -24,11 +31,16 @@ function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
 }
 
-/** Routes: /graphql (Yoga: HTTP, SSE, GraphiQL), /health, /ready; everything else 404. */
+/** Routes: /graphql (Yoga: HTTP, SSE, GraphiQL), /health, /ready, /metrics; everything else 404. */
 export function createHttpServer(options: HttpServerOptions): Server {
   const { yoga, logger } = options;
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const requestId = requestIdOf(req);
+    // Every line logged while serving the request, by any module, carries its id.
+    runWithRequestId(requestId, () => handleRequest(req, res, requestId));
+  });
+
+  function handleRequest(req: IncomingMessage, res: ServerResponse, requestId: string): void {
     const started = process.hrtime.bigint();
     res.setHeader('x-request-id', requestId);
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
@@ -40,6 +52,7 @@ export function createHttpServer(options: HttpServerOptions): Server {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/health') return respondHealth(res);
     if (path === '/ready') return void respondReady(res, options.readinessChecks, options.state);
+    if (path === '/metrics') return void respondMetrics(req, res, options.metrics);
     if (path === '/graphql') {
       if (isBodyTooLarge(req, options.maxRequestBytes)) {
         return sendJson(res, 413, graphqlError(`Request body exceeds ${options.maxRequestBytes} bytes`, 'BAD_USER_INPUT'));
@@ -51,7 +64,7 @@ export function createHttpServer(options: HttpServerOptions): Server {
       return void yoga(req, res, { requestId });
     }
     sendJson(res, 404, { error: 'Not found' });
-  });
+  }
 }
 
 function graphqlError(message: string, code: string) {

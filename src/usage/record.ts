@@ -1,6 +1,7 @@
 import type { PrismaClient } from '../db/client.js';
 import type { MessageStatus } from '../generated/prisma/client.js';
 import type { ModelInfo } from '../model-catalog.js';
+import type { UsageMetrics } from '../observability/metrics.js';
 import { costMicros } from './pricing.js';
 import { settleReservationSql, type Reservation } from './quota.js';
 
@@ -31,18 +32,20 @@ export const RUNNING_STATUSES: MessageStatus[] = ['PENDING', 'STREAMING'];
  * quota settlement in one transaction: either all of them are recorded or none. Only a message
  * still running is closed, so when two parties race to close it (the generation itself and a
  * recovery after its instance was presumed dead) usage is recorded and settled exactly once.
- * Returns false when the message was already final.
+ * Returns false when the message was already final. What was recorded is also counted in
+ * `metrics`, after the commit, so it is counted once too.
  */
 export async function recordFinalMessage(
   prisma: PrismaClient,
   final: FinalMessage,
   reservation: Reservation,
+  metrics: UsageMetrics,
   now = new Date(),
 ): Promise<boolean> {
   const totalTokens = final.promptTokens + final.completionTokens;
   const cost = costMicros(final.model, final);
   const day = utcDay(now);
-  return prisma.$transaction(async (tx) => {
+  const recorded = await prisma.$transaction(async (tx) => {
     const closed = await tx.message.updateMany({
       where: { id: final.messageId, status: { in: RUNNING_STATUSES } },
       data: {
@@ -75,4 +78,11 @@ export async function recordFinalMessage(
     await tx.conversation.update({ where: { id: final.conversationId }, data: { updatedAt: now } });
     return true;
   });
+  if (recorded) {
+    const model = final.model.id;
+    metrics.tokens.inc({ model, kind: 'prompt' }, final.promptTokens);
+    metrics.tokens.inc({ model, kind: 'completion' }, final.completionTokens);
+    metrics.costMicros.inc({ model }, Number(cost));
+  }
+  return recorded;
 }

@@ -48,6 +48,12 @@ export const LogoutDocument = graphql(`
   }
 `);
 
+export const LogoutEverywhereDocument = graphql(`
+  mutation LogoutEverywhere {
+    logoutEverywhere
+  }
+`);
+
 export const MeDocument = graphql(`
   query Me {
     me {

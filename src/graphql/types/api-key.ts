@@ -1,6 +1,8 @@
 import { createApiKey, revokeApiKey } from '../../auth/api-keys.js';
+import { assertNotApiKey } from '../../auth/viewer.js';
 import type { ApiKey } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
+import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { ownedByViewer } from '../ownership.js';
 import { requireViewer } from '../context.js';
 import { UserRef } from './user.js';
@@ -21,7 +23,7 @@ builder.prismaObjectField(UserRef, 'apiKeys', (t) =>
     cursor: 'id',
     description: 'API keys of this user, newest first. Only the user themself can list them.',
     authScopes: (user, _args, ctx) => user.id === ctx.viewer?.id,
-    maxSize: 100,
+    maxSize: MAX_PAGE_SIZE,
     totalCount: true,
     query: () => ({ orderBy: { id: 'desc' } }),
   }),
@@ -43,12 +45,22 @@ builder.mutationFields((t) => ({
     type: CreateApiKeyPayload,
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
-    resolve: (_root, { input }, ctx) => createApiKey(ctx.services.prisma, requireViewer(ctx).id, input.name),
+    resolve: (_root, { input }, ctx) => {
+      const viewer = requireViewer(ctx);
+      assertNotApiKey(viewer, 'create API keys');
+      return createApiKey(ctx.services.prisma, viewer.id, input.name);
+    },
   }),
   revokeApiKey: t.field({
     type: ApiKeyRef,
     authScopes: { authenticated: true },
     args: { id: t.arg.globalID({ required: true, for: ApiKeyRef }) },
-    resolve: (_root, { id }, ctx) => revokeApiKey(ctx.services.prisma, requireViewer(ctx).id, id.id),
+    resolve: async (_root, { id }, ctx) => {
+      const viewer = requireViewer(ctx);
+      assertNotApiKey(viewer, 'revoke API keys');
+      const revoked = await revokeApiKey(ctx.services.prisma, viewer.id, id.id);
+      await ctx.services.revocations.announce({ kind: 'apiKey', apiKeyId: revoked.id });
+      return revoked;
+    },
   }),
 }));

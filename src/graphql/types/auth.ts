@@ -1,6 +1,7 @@
-import { login, logout, refreshSession, register, type AuthSession } from '../../auth/accounts.js';
+import { login, logout, logoutEverywhere, refreshSession, register, type AuthSession } from '../../auth/accounts.js';
+import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
-import type { GraphQLContext } from '../context.js';
+import { requireViewer, type GraphQLContext } from '../context.js';
 import { UserRef } from './user.js';
 
 const AuthPayload = builder.objectRef<AuthSession>('AuthPayload').implement({
@@ -57,5 +58,18 @@ builder.mutationFields((t) => ({
     description: 'Revokes the session of this refresh token. False when the token is unknown.',
     args: { refreshToken: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => logout(accountDeps(ctx), args.refreshToken),
+  }),
+  logoutEverywhere: t.boolean({
+    description:
+      'Signs out every session of the signed-in user, this one included: revokes all refresh tokens and ' +
+      'refuses access tokens issued before now. API keys stay valid. Not allowed with an API key.',
+    authScopes: { authenticated: true },
+    resolve: async (_root, _args, ctx) => {
+      const viewer = requireViewer(ctx);
+      assertNotApiKey(viewer, 'sign out sessions');
+      await logoutEverywhere(accountDeps(ctx), viewer.id);
+      await ctx.services.revocations.announce({ kind: 'sessions', userId: viewer.id });
+      return true;
+    },
   }),
 }));

@@ -1,4 +1,5 @@
 import { updateProfile } from '../../auth/accounts.js';
+import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
 import { requireViewer, type GraphQLContext } from '../context.js';
 import { NO_ROW_ID } from '../global-id.js';
@@ -42,7 +43,11 @@ const UpdateProfileInput = builder.inputType('UpdateProfileInput', {
   fields: (t) => ({
     name: t.string({ required: false }),
     currentPassword: t.string({ required: false, description: 'Required to set a new password.' }),
-    newPassword: t.string({ required: false, description: 'Signs out every other session.' }),
+    newPassword: t.string({
+      required: false,
+      description:
+        'Signs out every session, this one included. Not allowed with an API key, nor for accounts that sign in through an identity provider.',
+    }),
   }),
 });
 
@@ -53,7 +58,9 @@ builder.mutationField('updateProfile', (t) =>
     args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       const viewer = requireViewer(ctx);
+      if (input.newPassword != null) assertNotApiKey(viewer, 'change the password');
       await updateProfile({ prisma: ctx.services.prisma, auth: ctx.services.config.auth }, viewer.id, input);
+      if (input.newPassword != null) await ctx.services.revocations.announce({ kind: 'sessions', userId: viewer.id });
       return ctx.services.prisma.user.findUniqueOrThrow({ ...query, where: { id: viewer.id } });
     },
   }),

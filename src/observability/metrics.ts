@@ -1,0 +1,108 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const GENERATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600];
+
+/**
+ * The app's Prometheus metrics, on a registry of its own (not prom-client's global one), so
+ * that several apps in one process (tests) each count their own.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    graphql: {
+      operations: new Counter({
+        name: 'switchboard_graphql_operations_total',
+        help: 'GraphQL operations executed, over HTTP, SSE and graphql-ws',
+        labelNames: ['operation_name', 'operation_type'] as const,
+        registers,
+      }),
+      duration: new Histogram({
+        name: 'switchboard_graphql_operation_duration_seconds',
+        help: 'Execution time of queries and mutations (a subscription lasts as long as its client stays)',
+        labelNames: ['operation_name', 'operation_type'] as const,
+        buckets: LATENCY_BUCKETS,
+        registers,
+      }),
+      errors: new Counter({
+        name: 'switchboard_graphql_errors_total',
+        help: 'Errors sent to clients in GraphQL results, by extensions.code',
+        labelNames: ['code'] as const,
+        registers,
+      }),
+    },
+    /** Requests refused by the rate limiter, by the field that was limited. */
+    rateLimited: new Counter({
+      name: 'switchboard_rate_limited_total',
+      help: 'Requests refused by the rate limiter',
+      labelNames: ['field'] as const,
+      registers,
+    }),
+    /**
+     * Open graphql-ws connections and operations, read at each scrape from the server that
+     * holds them: counts kept beside its own bookkeeping could drift from it.
+     */
+    trackWebSockets(read: { connections(): number; subscriptions(): number }) {
+      new Gauge({
+        name: 'switchboard_ws_connections',
+        help: 'Open graphql-ws connections',
+        registers,
+        collect() {
+          this.set(read.connections());
+        },
+      });
+      new Gauge({
+        name: 'switchboard_ws_subscriptions',
+        help: 'graphql-ws operations in flight (subscriptions, and queries while they run)',
+        registers,
+        collect() {
+          this.set(read.subscriptions());
+        },
+      });
+    },
+    generation: {
+      running: new Gauge({ name: 'switchboard_generations_running', help: 'Generations running in this instance', registers }),
+      timeToFirstToken: new Histogram({
+        name: 'switchboard_generation_time_to_first_token_seconds',
+        help: 'From the start of a generation to its first token, retries included',
+        labelNames: ['model'] as const,
+        buckets: GENERATION_BUCKETS,
+        registers,
+      }),
+      duration: new Histogram({
+        name: 'switchboard_generation_duration_seconds',
+        help: 'From the start of a generation until its final state is recorded',
+        labelNames: ['model', 'status'] as const,
+        buckets: GENERATION_BUCKETS,
+        registers,
+      }),
+      upstreamErrors: new Counter({
+        name: 'switchboard_upstream_errors_total',
+        help: 'Failed calls to the model provider, by HTTP status ("none": timeout or broken connection)',
+        labelNames: ['status'] as const,
+        registers,
+      }),
+    },
+    usage: {
+      tokens: new Counter({
+        name: 'switchboard_tokens_total',
+        help: 'Tokens recorded, by model and kind (prompt, completion)',
+        labelNames: ['model', 'kind'] as const,
+        registers,
+      }),
+      costMicros: new Counter({
+        name: 'switchboard_cost_micros_total',
+        help: 'Cost recorded in micro-dollars, by model',
+        labelNames: ['model'] as const,
+        registers,
+      }),
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+export type GenerationMetrics = Metrics['generation'];
+export type UsageMetrics = Metrics['usage'];
