@@ -123,7 +123,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     authenticate: createAuthenticator({ prisma: db.prisma, config }),
     logger,
     chat: new ChatService({ prisma: db.prisma, config, hub, runner, recovery, logger }),
-    rateLimiter: createRateLimiter({ store: rateLimitStore, rules: config.limits.rates, logger }),
+    rateLimiter: createRateLimiter({
+      store: rateLimitStore,
+      rules: config.limits.rates,
+      logger,
+      onRefused: (check) => metrics.rateLimited.inc({ rule: check.rule }),
+    }),
     revocations,
   };
   const maskError = createErrorMasker(logger, errorReporter.report);

@@ -4,7 +4,7 @@ import { AppError } from '../src/errors.js';
 import { errorCodes, expectData, startTestApp, TEST_JWT_SECRET, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, ModelsDocument, SendMessageDocument } from './helpers/chat-documents.js';
-import { MeDocument } from './helpers/documents.js';
+import { LoginDocument, MeDocument } from './helpers/documents.js';
 import { sample, scrape } from './helpers/metrics.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { connectWs, wsExecute } from './helpers/ws.js';
@@ -18,6 +18,7 @@ beforeAll(async () => {
   t = await startTestApp({
     ...upstream.env,
     UPSTREAM_MAX_ATTEMPTS: '1',
+    RATE_LIMIT_LOGIN_PER_ACCOUNT: '2/1m',
     MODELS_JSON: JSON.stringify([
       { id: MODEL, contextWindow: 128_000, maxOutputTokens: 4096, promptMicrosPerMillion: 150_000, completionMicrosPerMillion: 600_000 },
     ]),
@@ -151,9 +152,12 @@ describe('GraphQL metrics', () => {
     }
   });
 
-  it('exposes switchboard_rate_limited_total for the rate limiter to count refusals by field', async () => {
-    t.app.metrics.rateLimited.inc({ field: 'sendMessage' });
-    expect(sample(await scrape(url), 'switchboard_rate_limited_total', { field: 'sendMessage' })).toBeGreaterThanOrEqual(1);
+  it('counts rate-limit refusals by rule', async () => {
+    const email = `nobody-${Date.now()}@example.com`;
+    const grown = await growth({ refused: ['switchboard_rate_limited_total', { rule: 'loginPerAccount' }] }, async () => {
+      for (let i = 0; i < 3; i += 1) await t.execute(LoginDocument, { input: { email, password: 'wrong password!' } });
+    });
+    expect(grown).toEqual({ refused: 1 });
   });
 });
 

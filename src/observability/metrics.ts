@@ -37,8 +37,8 @@ export function createMetrics() {
     /** Requests refused by the rate limiter, by the field that was limited. */
     rateLimited: new Counter({
       name: 'switchboard_rate_limited_total',
-      help: 'Requests refused by the rate limiter',
-      labelNames: ['field'] as const,
+      help: 'Calls refused by the rate limiter, by rule',
+      labelNames: ['rule'] as const,
       registers,
     }),
     /**
