@@ -167,6 +167,11 @@ describe('CSRF prevention', () => {
       body: new URLSearchParams({ query }).toString(),
     });
     expect(response.status).toBe(403);
+    const plain = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ query }) });
+    expect(plain.status).toBe(403);
+    // A JSON post, or a GET query as urql sends them, needs no extra header.
+    const get = await fetch(`${url}?query=${encodeURIComponent('{ __typename }')}`);
+    expect(await get.json()).toEqual({ data: { __typename: 'Query' } });
     const login = await executeRaw(t, { query: `mutation { login(input: {email: "${email}", password: "correct horse battery"}) { accessToken } }` });
     expect(errorCodes(login as never)).toEqual(['UNAUTHENTICATED']);
   });

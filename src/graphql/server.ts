@@ -1,7 +1,7 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { createContextFactory, type GraphQLContext, type Services } from './context.js';
 import { useDocumentLimits } from './limits/document-limits.js';
 import { useTrustedDocuments, type TrustedDocuments } from './trusted-documents.js';
@@ -21,6 +21,21 @@ export type GraphQLServer = YogaServerInstance<ServerContext, GraphQLContext>;
 
 /** Headers that prove a request is not a browser's "simple" cross-site request. */
 export const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'graphql-require-preflight'];
+
+/**
+ * CSRF prevention for POSTs: a form post, `text/plain` or a body without a content type (what a
+ * browser sends cross-site without a preflight) must carry one of CSRF_HEADERS. GETs pass:
+ * they only run queries (Yoga refuses mutations over GET), and credentials here are bearer
+ * tokens, never cookies, so a forged GET carries none; urql sends its queries as GETs.
+ */
+function usePostCSRFPrevention(): Plugin {
+  const csrf = useCSRFPrevention({ requestHeaders: CSRF_HEADERS });
+  return {
+    onRequestParse(payload) {
+      if (payload.request.method !== 'GET') return csrf.onRequestParse?.(payload);
+    },
+  };
+}
 
 export function createGraphQLServer(
   services: Services,
@@ -57,9 +72,7 @@ export function createGraphQLServer(
     plugins: [
       useGraphQLMetrics(metrics),
       useRequestUser(),
-      // Form posts and other "simple" requests, which browsers send cross-site without a
-      // preflight, must carry a custom header; JSON requests and graphql-ws never need one.
-      useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
+      usePostCSRFPrevention(),
       ...(trustedDocuments ? [useTrustedDocuments(trustedDocuments)] : []),
       useDocumentLimits(config.limits.document, { suggestions: config.http.introspection }),
       useOperationLimits(config.limits, { suggestions: config.http.introspection }),
