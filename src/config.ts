@@ -102,7 +102,7 @@ const envSchema = z
     RATE_LIMIT_SEND_MESSAGE: rate.prefault('30/1m'),
     MAX_CONCURRENT_GENERATIONS: count.default(4),
     PASSWORD_HASH_CONCURRENCY: count.default(2),
-    PASSWORD_HASH_QUEUE: count.default(32),
+    PASSWORD_HASH_QUEUE: count.default(8),
 
     WS_MAX_PAYLOAD_BYTES: count.default(64 * 1024),
     WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: count.default(20),

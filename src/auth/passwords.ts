@@ -14,7 +14,7 @@ export const MAX_PASSWORD_LENGTH = 256;
  * at most `concurrency` at once and `queue` waiting. A flood of sign-ins beyond that is refused
  * at once (RATE_LIMITED) instead of queueing ahead of everyone else's for tens of seconds.
  */
-let gate: { run: LimitFunction; queue: number } = { run: pLimit(2), queue: 32 };
+let gate: { run: LimitFunction; queue: number } = { run: pLimit(2), queue: 8 };
 
 export function boundPasswordHashing(options: { concurrency: number; queue: number }): void {
   gate = { run: pLimit(options.concurrency), queue: options.queue };
