@@ -11,9 +11,12 @@ import {
   UsageDocument,
 } from './helpers/chat-documents.js';
 import { MockUpstream } from './helpers/upstream.js';
+import { waitFor } from './helpers/wait.js';
+import { followStream } from './helpers/ws.js';
 
 let upstream: MockUpstream;
 let t: TestApp;
+let url: URL;
 beforeAll(async () => {
   upstream = await MockUpstream.start();
   t = await startTestApp({
@@ -25,6 +28,7 @@ beforeAll(async () => {
       { id: 'tiny-context', contextWindow: 64, maxOutputTokens: 16, promptMicrosPerMillion: 0, completionMicrosPerMillion: 0 },
     ]),
   });
+  url = await t.app.start(0);
 });
 afterAll(async () => {
   await t.stop();
@@ -33,13 +37,11 @@ afterAll(async () => {
 
 const rawId = (globalId: string) => decodeGlobalId(globalId).id;
 
-async function waitForFinal(token: string, messageId: string) {
-  for (let i = 0; i < 200; i += 1) {
+function waitForFinal(token: string, messageId: string) {
+  return waitFor('the message to reach a final status', async () => {
     const node = expectData(await t.execute(MessageDocument, { id: messageId }, { token })).node;
-    if (node && 'status' in node && !['STREAMING', 'PENDING'].includes(node.status)) return node;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error('message never reached a final status');
+    return node && 'status' in node && !['STREAMING', 'PENDING'].includes(node.status) ? node : undefined;
+  });
 }
 
 describe('models', () => {
@@ -218,7 +220,7 @@ describe('stopping and disconnecting', () => {
     const prompt = upstream.prompt({ content: text }, { chunkSize: 4, latency: 60 });
     const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
     const messageId = sent.sendMessage.assistantMessage.id;
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await followStream(url, user.accessToken, messageId, (events) => events.length > 0);
     const stopped = expectData(await t.execute(StopGenerationDocument, { messageId }, { token: user.accessToken })).stopGeneration;
     expect(stopped).toMatchObject({ status: 'STOPPED', usageEstimated: true, finishReason: 'stop_requested' });
     expect(stopped.content.length).toBeGreaterThan(0);
@@ -244,7 +246,6 @@ describe('stopping and disconnecting', () => {
   it('keeps generating and records the upstream usage when the client of a non-streaming call goes away', async () => {
     const user = await registerUser(t);
     const prompt = upstream.prompt({ content: 'a reply nobody waits for', usage: { prompt_tokens: 7, completion_tokens: 9 } }, { chunkSize: 3, latency: 40 });
-    const url = await t.app.start(0);
     const abort = new AbortController();
     const request = fetch(url, {
       method: 'POST',
@@ -252,15 +253,13 @@ describe('stopping and disconnecting', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${user.accessToken}` },
       body: JSON.stringify({ query: 'mutation($c: String!) { sendMessage(input: {content: $c, stream: false}) { assistantMessage { id } } }', variables: { c: prompt } }),
     });
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await upstream.waitForRequest(prompt);
     abort.abort();
     await expect(request).rejects.toThrow();
-    let message;
-    for (let i = 0; i < 100; i += 1) {
-      message = await t.app.db.prisma.message.findFirst({ where: { user: { email: user.email }, role: 'ASSISTANT' } });
-      if (message?.status === 'COMPLETE') break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const message = await waitFor('the reply to reach a final status', async () => {
+      const found = await t.app.db.prisma.message.findFirst({ where: { user: { email: user.email }, role: 'ASSISTANT' } });
+      return found && !['STREAMING', 'PENDING'].includes(found.status) ? found : undefined;
+    });
     expect(message).toMatchObject({ status: 'COMPLETE', content: 'a reply nobody waits for', promptTokens: 7, completionTokens: 9, usageEstimated: false });
   });
 });

@@ -6,6 +6,7 @@ import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { MockUpstream } from './helpers/upstream.js';
+import { waitFor } from './helpers/wait.js';
 import { connectWs, followStream } from './helpers/ws.js';
 
 // Two instances behave as one service only with shared PostgreSQL and Redis.
@@ -48,7 +49,7 @@ describe.skipIf(!clustered)('two instances on one PostgreSQL and one Redis', () 
     const user = await registerUser(a);
     const prompt = upstream.prompt({ content: 'a b c d e f g h i j k l m n o p' }, { chunkSize: 2, latency: 80 });
     const sent = expectData(await a.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken })).sendMessage;
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await followStream(urlB, user.accessToken, sent.assistantMessage.id, (events) => events.length > 0);
     const stopped = expectData(
       await b.execute(StopGenerationDocument, { messageId: sent.assistantMessage.id }, { token: user.accessToken }),
     ).stopGeneration;
@@ -75,17 +76,15 @@ describe.skipIf(!clustered)('two instances on one PostgreSQL and one Redis', () 
     const redis = new Redis(redisUrl!);
     const channel = `switchboard:stream:${message.id}`;
     const listeners = async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1];
-    const waitForListeners = async (expected: number) => {
-      for (let i = 0; i < 100 && (await listeners()) !== expected; i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
-      return listeners();
-    };
+    const waitForListeners = (expected: number) =>
+      waitFor(`${expected} Redis subscriber(s) on ${channel}`, async () => (await listeners()) === expected);
     const client = connectWs(urlB, user.accessToken);
     try {
       const messageId = encodeGlobalId('Message', message.id);
       const unsubscribe = client.subscribe({ query: print(MessageStreamDocument), variables: { messageId } }, { next: () => {}, error: () => {}, complete: () => {} });
-      expect(await waitForListeners(1)).toBe(1);
+      await waitForListeners(1);
       unsubscribe();
-      expect(await waitForListeners(0)).toBe(0);
+      await waitForListeners(0);
     } finally {
       await client.dispose();
       await redis.quit();

@@ -1,9 +1,10 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { tempDir } from './helpers/leftovers.js';
+import { run } from './helpers/processes.js';
+import { SERVER_PROCESS_TIMEOUT_MS } from './helpers/server-process.js';
 
 const problemsOf = (env: Record<string, string>) => {
   try {
@@ -24,7 +25,7 @@ describe('configuration', () => {
       OIDC_ISSUER: 'https://issuer.example',
       STRIPE_SECRET_KEY: 'sk_test_x',
       NODE_ENV: 'development',
-      DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-config-')),
+      DATA_DIR: tempDir('sb-config'),
     });
     const joined = problems.join('\n');
     for (const name of ['PORT', 'DATABASE_URL', 'JWT_SECRET', 'OIDC_AUDIENCE', 'STRIPE_WEBHOOK_SECRET']) {
@@ -37,7 +38,7 @@ describe('configuration', () => {
   });
 
   it('in development generates a token secret once, keeps it under the data dir and warns', () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'sb-config-'));
+    const dataDir = tempDir('sb-config');
     const first = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir });
     const second = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir });
     expect(Buffer.from(first.auth.jwtSecret).toString()).toBe(Buffer.from(second.auth.jwtSecret).toString());
@@ -75,12 +76,9 @@ describe('configuration', () => {
     expect(config.oidc?.jwksUrl).toBe('https://tenant.auth0.com/.well-known/jwks.json');
   });
 
-  it('makes the server exit non-zero, printing every problem, when the configuration is invalid', () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: join(import.meta.dirname, '..'),
+  it('makes the server exit non-zero, printing every problem, when the configuration is invalid', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const result = await run(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       env: { PATH: process.env.PATH, NODE_ENV: 'production', PORT: '-1', REDIS_URL: 'http://wrong' },
-      encoding: 'utf8',
-      timeout: 20_000,
     });
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('Invalid configuration');

@@ -1,11 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { expectData, serveForFile, uniqueEmail, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { CreateApiKeyDocument } from './helpers/documents.js';
+import { registerLeftover } from './helpers/leftovers.js';
+import { run } from './helpers/processes.js';
 
 // The README's "Try it" examples, run as printed; only the address and the email are swapped,
 // so that the test server (on a free port) and a fresh account are used.
@@ -17,8 +17,6 @@ const codeBlock = (language: string) => {
   if (!match?.[1]) throw new Error(`no ${language} block under "## Try it" in README.md`);
   return match[1];
 };
-const run = promisify(execFile);
-
 let t: TestApp;
 let url: URL;
 serveForFile((app, address) => ((t = app), (url = address)));
@@ -27,7 +25,8 @@ describe('README examples', () => {
   it('the curl session signs up, logs in, reads me and uses an API key', async () => {
     const email = uniqueEmail('ada');
     const script = codeBlock('sh').replaceAll('http://localhost:4000', url.origin).replaceAll('ada@example.com', email);
-    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { env: { PATH: process.env.PATH }, timeout: 20_000 });
+    const { status, stdout, stderr } = await run('bash', ['-euo', 'pipefail', '-c', script], { env: { PATH: process.env.PATH } });
+    expect(status, stderr).toBe(0);
     // curl prints each body without a newline: the three responses arrive back to back.
     const results = stdout.split(/(?<=\})(?=\{"(?:data|errors)")/).map((body) => JSON.parse(body));
     expect(results).toHaveLength(3);
@@ -48,15 +47,13 @@ describe('README examples', () => {
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `me-${Date.now()}.mjs`);
     writeFileSync(file, codeBlock('js').replaceAll('ws://localhost:4000', url.origin.replace(/^http/, 'ws')));
-    try {
-      const { stdout } = await run(process.execPath, [file], { env: { PATH: process.env.PATH, KEY: key }, timeout: 20_000 });
-      expect(JSON.parse(stdout.trim())).toEqual({ data: { me: { email: user.email, name: 'Ws' } } });
-      // A bad key: a clear line at once, not a raw close event after half a minute of retries.
-      const refused = await run(process.execPath, [file], { env: { PATH: process.env.PATH, KEY: 'sk_not-a-key' }, timeout: 20_000 }).catch((e) => e);
-      expect(refused.code).toBe(1);
-      expect(refused.stderr.trim()).toBe('graphql-ws: Unauthorized: API key is invalid or revoked');
-    } finally {
-      rmSync(file, { force: true });
-    }
+    registerLeftover(() => rmSync(file, { force: true }));
+    const read = await run(process.execPath, [file], { env: { PATH: process.env.PATH, KEY: key } });
+    expect(read.status, read.stderr).toBe(0);
+    expect(JSON.parse(read.stdout.trim())).toEqual({ data: { me: { email: user.email, name: 'Ws' } } });
+    // A bad key: a clear line at once, not a raw close event after half a minute of retries.
+    const refused = await run(process.execPath, [file], { env: { PATH: process.env.PATH, KEY: 'sk_not-a-key' } });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr.trim()).toBe('graphql-ws: Unauthorized: API key is invalid or revoked');
   });
 });

@@ -1,41 +1,40 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { print } from 'graphql';
 import { describe, expect, inject, it } from 'vitest';
-import { expectData, STRONG_PASSWORD, startTestApp, uniqueEmail } from './helpers/app.js';
+import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, uniqueEmail } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
-import { RegisterDocument } from './helpers/documents.js';
-import { spawnServer } from './helpers/server-process.js';
+import { LoginDocument, RegisterDocument } from './helpers/documents.js';
+import { tempDir } from './helpers/leftovers.js';
+import { SERVER_PROCESS_TIMEOUT_MS, spawnServer } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
+import { waitFor } from './helpers/wait.js';
 import { connectWs } from './helpers/ws.js';
+
+// Paced so that a reply is still streaming, seconds later, when the server is told to stop.
+const REPLY = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
+const PACED = { chunkSize: 2, latency: 100 };
 
 describe('graceful shutdown', () => {
   it('lets in-flight requests finish, closes WebSockets with 1001 and refuses new connections', async () => {
-    // A costly password hash keeps the register request in flight while stop() begins.
-    const t = await startTestApp({ PASSWORD_HASH_COST: '16' });
+    // A login looks its user up, then checks the password with a costly hash: in flight, with
+    // work left that stopping does not cut short, once its lookup has reached the database.
+    let lookedUp!: () => void;
+    const loginInFlight = new Promise<void>((resolve) => (lookedUp = resolve));
+    const t = await startTestApp({ PASSWORD_HASH_COST: '16' }, { onQuery: (sql) => /"User"\."email" = \$1/.test(sql) && lookedUp() });
     const url = await t.app.start(0);
     const user = await registerUser(t);
     const socket = connectWs(url, user.accessToken);
     await new Promise((resolve) => socket.on('connected', resolve));
 
-    const inFlight = fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        query: print(RegisterDocument),
-        variables: { input: { email: uniqueEmail(), password: STRONG_PASSWORD, name: 'Late' } },
-      }),
-    });
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    const inFlight = executeOver(fetch, url, LoginDocument, { input: { email: user.email, password: user.password } });
+    await loginInFlight;
     const stopped = t.app.stop();
 
-    const response = await inFlight;
-    expect(response.status).toBe(200);
-    const body = await response.json();
-    expect(body.errors).toBeUndefined();
-    expect(body.data.register.user.name).toBe('Late');
+    const answer = await inFlight;
+    expect(answer.status).toBe(200);
+    expect(expectData(answer).login.user.email).toBe(user.email);
     expect((await socket.closed).code).toBe(1001);
     await stopped;
     await expect(fetch(new URL('/health', url))).rejects.toThrow();
@@ -45,55 +44,66 @@ describe('graceful shutdown', () => {
     const upstream = await MockUpstream.start();
     const t = await startTestApp(upstream.env);
     const url = await t.app.start(0);
-    try {
-      const user = await registerUser(t);
-      const prompt = upstream.prompt({ content: 'a long reply that is still streaming when the server stops' }, { chunkSize: 3, latency: 50 });
-      const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
-      const client = connectWs(url, user.accessToken);
-      const events: Array<{ delta: string; done: boolean; message?: { status: string; content: string } | null }> = [];
-      const streamed = (async () => {
-        for await (const result of client.iterate({
-          query: print(MessageStreamDocument),
-          variables: { messageId: sent.sendMessage.assistantMessage.id },
-        })) {
-          events.push((result.data as { messageStream: (typeof events)[number] }).messageStream);
-        }
-      })().catch(() => {});
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      await t.app.stop();
-      await streamed;
-      const last = events.at(-1);
-      expect(last?.done).toBe(true);
-      expect(last?.message?.status).toBe('STOPPED');
-      expect(last?.message?.content).toBe(events.map((e) => e.delta).join(''));
-      expect(last?.message?.content.length).toBeGreaterThan(0);
-      await client.dispose();
-    } finally {
-      await upstream.stop();
-    }
+    const user = await registerUser(t);
+    const prompt = upstream.prompt({ content: 'a long reply that is still streaming when the server stops' }, { chunkSize: 3, latency: 50 });
+    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
+    const client = connectWs(url, user.accessToken);
+    const events: Array<{ delta: string; done: boolean; message?: { status: string; content: string } | null }> = [];
+    const streamed = (async () => {
+      for await (const result of client.iterate({
+        query: print(MessageStreamDocument),
+        variables: { messageId: sent.sendMessage.assistantMessage.id },
+      })) {
+        events.push((result.data as { messageStream: (typeof events)[number] }).messageStream);
+      }
+    })().catch(() => {});
+    await waitFor('the first tokens to reach the subscriber', () => events.length > 0);
+    await t.app.stop();
+    await streamed;
+    const last = events.at(-1);
+    expect(last?.done).toBe(true);
+    expect(last?.message?.status).toBe('STOPPED');
+    expect(last?.message?.content).toBe(events.map((e) => e.delta).join(''));
+    expect(last?.message?.content.length).toBeGreaterThan(0);
   });
 
-  it('exits 0 on SIGTERM', async () => {
+  it('on SIGTERM answers the request in flight, then exits 0', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const upstream = await MockUpstream.start();
     const databaseUrl = inject('databaseUrl');
     const server = await spawnServer({
-      DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-main-')),
+      ...upstream.env,
+      JWT_SECRET: TEST_JWT_SECRET,
+      PASSWORD_HASH_COST: '12',
+      DATA_DIR: tempDir('sb-main'),
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+      ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     });
-    expect((await fetch(new URL('/health', server.url))).status).toBe(200);
-    expect(await server.stop()).toBe(0);
+    const input = { email: uniqueEmail('sigterm'), password: STRONG_PASSWORD, name: 'Sigterm' };
+    const token = expectData(await executeOver(fetch, server.url, RegisterDocument, { input })).register.accessToken;
+
+    const prompt = upstream.prompt({ content: REPLY }, PACED);
+    const inFlight = executeOver(fetch, server.url, SendMessageDocument, { input: { content: prompt, stream: false } }, token);
+    await upstream.waitForRequest(prompt);
+    server.child.kill('SIGTERM');
+
+    const answer = await inFlight;
+    expect(answer.status).toBe(200);
+    const message = expectData(answer).sendMessage.assistantMessage;
+    expect(message).toMatchObject({ status: 'STOPPED', finishReason: 'stop_requested', usageEstimated: true });
+    expect(REPLY.startsWith(message.content)).toBe(true);
+    expect(message.promptTokens).toBeGreaterThan(0);
+    expect(await server.exited).toBe(0);
     expect(server.output()).toContain('shutting down');
   });
 
-  it('refuses a second server on the same embedded data directory, and names the holder', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'sb-main-'));
+  it('refuses a second server on the same embedded data directory, and names the holder', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const dataDir = tempDir('sb-main');
     const first = await spawnServer({ DATA_DIR: dataDir });
-    try {
-      await expect(spawnServer({ DATA_DIR: dataDir })).rejects.toThrow(`in use by process ${first.child.pid}`);
-    } finally {
-      expect(await first.stop()).toBe(0);
-    }
-    // A clean stop releases the directory for the next server.
-    const next = await spawnServer({ DATA_DIR: dataDir });
-    expect(await next.stop()).toBe(0);
+    await expect(spawnServer({ DATA_DIR: dataDir })).rejects.toThrow(`in use by process ${first.child.pid}`);
+    expect(await first.stop()).toBe(0);
+    // A clean stop leaves no lock behind (a crashed holder's would be taken over), and the next server opens the data.
+    expect(existsSync(join(dataDir, 'pglite', 'switchboard.pid'))).toBe(false);
+    const next = await startTestApp({}, { database: { kind: 'pglite', dataDir: join(dataDir, 'pglite') } });
+    await next.stop();
   });
 });

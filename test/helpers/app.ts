@@ -5,6 +5,7 @@ import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { DatabaseTarget } from '../../src/db/client.js';
+import { registerLeftover } from './leftovers.js';
 import { GENEROUS_LIMITS } from './limits.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
@@ -52,7 +53,8 @@ export async function startTestApp(
     config,
     execute: (document, variables, options = {}) =>
       executeOver(app.yoga.fetch, 'http://yoga/graphql', document, variables, options.token),
-    stop: () => app.stop(),
+    // Stopped at the end of the test (or file) that started it, unless the test stops it first.
+    stop: registerLeftover(() => app.stop()),
   };
 }
 

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isChatCompletionBody, LLMock } from '@copilotkit/aimock';
+import { registerLeftover } from './leftovers.js';
+import { waitFor } from './wait.js';
 
 type FixtureResponse = Parameters<LLMock['on']>[1];
 type FixtureOptions = Parameters<LLMock['on']>[2];
@@ -9,7 +11,12 @@ type FixtureOptions = Parameters<LLMock['on']>[2];
  * Each test keys its fixtures by a unique prompt, so tests sharing one mock never collide.
  */
 export class MockUpstream {
-  private constructor(readonly mock: LLMock) {}
+  /** Stops the mock; done at the end of the test (or file) that started it, unless done first. */
+  readonly stop: () => Promise<void>;
+
+  private constructor(readonly mock: LLMock) {
+    this.stop = registerLeftover(() => mock.stop());
+  }
 
   static async start(): Promise<MockUpstream> {
     const mock = new LLMock({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
@@ -48,8 +55,12 @@ export class MockUpstream {
       .filter((body) => lastUserText(body.messages) === prompt);
   }
 
-  stop(): Promise<void> {
-    return this.mock.stop();
+  /**
+   * Resolves once the upstream has received a request for the prompt: the generation is then in
+   * flight (aimock journals a request before it starts answering).
+   */
+  async waitForRequest(prompt: string): Promise<void> {
+    await waitFor(`the upstream to receive "${prompt}"`, () => this.requestsFor(prompt).length > 0);
   }
 }
 

@@ -4,12 +4,16 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { MessageStreamSubscription } from '../generated/graphql.js';
 import { MessageStreamDocument } from './chat-documents.js';
+import { registerLeftover } from './leftovers.js';
 
 export function wsUrl(httpUrl: URL): string {
   return httpUrl.toString().replace(/^http/, 'ws');
 }
 
-/** The official graphql-ws client over a real socket; lazy: false so connection errors surface. */
+/**
+ * The official graphql-ws client over a real socket; lazy: false so connection errors surface.
+ * Disposed at the end of the test that opened it, unless the test does it first.
+ */
 export function connectWs(httpUrl: URL, token?: string): Client & { closed: Promise<{ code: number; reason: string }> } {
   let onClosed: (event: { code: number; reason: string }) => void = () => {};
   const closed = new Promise<{ code: number; reason: string }>((resolve) => (onClosed = resolve));
@@ -22,7 +26,8 @@ export function connectWs(httpUrl: URL, token?: string): Client & { closed: Prom
     on: { closed: (event) => onClosed(event as { code: number; reason: string }) },
     onNonLazyError: () => {},
   });
-  return Object.assign(client, { closed });
+  const disposeClient = client.dispose;
+  return Object.assign(client, { closed, dispose: registerLeftover(() => disposeClient()) });
 }
 
 /** Runs a single-result operation over graphql-ws. */
