@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeGlobalId } from '../src/graphql/global-id.js';
-import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, serveWithUpstreamForFile, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import {
   ConversationDocument,
@@ -17,23 +17,17 @@ import { followStream } from './helpers/ws.js';
 let upstream: MockUpstream;
 let t: TestApp;
 let url: URL;
-beforeAll(async () => {
-  upstream = await MockUpstream.start();
-  t = await startTestApp({
-    ...upstream.env,
+serveWithUpstreamForFile(
+  (app, address, mock) => ((t = app), (url = address), (upstream = mock)),
+  {
     UPSTREAM_TIMEOUT_SECONDS: '2',
     UPSTREAM_MAX_ATTEMPTS: '3',
     MODELS_JSON: JSON.stringify([
       { id: 'gpt-4o-mini', contextWindow: 128_000, maxOutputTokens: 16_384, promptMicrosPerMillion: 150_000, completionMicrosPerMillion: 600_000 },
       { id: 'tiny-context', contextWindow: 64, maxOutputTokens: 16, promptMicrosPerMillion: 0, completionMicrosPerMillion: 0 },
     ]),
-  });
-  url = await t.app.start(0);
-});
-afterAll(async () => {
-  await t.stop();
-  await upstream.stop();
-});
+  },
+);
 
 const rawId = (globalId: string) => decodeGlobalId(globalId).id;
 

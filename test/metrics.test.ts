@@ -1,7 +1,7 @@
 import { print } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AppError } from '../src/errors.js';
-import { errorCodes, expectData, startTestApp, TEST_JWT_SECRET, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, serveWithUpstreamForFile, startTestApp, TEST_JWT_SECRET, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, ModelsDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { LoginDocument, MeDocument } from './helpers/documents.js';
@@ -13,22 +13,16 @@ const MODEL = 'priced-model';
 let upstream: MockUpstream;
 let t: TestApp;
 let url: URL;
-beforeAll(async () => {
-  upstream = await MockUpstream.start();
-  t = await startTestApp({
-    ...upstream.env,
+serveWithUpstreamForFile(
+  (app, address, mock) => ((t = app), (url = address), (upstream = mock)),
+  {
     UPSTREAM_MAX_ATTEMPTS: '1',
     RATE_LIMIT_LOGIN_PER_ACCOUNT: '2/1m',
     MODELS_JSON: JSON.stringify([
       { id: MODEL, contextWindow: 128_000, maxOutputTokens: 4096, promptMicrosPerMillion: 150_000, completionMicrosPerMillion: 600_000 },
     ]),
-  });
-  url = await t.app.start(0);
-});
-afterAll(async () => {
-  await t?.stop();
-  await upstream?.stop();
-});
+  },
+);
 
 /** Runs `work` and returns how much each named sample grew meanwhile. */
 async function growth(samples: Record<string, [string, Record<string, string>?]>, work: () => Promise<unknown>) {

@@ -1,39 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { print } from 'graphql';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { registerUser } from './helpers/accounts.js';
-import { errorCodes, executeRaw, expectData, startTestApp, STRONG_PASSWORD, type TestApp } from './helpers/app.js';
+import { errorCodes, executeRaw, expectData, serveWithUpstreamForFile, startTestApp, STRONG_PASSWORD, type TestApp } from './helpers/app.js';
 import { SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { LoginDocument, MeDocument } from './helpers/documents.js';
 import { MockUpstream } from './helpers/upstream.js';
 
-// Servers started by a single test are stopped after it, even when it fails.
-const started: Array<{ stop(): Promise<void> }> = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((s) => s.stop()));
-});
-async function app(env: Record<string, string | undefined>): Promise<TestApp> {
-  const t = await startTestApp(env);
-  started.push(t);
-  return t;
-}
-
 // Most tests share one server with the default sign-in limits and tight limits elsewhere;
-// each of them uses its own users and client addresses.
+// each of them uses its own users and client addresses. Tests that need other limits start
+// their own server, stopped at the end of the test.
 let upstream: MockUpstream;
 let t: TestApp;
-beforeAll(async () => {
-  upstream = await MockUpstream.start();
-  t = await startTestApp({
-    ...upstream.env,
-    RATE_LIMIT_LOGIN_PER_ACCOUNT: undefined,
-    RATE_LIMIT_SEND_MESSAGE: '8/1m',
-    MAX_CONCURRENT_GENERATIONS: '2',
-  });
-});
-afterAll(async () => {
-  await t?.stop();
-  await upstream?.stop();
+serveWithUpstreamForFile((app, _url, mock) => ((t = app), (upstream = mock)), {
+  RATE_LIMIT_LOGIN_PER_ACCOUNT: undefined,
+  RATE_LIMIT_SEND_MESSAGE: '8/1m',
+  MAX_CONCURRENT_GENERATIONS: '2',
 });
 
 const login = (t: TestApp, email: string, password: string, headers: Record<string, string> = {}) =>
@@ -70,7 +52,7 @@ describe('rate limits', () => {
 
   it('limits sign-ins per client address, behind a trusted proxy', async () => {
     // Its own server: in-process requests of the whole suite share one (unknown) address.
-    const proxied = await app({ RATE_LIMIT_AUTH_PER_IP: '3/10m', TRUST_PROXY_HOPS: '1' });
+    const proxied = await startTestApp({ RATE_LIMIT_AUTH_PER_IP: '3/10m', TRUST_PROXY_HOPS: '1' });
     const url = await proxied.app.start(0);
     const from = (ip: string) => (email: string) =>
       fetch(url, {
@@ -119,7 +101,7 @@ describe('rate limits', () => {
   });
 
   it('bounds password hashing, so a flood is refused at once instead of queueing ahead of real sign-ins', async () => {
-    const hashing = await app({ PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '2' });
+    const hashing = await startTestApp({ PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '2' });
     const user = await registerUser(hashing);
     const flood = await Promise.all(
       Array.from({ length: 30 }, () => login(hashing, `nobody-${randomUUID()}@example.com`, 'guess guess guess')),
@@ -132,7 +114,7 @@ describe('rate limits', () => {
 
   it.runIf(process.env.REDIS_URL)('shares one limit between two instances on the same Redis', async () => {
     const env = { RATE_LIMIT_LOGIN_PER_ACCOUNT: '4/15m' };
-    const [a, b] = [await app(env), await app(env)];
+    const [a, b] = [await startTestApp(env), await startTestApp(env)];
     const user = await registerUser(a);
     const codes = [];
     for (let i = 0; i < 6; i += 1) codes.push(errorCodes((await login(i % 2 ? b : a, user.email, 'wrong password!')) as never)[0]);

@@ -1,8 +1,8 @@
 import { print } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { registerUser } from './helpers/accounts.js';
-import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, serveWithUpstreamForFile, startTestApp, type TestApp } from './helpers/app.js';
 import { MessageStreamDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { CreateApiKeyDocument, LogoutEverywhereDocument, MeDocument, RevokeApiKeyDocument } from './helpers/documents.js';
 import { MockUpstream } from './helpers/upstream.js';
@@ -14,18 +14,9 @@ let upstream: MockUpstream;
 const MAX_SUBSCRIPTIONS = 5;
 const MAX_PER_USER = 3;
 
-beforeAll(async () => {
-  upstream = await MockUpstream.start();
-  t = await startTestApp({
-    ...upstream.env,
-    WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: String(MAX_SUBSCRIPTIONS),
-    WS_MAX_CONNECTIONS_PER_USER: String(MAX_PER_USER),
-  });
-  url = await t.app.start(0);
-});
-afterAll(async () => {
-  await t?.stop();
-  await upstream?.stop();
+serveWithUpstreamForFile((app, address, mock) => ((t = app), (url = address), (upstream = mock)), {
+  WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: String(MAX_SUBSCRIPTIONS),
+  WS_MAX_CONNECTIONS_PER_USER: String(MAX_PER_USER),
 });
 
 /** A raw graphql-transport-ws socket, acknowledged, collecting every message it receives. */
@@ -95,7 +86,6 @@ describe('WebSocket limits', () => {
       expect(await open('198.51.100.2')).toBe('open');
     } finally {
       for (const socket of sockets) socket.terminate();
-      await proxied.stop();
     }
   });
 

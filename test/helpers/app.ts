@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import type { DatabaseTarget } from '../../src/db/client.js';
 import { registerLeftover } from './leftovers.js';
 import { GENEROUS_LIMITS } from './limits.js';
+import { MockUpstream } from './upstream.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
@@ -69,6 +70,21 @@ export function serveForFile(onStarted: (t: TestApp, url: URL) => void, env: Rec
     onStarted(t, await t.app.start(0));
   });
   afterAll(() => t?.stop());
+}
+
+/**
+ * The same with an aimock upstream of its own, which the server uses as its model provider;
+ * `onStarted` also receives the upstream. Both are disposed at the end of the file.
+ */
+export function serveWithUpstreamForFile(
+  onStarted: (t: TestApp, url: URL, upstream: MockUpstream) => void,
+  env: Record<string, string | undefined> = {},
+): void {
+  beforeAll(async () => {
+    const upstream = await MockUpstream.start();
+    const t = await startTestApp({ ...upstream.env, ...env });
+    onStarted(t, await t.app.start(0), upstream);
+  });
 }
 
 /** Runs an operation with a fetch function: yoga.fetch in-process, or the global fetch over a port. */
