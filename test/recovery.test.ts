@@ -5,7 +5,7 @@ import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET
 import { registerUser } from './helpers/accounts.js';
 import { MessageDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { RegisterDocument } from './helpers/documents.js';
-import { tempDir } from './helpers/leftovers.js';
+import { dataDirFromTemplate } from './helpers/leftovers.js';
 import { SERVER_PROCESS_TIMEOUT_MS, spawnServer } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
@@ -20,7 +20,7 @@ const REPLY = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
 async function crashMidStream(leaseSeconds: string) {
   const upstream = await MockUpstream.start();
   const databaseUrl = inject('databaseUrl');
-  const dataDir = tempDir('sb-crash');
+  const dataDir = dataDirFromTemplate('sb-crash', inject('pgliteDataDirTemplate'));
   const server = await spawnServer({
     ...upstream.env,
     JWT_SECRET: TEST_JWT_SECRET,

@@ -6,7 +6,7 @@ import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { LoginDocument, RegisterDocument } from './helpers/documents.js';
-import { tempDir } from './helpers/leftovers.js';
+import { dataDirFromTemplate } from './helpers/leftovers.js';
 import { SERVER_PROCESS_TIMEOUT_MS, spawnServer } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
@@ -74,7 +74,7 @@ describe('graceful shutdown', () => {
       ...upstream.env,
       JWT_SECRET: TEST_JWT_SECRET,
       PASSWORD_HASH_COST: '12',
-      DATA_DIR: tempDir('sb-main'),
+      DATA_DIR: dataDirFromTemplate('sb-main', inject('pgliteDataDirTemplate')),
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
       ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     });
@@ -97,7 +97,7 @@ describe('graceful shutdown', () => {
   });
 
   it('refuses a second server on the same embedded data directory, and names the holder', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
-    const dataDir = tempDir('sb-main');
+    const dataDir = dataDirFromTemplate('sb-main', inject('pgliteDataDirTemplate'));
     const first = await spawnServer({ DATA_DIR: dataDir });
     await expect(spawnServer({ DATA_DIR: dataDir })).rejects.toThrow(`in use by process ${first.child.pid}`);
     expect(await first.stop()).toBe(0);

@@ -11,7 +11,10 @@ export type { PrismaClient };
 /** The client inside an interactive transaction, or the client itself: code that can run in either. */
 export type PrismaTx = Prisma.TransactionClient;
 
-export type DatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string };
+export type DatabaseTarget =
+  | { kind: 'postgres'; url: string }
+  /** `template`: a PGlite dump (dumpDataDir) to start from instead of an empty cluster, which takes seconds to create. */
+  | { kind: 'pglite'; dataDir: string; template?: Blob };
 
 export interface Database {
   kind: DatabaseTarget['kind'];
@@ -29,7 +32,7 @@ export interface DatabaseOptions {
 
 /** Opens the embedded PGlite database or a PostgreSQL pool, with a Prisma client on top. */
 export async function openDatabase(target: DatabaseTarget, options: DatabaseOptions = {}): Promise<Database> {
-  return target.kind === 'postgres' ? openPostgres(target.url, options) : openPglite(target.dataDir, options);
+  return target.kind === 'postgres' ? openPostgres(target.url, options) : openPglite(target.dataDir, options, target.template);
 }
 
 // Prisma's defaults (2 s to get a connection, 5 s to finish) turn a burst of requests queueing for
@@ -73,7 +76,7 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
   };
 }
 
-async function openPglite(dataDir: string, options: DatabaseOptions): Promise<Database> {
+async function openPglite(dataDir: string, options: DatabaseOptions, template?: Blob): Promise<Database> {
   let unlock = () => {};
   if (!dataDir.includes('://')) {
     mkdirSync(dataDir, { recursive: true });
@@ -81,7 +84,7 @@ async function openPglite(dataDir: string, options: DatabaseOptions): Promise<Da
   }
   let pglite: PGlite;
   try {
-    pglite = await PGlite.create(dataDir);
+    pglite = await PGlite.create(dataDir, template ? { loadDataDir: template } : {});
   } catch (error) {
     unlock();
     throw error;

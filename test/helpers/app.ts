@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
@@ -26,9 +27,14 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
   });
 }
 
+let template: Blob | undefined;
+
 export function testDatabase(): DatabaseTarget {
   const url = inject('databaseUrl');
-  return url ? { kind: 'postgres', url } : { kind: 'pglite', dataDir: 'memory://' };
+  if (url) return { kind: 'postgres', url };
+  const file = inject('pgliteTemplate');
+  template ??= file ? new Blob([readFileSync(file)]) : undefined;
+  return { kind: 'pglite', dataDir: 'memory://', template };
 }
 
 export interface TestApp {
