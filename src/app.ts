@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator } from './auth/viewer.js';
 import { ChatService } from './chat/chat-service.js';
@@ -112,7 +113,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const rateLimitRedis = config.redisUrl
     ? new Redis(config.redisUrl, { disableClientInfo: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
     : undefined;
-  rateLimitRedis?.on('error', () => {});
+  if (rateLimitRedis) {
+    // Connected before serving, so the first requests are counted too; later connection errors
+    // surface (and are logged) where a check fails.
+    await once(rateLimitRedis, 'ready');
+    rateLimitRedis.on('error', () => {});
+  }
   const rateLimitStore: RateLimitStore = rateLimitRedis
     ? new RedisRateLimitStore(rateLimitRedis, longestWindowMs)
     : new MemoryRateLimitStore(longestWindowMs);
