@@ -3,7 +3,7 @@ import { chromium, type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { serveForFile, uniqueEmail, type TestApp } from './helpers/app.js';
 
-// The newcomer's path from issue 3, in a real browser: GraphiQL, sign up, send a message, watch
+// The newcomer's path in a real browser: GraphiQL, sign up, send a message, watch
 // the reply arrive through a subscription. Skipped when no Chromium is installed, except when
 // CHROMIUM_PATH names one (as .ci/run does after scripts/ensure-browser.sh): then it must run.
 const browserPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
