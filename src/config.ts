@@ -137,7 +137,7 @@ function crossFieldProblems(env: RawEnv): string[] {
   }
   if (production && env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
     problems.push('OPENAI_API_KEY: is required in production when OPENAI_BASE_URL is set');
-  } else if (production && !env.OPENAI_API_KEY && !['true', '1', 'yes'].includes(env.DEMO_MODEL ?? '')) {
+  } else if (production && !env.OPENAI_API_KEY && bool.safeParse(env.DEMO_MODEL).data !== true) {
     problems.push('OPENAI_API_KEY: is required in production (or set DEMO_MODEL=true to serve the built-in demo model)');
   }
   return problems;

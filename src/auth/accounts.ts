@@ -5,12 +5,15 @@ import type { PrismaClient, PrismaTx } from '../db/client.js';
 import { AppError, badInput, forbidden, unauthenticated } from '../errors.js';
 import type { Prisma, User } from '../generated/prisma/client.js';
 import { issueAccessToken } from './access-tokens.js';
+import type { RevocationBus } from './revocations.js';
 import { assertStrongPassword, hashPassword, verifyPassword } from './passwords.js';
 import { generateSecret, hashSecret } from './secrets.js';
 
 export interface AccountDeps {
   prisma: PrismaClient;
   auth: Config['auth'];
+  /** Told when sessions end, so that connections signed in with them are closed everywhere. */
+  revocations: Pick<RevocationBus, 'announce'>;
 }
 
 export interface AuthSession {
@@ -131,6 +134,7 @@ export async function logout(deps: AccountDeps, presented: string): Promise<bool
  */
 export async function logoutEverywhere(deps: AccountDeps, userId: string): Promise<void> {
   await deps.prisma.$transaction((tx) => revokeSessions(tx, userId));
+  await deps.revocations.announce({ kind: 'sessions', userId });
 }
 
 /**
@@ -181,7 +185,9 @@ export async function updateProfile(
   assertStrongPassword(input.newPassword, user.email);
   data.passwordHash = await hashPassword(input.newPassword, deps.auth.passwordHashCost);
   // Someone who knew the old password may hold a session: all of them end, this one included.
-  return deps.prisma.$transaction((tx) => revokeSessions(tx, userId, data));
+  const updated = await deps.prisma.$transaction((tx) => revokeSessions(tx, userId, data));
+  await deps.revocations.announce({ kind: 'sessions', userId });
+  return updated;
 }
 
 export function isUniqueViolation(error: unknown): boolean {

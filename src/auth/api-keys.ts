@@ -1,6 +1,7 @@
 import type { PrismaClient } from '../db/client.js';
 import { badInput, notFound } from '../errors.js';
 import type { ApiKey } from '../generated/prisma/client.js';
+import type { RevocationBus } from './revocations.js';
 import { generateSecret, hashSecret } from './secrets.js';
 
 export const API_KEY_PREFIX = 'sk';
@@ -24,11 +25,18 @@ export async function createApiKey(
   return { apiKey, secret };
 }
 
-export async function revokeApiKey(prisma: PrismaClient, userId: string, id: string): Promise<ApiKey> {
-  const key = await prisma.apiKey.findFirst({ where: { id, userId } });
+/** Revokes the key and closes the connections signed in with it, on every instance. */
+export async function revokeApiKey(
+  deps: { prisma: PrismaClient; revocations: Pick<RevocationBus, 'announce'> },
+  userId: string,
+  id: string,
+): Promise<ApiKey> {
+  const key = await deps.prisma.apiKey.findFirst({ where: { id, userId } });
   if (!key) throw notFound('API key');
   if (key.revokedAt) return key;
-  return prisma.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+  const revoked = await deps.prisma.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+  await deps.revocations.announce({ kind: 'apiKey', apiKeyId: id });
+  return revoked;
 }
 
 /** Returns the active key for a presented secret, recording when it was last used. */

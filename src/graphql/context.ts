@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import DataLoader from 'dataloader';
+import type { AccountDeps } from '../auth/accounts.js';
 import type { RevocationBus } from '../auth/revocations.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
 import type { ChatService } from '../chat/chat-service.js';
@@ -66,4 +67,9 @@ export function createContextFactory(services: Services) {
 export function requireViewer(ctx: GraphQLContext): Viewer {
   if (!ctx.viewer) throw unauthenticated();
   return ctx.viewer;
+}
+
+/** What the account use cases need, from a request's services. */
+export function accountDeps({ services }: GraphQLContext): AccountDeps {
+  return { prisma: services.prisma, auth: services.config.auth, revocations: services.revocations };
 }

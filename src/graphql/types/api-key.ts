@@ -58,9 +58,7 @@ builder.mutationFields((t) => ({
     resolve: async (_root, { id }, ctx) => {
       const viewer = requireViewer(ctx);
       assertNotApiKey(viewer, 'revoke API keys');
-      const revoked = await revokeApiKey(ctx.services.prisma, viewer.id, id.id);
-      await ctx.services.revocations.announce({ kind: 'apiKey', apiKeyId: revoked.id });
-      return revoked;
+      return revokeApiKey(ctx.services, viewer.id, id.id);
     },
   }),
 }));

@@ -1,7 +1,7 @@
 import { login, logout, logoutEverywhere, refreshSession, register, type AuthSession } from '../../auth/accounts.js';
 import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
-import { requireViewer, type GraphQLContext } from '../context.js';
+import { accountDeps, requireViewer, type GraphQLContext } from '../context.js';
 import { UserRef } from './user.js';
 
 const AuthPayload = builder.objectRef<AuthSession>('AuthPayload').implement({
@@ -29,7 +29,6 @@ const LoginInput = builder.inputType('LoginInput', {
   }),
 });
 
-const accountDeps = (ctx: GraphQLContext) => ({ prisma: ctx.services.prisma, auth: ctx.services.config.auth });
 
 // The session's own user is readable by whoever just proved to be them.
 const asViewer = (ctx: GraphQLContext, session: AuthSession) => {
@@ -68,7 +67,6 @@ builder.mutationFields((t) => ({
       const viewer = requireViewer(ctx);
       assertNotApiKey(viewer, 'sign out sessions');
       await logoutEverywhere(accountDeps(ctx), viewer.id);
-      await ctx.services.revocations.announce({ kind: 'sessions', userId: viewer.id });
       return true;
     },
   }),

@@ -1,7 +1,7 @@
 import { updateProfile } from '../../auth/accounts.js';
 import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
-import { requireViewer, type GraphQLContext } from '../context.js';
+import { accountDeps, requireViewer, type GraphQLContext } from '../context.js';
 import { NO_ROW_ID } from '../global-id.js';
 
 export const RoleEnum = builder.enumType('Role', { values: ['USER', 'ADMIN'] as const });
@@ -59,8 +59,7 @@ builder.mutationField('updateProfile', (t) =>
     resolve: async (query, _root, { input }, ctx) => {
       const viewer = requireViewer(ctx);
       if (input.newPassword != null) assertNotApiKey(viewer, 'change the password');
-      await updateProfile({ prisma: ctx.services.prisma, auth: ctx.services.config.auth }, viewer.id, input);
-      if (input.newPassword != null) await ctx.services.revocations.announce({ kind: 'sessions', userId: viewer.id });
+      await updateProfile(accountDeps(ctx), viewer.id, input);
       return ctx.services.prisma.user.findUniqueOrThrow({ ...query, where: { id: viewer.id } });
     },
   }),
