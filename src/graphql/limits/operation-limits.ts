@@ -11,7 +11,7 @@ import {
 } from 'graphql';
 import { createGraphQLError, type Plugin } from 'graphql-yoga';
 import type { Limits } from '../../config.js';
-import { AppError } from '../../errors.js';
+import { AppError, badInput } from '../../errors.js';
 import { toGraphQLError } from '../errors.js';
 import { limitError, withoutSuggestions } from './document-limits.js';
 import { findInvalidGlobalId } from './global-ids.js';
@@ -80,9 +80,7 @@ export function checkVariables(variables: unknown, limits: Limits['variables']):
     }
     if (typeof value === 'string') {
       if (value.includes('\u0000')) {
-        return createGraphQLError(`Variable ${path} must not contain NUL (\\u0000) characters`, {
-          extensions: { code: 'BAD_USER_INPUT', field: path.split('.').at(-1) },
-        });
+        return toGraphQLError(badInput(`Variable ${path} must not contain NUL (\\u0000) characters`, path.split('.').at(-1)));
       }
       continue;
     }
