@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DEMO_MODEL, modelsFromJson, OPENAI_MODELS, type ModelInfo } from './model-catalog.js';
-import type { PlanQuotas } from './usage/quota.js';
+import { creditPacksFromJson, DEFAULT_CREDIT_PACKS, type CreditPack, type PaidPlan } from './billing/credit-packs.js';
+import type { PlanQuotas } from './metering/quota.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -74,6 +75,19 @@ const envSchema = z
 
     STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
     STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
+    /** Points the Stripe client at another server (a local one in tests). */
+    STRIPE_API_URL: z.url({ protocol: /^https?$/ }).optional(),
+    /** Stripe price ids of the plans; unset, Checkout carries inline prices from PLAN_*_MONTHLY_CENTS. */
+    STRIPE_PRICE_PRO: z.string().startsWith('price_').optional(),
+    STRIPE_PRICE_TEAM: z.string().startsWith('price_').optional(),
+    PLAN_PRO_MONTHLY_CENTS: z.coerce.number().int().positive().default(2000),
+    PLAN_TEAM_MONTHLY_CENTS: z.coerce.number().int().positive().default(10000),
+    /** Where Stripe sends the user back after Checkout or the customer portal. */
+    BILLING_RETURN_URL: z.url({ protocol: /^https?$/ }).default('http://localhost:4000/'),
+    /** Credits every new account starts with (micro-dollars). */
+    SIGNUP_CREDITS_MICROS: z.coerce.number().int().nonnegative().max(1e12).default(500_000),
+    /** JSON array of credit packs: [{ id, name, creditsMicros, priceCents, currency }]. */
+    CREDIT_PACKS_JSON: z.string().optional(),
 
     CORS_ORIGINS: list.optional(),
     GRAPHIQL: bool.optional(),
@@ -128,6 +142,13 @@ function crossFieldProblems(env: RawEnv): string[] {
   if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) {
     problems.push('STRIPE_WEBHOOK_SECRET: is required when STRIPE_SECRET_KEY is set');
   }
+  if (env.CREDIT_PACKS_JSON) {
+    try {
+      creditPacksFromJson(env.CREDIT_PACKS_JSON);
+    } catch (error) {
+      problems.push(`CREDIT_PACKS_JSON: ${(error as Error).message}`);
+    }
+  }
   if (env.MODELS_JSON) {
     try {
       modelsFromJson(env.MODELS_JSON);
@@ -178,7 +199,13 @@ export interface Config {
     demo: boolean;
   };
   quotas: PlanQuotas;
-  stripe?: { secretKey: string; webhookSecret: string };
+  billing: {
+    signupCreditsMicros: number;
+    creditPacks: CreditPack[];
+    plans: Record<PaidPlan, { stripePriceId?: string; monthlyPriceCents: number }>;
+    returnUrl: string;
+  };
+  stripe?: { secretKey: string; webhookSecret: string; apiUrl?: string };
   http: {
     corsOrigins: string[];
     graphiql: boolean;
@@ -282,9 +309,18 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       demo: !env.OPENAI_API_KEY,
     },
     quotas: { FREE: env.QUOTA_FREE_TOKENS, PRO: env.QUOTA_PRO_TOKENS, TEAM: env.QUOTA_TEAM_TOKENS },
+    billing: {
+      signupCreditsMicros: env.SIGNUP_CREDITS_MICROS,
+      creditPacks: creditPacksFromJson(env.CREDIT_PACKS_JSON) ?? DEFAULT_CREDIT_PACKS,
+      plans: {
+        PRO: { stripePriceId: env.STRIPE_PRICE_PRO, monthlyPriceCents: env.PLAN_PRO_MONTHLY_CENTS },
+        TEAM: { stripePriceId: env.STRIPE_PRICE_TEAM, monthlyPriceCents: env.PLAN_TEAM_MONTHLY_CENTS },
+      },
+      returnUrl: env.BILLING_RETURN_URL,
+    },
     stripe:
       env.STRIPE_SECRET_KEY && env.STRIPE_WEBHOOK_SECRET
-        ? { secretKey: env.STRIPE_SECRET_KEY, webhookSecret: env.STRIPE_WEBHOOK_SECRET }
+        ? { secretKey: env.STRIPE_SECRET_KEY, webhookSecret: env.STRIPE_WEBHOOK_SECRET, apiUrl: env.STRIPE_API_URL }
         : undefined,
     http: {
       corsOrigins: env.CORS_ORIGINS ?? [],

@@ -1,0 +1,46 @@
+import type { PrismaTx } from '../db/client.js';
+import type { CreditEntryKind, CreditLedgerEntry } from '../generated/prisma/client.js';
+
+export interface CreditEntryInput {
+  userId: string;
+  kind: CreditEntryKind;
+  /** Signed: GRANT, PURCHASE and positive ADJUSTMENT add; USAGE, REFUND, DISPUTE and negative ADJUSTMENT take away. */
+  amountMicros: bigint;
+  reason: string;
+  stripeEventId?: string;
+  stripePaymentIntentId?: string;
+  actorUserId?: string;
+  messageId?: string;
+}
+
+const ADDS: CreditEntryKind[] = ['GRANT', 'PURCHASE'];
+const TAKES: CreditEntryKind[] = ['USAGE', 'REFUND', 'DISPUTE'];
+
+/**
+ * Appends an entry to the append-only ledger and moves the balance cached on the user, in the
+ * caller's transaction. The UPDATE takes the user's row lock, so concurrent entries line up and
+ * each `balanceAfterMicros` is the running balance.
+ */
+export async function appendCreditEntry(tx: PrismaTx, entry: CreditEntryInput): Promise<CreditLedgerEntry> {
+  if (entry.amountMicros === 0n) throw new Error('a ledger entry moves a non-zero amount');
+  if (ADDS.includes(entry.kind) && entry.amountMicros < 0n) throw new Error(`${entry.kind} entries add credits`);
+  if (TAKES.includes(entry.kind) && entry.amountMicros > 0n) throw new Error(`${entry.kind} entries take credits away`);
+  const [user] = await tx.$queryRaw<Array<{ creditBalanceMicros: bigint }>>`
+    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" + ${entry.amountMicros}, "updatedAt" = now()
+    WHERE "id" = ${entry.userId}::uuid
+    RETURNING "creditBalanceMicros"`;
+  if (!user) throw new Error('no such user');
+  return tx.creditLedgerEntry.create({
+    data: {
+      userId: entry.userId,
+      kind: entry.kind,
+      amountMicros: entry.amountMicros,
+      balanceAfterMicros: user.creditBalanceMicros,
+      reason: entry.reason,
+      stripeEventId: entry.stripeEventId,
+      stripePaymentIntentId: entry.stripePaymentIntentId,
+      actorUserId: entry.actorUserId,
+      messageId: entry.messageId,
+    },
+  });
+}
