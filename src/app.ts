@@ -3,13 +3,18 @@ import type { AddressInfo } from 'node:net';
 import { createAuthenticator } from './auth/viewer.js';
 import { ChatService } from './chat/chat-service.js';
 import { startDemoUpstream, type DemoUpstream } from './chat/demo-upstream.js';
-import { GenerationRunner } from './chat/generation.js';
-import { GenerationRecovery, startOrphanSweeper } from './chat/recovery.js';
 import { StreamHub, type LiveChannel, type ReplayStore } from './chat/stream-hub.js';
+import { Generations } from './generation/generations.js';
+import { GenerationRecovery } from './generation/recovery.js';
+import { GenerationRunner } from './generation/runner.js';
+import { Metering } from './metering/metering.js';
 import { boundPasswordHashing } from './auth/passwords.js';
 import { createRevocationBus } from './auth/revocations.js';
 import { createInProcessTransport, createRedisTransport } from './chat/stream-transports.js';
 import { createUpstream, createUpstreamProbe } from './chat/upstream.js';
+import { createBilling } from './billing/checkout.js';
+import { createStripeClient } from './billing/stripe-client.js';
+import { createStripeWebhooks } from './billing/webhooks.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -40,6 +45,7 @@ export interface App {
   yoga: ReturnType<typeof createGraphQLServer>;
   runner: GenerationRunner;
   recovery: GenerationRecovery;
+  metering: Metering;
   /** This instance's Prometheus metrics (served on /metrics). */
   metrics: Metrics;
   /** Listens on config.port (0 picks a free port); returns the bound URL. */
@@ -63,11 +69,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
 
   const readinessChecks: ReadinessChecks = { required: { database: () => db.ping() }, advisory: {} };
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
   let transport: { store: ReplayStore; channel: LiveChannel };
-  if (config.redisUrl) {
-    const redis = createRedisTransport(config.redisUrl);
-    readinessChecks.required.redis = redis.ping;
-    transport = redis;
+  if (redis) {
+    readinessChecks.required.redis = async () => {
+      await redis.commands.ping();
+    };
+    transport = createRedisTransport(redis);
   } else {
     transport = createInProcessTransport();
   }
@@ -85,10 +93,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     timeoutMs: config.chat.upstreamTimeoutMs,
   });
   readinessChecks.advisory.upstream = createUpstreamProbe(upstream);
+  const metering = new Metering({ prisma: db.prisma, quotas: config.quotas, metrics: metrics.usage });
   const runner = new GenerationRunner({
     prisma: db.prisma,
     hub,
     upstream,
+    metering,
     logger,
     metrics,
     settings: {
@@ -98,37 +108,29 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       leaseMs: config.chat.generationLeaseMs,
     },
   });
-  const recovery = new GenerationRecovery({ prisma: db.prisma, hub, models: config.chat.models, logger, metrics: metrics.usage });
-  // Embedded PGlite has one process by construction: whatever still runs at start was cut off.
-  const recovered = await recovery.recoverOrphans({ everyRunning: db.kind === 'pglite' });
-  if (recovered) logger.warn({ recovered }, 'closed generations left running by an earlier process');
-  const sweeper = startOrphanSweeper(recovery, config.chat.generationLeaseMs, logger);
-  // A stop asked on any instance reaches the one running the generation.
-  const stopListener = await hub.onStopRequested((messageId) => void runner.stopLocal(messageId));
+  const recovery = new GenerationRecovery({ prisma: db.prisma, hub, metering, logger });
+  const generations = new Generations({ prisma: db.prisma, hub, runner, recovery, logger, leaseMs: config.chat.generationLeaseMs });
+  await generations.startBackgroundWork({ soleDatabaseUser: db.kind === 'pglite' });
 
   boundPasswordHashing(config.limits.passwordHashing);
   const longestWindowMs = Math.max(...Object.values(config.limits.rates).map((rule) => rule.windowMs));
-  // Rate-limit counters fail fast when Redis is away (no offline queue): requests are then
-  // served without them rather than held up; see createRateLimiter.
-  const rateLimitRedis = config.redisUrl
-    ? new Redis(config.redisUrl, { disableClientInfo: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
-    : undefined;
-  if (rateLimitRedis) {
-    // Connected before serving, so the first requests are counted too; later connection errors
-    // surface (and are logged) where a check fails.
-    await once(rateLimitRedis, 'ready');
-    rateLimitRedis.on('error', () => {});
-  }
-  const rateLimitStore: RateLimitStore = rateLimitRedis
-    ? new RedisRateLimitStore(rateLimitRedis, longestWindowMs)
+  const rateLimitStore: RateLimitStore = redis
+    ? new RedisRateLimitStore(redis.rateLimits, longestWindowMs)
     : new MemoryRateLimitStore(longestWindowMs);
+
+  const stripe = config.stripe ? createStripeClient(config.stripe) : undefined;
+  const billingDeps = { prisma: db.prisma, billing: config.billing, logger };
+  const stripeWebhooks =
+    stripe && config.stripe ? createStripeWebhooks({ ...billingDeps, stripe, webhookSecret: config.stripe.webhookSecret }) : undefined;
 
   const services: Services = {
     config,
     prisma: db.prisma,
     authenticate: createAuthenticator({ prisma: db.prisma, config }),
     logger,
-    chat: new ChatService({ prisma: db.prisma, config, hub, runner, recovery, logger }),
+    metering,
+    billing: createBilling({ ...billingDeps, stripe }),
+    chat: new ChatService({ prisma: db.prisma, config, metering, generations, logger }),
     rateLimiter: createRateLimiter({
       store: rateLimitStore,
       rules: config.limits.rates,
@@ -149,6 +151,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     readinessChecks,
     state,
     metrics: { registry: metrics.registry, ...config.metrics },
+    stripeWebhooks,
   });
   const graphqlWs = await attachGraphQLWs({
     httpServer,
@@ -168,8 +171,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     state.shuttingDown = true;
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
     // Running generations end STOPPED with their text and usage persisted; subscribers get `done`.
-    await runner.stopAll();
-    await sweeper.stop();
+    await generations.stopAll();
     await graphqlWs.drain(config.http.shutdownTimeoutMs);
     await graphqlWs.dispose();
     httpServer.closeIdleConnections();
@@ -178,9 +180,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await closed;
     clearTimeout(deadline);
     await yoga.dispose();
-    await stopListener();
     await hub.close();
-    await rateLimitRedis?.quit().catch(() => rateLimitRedis.disconnect());
+    await redis?.close();
     await demo?.stop();
     await db.close();
     await errorReporter.close(config.http.shutdownTimeoutMs);
@@ -190,6 +191,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     services,
     runner,
     recovery,
+    metering,
     db,
     yoga,
     metrics,
@@ -203,5 +205,33 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         });
       }),
     stop: () => (stopping ??= stop()),
+  };
+}
+
+/**
+ * The Redis clients of an instance, created once and handed to what needs them: a command client
+ * and a subscriber for the stream bus, and one for rate-limit counters that fails fast when Redis
+ * is away (no offline queue), so requests are then served without counters rather than held up.
+ */
+async function connectRedis(url: string) {
+  // disableClientInfo: with ioredis >= 5.9 a subscriber created without it receives nothing.
+  const options = { disableClientInfo: true, maxRetriesPerRequest: 3 } as const;
+  const commands = new Redis(url, options);
+  const subscriber = new Redis(url, options);
+  const rateLimits = new Redis(url, { disableClientInfo: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const clients = [commands, subscriber, rateLimits];
+  // Connection errors are retried by ioredis; failed commands surface to their callers.
+  for (const client of clients) client.on('error', () => {});
+  // Connected before serving, so the first requests are counted and streamed too.
+  await Promise.all(clients.map((client) => once(client, 'ready')));
+  return {
+    commands,
+    subscriber,
+    rateLimits,
+    async close() {
+      // quit() after unsubscribing; disconnect() in the middle of an unsubscribe crashes ioredis.
+      await subscriber.unsubscribe().catch(() => {});
+      await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+    },
   };
 }

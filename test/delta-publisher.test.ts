@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DeltaPublisher } from '../src/chat/delta-publisher.js';
+import { DeltaPublisher } from '../src/generation/delta-publisher.js';
 import type { StreamEvent } from '../src/chat/stream-hub.js';
 import { createLogger } from '../src/logger.js';
 

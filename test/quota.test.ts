@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quotaPeriodOf } from '../src/usage/quota.js';
-import { estimatePromptTokens } from '../src/usage/tokens.js';
+import { quotaPeriodOf } from '../src/metering/quota.js';
+import { estimatePromptTokens } from '../src/metering/tokens.js';
 import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { SendMessageDocument } from './helpers/chat-documents.js';

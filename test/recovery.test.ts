@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { decodeGlobalId } from '../src/graphql/global-id.js';
 import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, uniqueEmail, type TestApp } from './helpers/app.js';
-import { registerUser } from './helpers/accounts.js';
 import { MessageDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { RegisterDocument } from './helpers/documents.js';
 import { dataDirFromTemplate } from './helpers/leftovers.js';
@@ -41,11 +40,10 @@ async function crashMidStream(leaseSeconds: string) {
   const sent = expectData(await executeOver(fetch, server.url, SendMessageDocument, { input: { content: prompt } }, token));
   const messageId = sent.sendMessage.assistantMessage.id;
 
-  // Watch a good part of the reply arrive, then kill the server outright once what the next
-  // instance will find holds some of it: Redis's replay buffer, or else what a lease checkpoint saved.
-  const before = await followStream(server.url, token, messageId, (events) => events.length >= 25);
-  const seenBeforeCrash = before.map((e) => e.delta).join('');
-  if (!process.env.REDIS_URL) {
+  // Watch a good part of the reply arrive, then kill the server outright, once a lease checkpoint
+  // saved part of it (unless the lease outlasts the reply): the next instance recovers that text.
+  await followStream(server.url, token, messageId, (events) => events.length >= 25);
+  if (Number(leaseSeconds) < 60) {
     await waitFor('a lease checkpoint to save part of the reply', async () => {
       const node = expectData(await executeOver(fetch, server.url, MessageDocument, { id: messageId }, token)).node;
       return node && 'content' in node && node.content.length > 0;
@@ -57,7 +55,7 @@ async function crashMidStream(leaseSeconds: string) {
   /** Another instance on the same data. */
   const takeOver = (env: Record<string, string>) =>
     startTestApp({ ...upstream.env, ...env }, databaseUrl ? {} : { database: { kind: 'pglite', dataDir: join(dataDir, 'pglite') } });
-  return { token, messageId, userId: decodeGlobalId(registered.register.user.id).id, seenBeforeCrash, takeOver };
+  return { token, messageId, userId: decodeGlobalId(registered.register.user.id).id, takeOver };
 }
 
 async function expectChargedOnce(app: TestApp, userId: string, totalTokens: number) {
@@ -80,50 +78,28 @@ describe('generations whose instance died', () => {
     expect(last.done).toBe(true);
     expect(last.message).toMatchObject({ status: 'FAILED', usageEstimated: true, finishReason: 'interrupted', error: { code: 'INTERRUPTED' } });
     const content = last.message!.content;
-    // Nothing streamed is lost from the stream, and the saved text is a true prefix of the reply.
-    expect(after.map((e) => e.delta).join('')).toBe(content);
+    // The message keeps the text the last checkpoint saved, a true prefix of the reply; the
+    // stream holds at least that (Redis's replay buffer may hold more of what was streamed).
+    const streamed = after.map((e) => e.delta).join('');
     expect(content.length).toBeGreaterThan(0);
     expect(REPLY.startsWith(content)).toBe(true);
     expect(content.length).toBeLessThan(REPLY.length);
-    if (process.env.REDIS_URL) expect(content.startsWith(crash.seenBeforeCrash)).toBe(true);
+    expect(streamed.startsWith(content)).toBe(true);
+    expect(REPLY.startsWith(streamed)).toBe(true);
     expect(last.message!.promptTokens).toBeGreaterThan(0);
     expect(last.message!.completionTokens).toBeGreaterThan(0);
     await expectChargedOnce(t, crash.userId, last.message!.totalTokens);
   });
 
   // The embedded server closes every orphan at start-up, so only a shared database leaves one to
-  // stop; with a lease that outlasts the reply, only Redis's replay buffer keeps its text.
+  // stop; with a lease that outlasts the reply, no checkpoint saved any of its text.
   it.skipIf(!inject('databaseUrl') || !process.env.REDIS_URL)('can be stopped: no instance answers, so the message is closed STOPPED here, usage and all', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
     const crash = await crashMidStream('600');
     const t = await crash.takeOver({ GENERATION_LEASE_SECONDS: '600' });
     const stopped = expectData(await t.execute(StopGenerationDocument, { messageId: crash.messageId }, { token: crash.token })).stopGeneration;
     expect(stopped).toMatchObject({ status: 'STOPPED', finishReason: 'stop_requested', usageEstimated: true });
-    expect(stopped.content.length).toBeGreaterThan(0);
     expect(REPLY.startsWith(stopped.content)).toBe(true);
+    expect(stopped.promptTokens).toBeGreaterThan(0);
     await expectChargedOnce(t, crash.userId, stopped.promptTokens + stopped.completionTokens);
-  });
-
-  it('records a generation once when it is closed elsewhere while it still runs, and stops it', async () => {
-    const upstream = await MockUpstream.start();
-    // Long enough that no other test server sweeps this live generation on a busy machine.
-    const t = await startTestApp({ ...upstream.env, GENERATION_LEASE_SECONDS: '3' });
-    const user = await registerUser(t);
-    // About 8 s of reply: far longer than the runner may take to notice it lost the message.
-    const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 1, latency: 20 });
-    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
-    const messageId = decodeGlobalId(sent.sendMessage.assistantMessage.id).id;
-    await upstream.waitForRequest(prompt);
-
-    // As another instance would after this one's lease lapsed.
-    const running = await t.app.db.prisma.message.findUniqueOrThrow({ where: { id: messageId } });
-    expect(await t.app.recovery.close(running, 'FAILED')).toBe(true);
-    expect(await t.app.recovery.close(running, 'FAILED')).toBe(false);
-    // The runner notices at its next lease renewal and stops without recording a second time.
-    await waitFor('the runner to give the generation up', () => t.app.runner.size === 0);
-
-    const message = await t.app.db.prisma.message.findUniqueOrThrow({ where: { id: messageId } });
-    expect(message.status).toBe('FAILED');
-    expect(message.errorCode).toBe('INTERRUPTED');
-    await expectChargedOnce(t, message.userId, message.totalTokens);
   });
 });

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { PrismaClient, PrismaTx } from '../db/client.js';
 import { AppError, badInput, forbidden, unauthenticated } from '../errors.js';
 import type { Prisma, User } from '../generated/prisma/client.js';
+import { createUserWithSignupCredits } from '../metering/credits.js';
 import { issueAccessToken } from './access-tokens.js';
 import type { RevocationBus } from './revocations.js';
 import { assertStrongPassword, hashPassword, verifyPassword } from './passwords.js';
@@ -14,6 +15,8 @@ export interface AccountDeps {
   auth: Config['auth'];
   /** Told when sessions end, so that connections signed in with them are closed everywhere. */
   revocations: Pick<RevocationBus, 'announce'>;
+  /** Credits every new account starts with. */
+  signupCreditsMicros: number;
 }
 
 export interface AuthSession {
@@ -50,7 +53,7 @@ export async function register(
   assertStrongPassword(input.password, email);
   const passwordHash = await hashPassword(input.password, deps.auth.passwordHashCost);
   try {
-    const user = await deps.prisma.user.create({ data: { email, name, passwordHash } });
+    const user = await createUserWithSignupCredits(deps.prisma, { email, name, passwordHash }, deps.signupCreditsMicros);
     return await startSession(deps, user);
   } catch (error) {
     if (isUniqueViolation(error)) throw badInput('An account with this email already exists', 'email');

@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
+import { createUserWithSignupCredits } from '../metering/credits.js';
 import { forbidden, invalidCredential } from '../errors.js';
 import type { Role, User } from '../generated/prisma/client.js';
 import { verifyAccessToken } from './access-tokens.js';
@@ -63,7 +64,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
     // The unverified issuer only chooses which verifier runs; each verifier checks everything.
     const issuer = unverifiedIssuer(credential);
     if (verifyOidc && config.oidc && issuer === config.oidc.issuer) {
-      const user = await findOrCreateOidcUser(prisma, await verifyOidc(credential));
+      const user = await findOrCreateOidcUser(prisma, await verifyOidc(credential), config.billing.signupCreditsMicros);
       if (user.deactivatedAt) throw invalidCredential('Account is deactivated');
       return { id: user.id, role: user.role, via: 'oidc', user };
     }
@@ -94,7 +95,7 @@ function unverifiedIssuer(token: string): string | undefined {
  * An unverified email is ignored (the user gets a placeholder address), so an identity provider
  * account can neither take over a local account nor keep its real owner from registering.
  */
-export async function findOrCreateOidcUser(prisma: PrismaClient, identity: OidcIdentity): Promise<User> {
+export async function findOrCreateOidcUser(prisma: PrismaClient, identity: OidcIdentity, signupCreditsMicros: number): Promise<User> {
   const known = await prisma.user.findUnique({
     where: { oidcIssuer_oidcSubject: { oidcIssuer: identity.issuer, oidcSubject: identity.subject } },
   });
@@ -114,9 +115,11 @@ export async function findOrCreateOidcUser(prisma: PrismaClient, identity: OidcI
   }
   const name = (identity.name ?? email.split('@')[0] ?? 'user').slice(0, 100);
   try {
-    return await prisma.user.create({
-      data: { email, name, oidcIssuer: identity.issuer, oidcSubject: identity.subject },
-    });
+    return await createUserWithSignupCredits(
+      prisma,
+      { email, name, oidcIssuer: identity.issuer, oidcSubject: identity.subject },
+      signupCreditsMicros,
+    );
   } catch {
     // Two first requests raced; the other one created the user.
     return prisma.user.findUniqueOrThrow({

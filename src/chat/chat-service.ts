@@ -4,7 +4,9 @@ import type { PrismaClient, PrismaTx } from '../db/client.js';
 import { AppError, badInput, notFound } from '../errors.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import { reserveTokens, type Reservation } from '../usage/quota.js';
+import { isFinal, type Generations } from '../generation/generations.js';
+import { RUNNING_STATUSES } from '../generation/finalize.js';
+import type { Metering } from '../metering/metering.js';
 import {
   checkSystemPrompt,
   deleteConversation,
@@ -13,11 +15,8 @@ import {
   titleFromMessage,
   type ConversationDeps,
 } from './conversations.js';
-import { RUNNING_STATUSES } from '../usage/record.js';
-import type { GenerationRunner } from './generation.js';
 import { checkContent, checkGenerationOptions, planPrompt } from './prompt.js';
-import type { GenerationRecovery } from './recovery.js';
-import type { StreamEvent, StreamHub } from './stream-hub.js';
+import type { StreamEvent } from './stream-hub.js';
 
 export interface SendMessageInput {
   conversationId?: string | null;
@@ -36,18 +35,15 @@ export interface SendMessageResult {
 }
 
 const HISTORY_LIMIT = 200;
-const STOP_WAIT_MS = 10_000;
-export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.includes(message.status);
 
-/** Chat use cases: sending (with quota reservation), stopping and following generations. */
+/** Chat use cases: sending (with its reservation), stopping and following replies. */
 export class ChatService {
   constructor(
     private readonly deps: {
       prisma: PrismaClient;
       config: Config;
-      hub: StreamHub;
-      runner: GenerationRunner;
-      recovery: GenerationRecovery;
+      metering: Metering;
+      generations: Generations;
       logger: Logger;
     },
   ) {}
@@ -82,21 +78,24 @@ export class ChatService {
     });
 
     // The worst case is reserved in the transaction that writes the messages: a refused call
-    // leaves no trace, and no reservation can outlive a crash without its message.
-    const user = await prisma.user.findUniqueOrThrow({ where: { id: userId }, select: { plan: true } });
+    // leaves no trace. The reservation is a row of its own, so whatever happens to the messages
+    // it is settled: by the generation, by a recovery, or by the sweep once its lease lapses.
+    // Explicit, monotonic v7 ids: the user message always sorts before its reply.
+    const ids = { userMessageId: uuidv7(), assistantMessageId: uuidv7() };
     const { reservation, ...result } = await prisma.$transaction(async (tx) => {
-      const reservation = await reserveTokens(tx, userId, plan.promptEstimate + plan.maxTokens, config.quotas[user.plan]);
-      await this.checkConcurrentGenerations(tx, userId);
-      const written = await this.writeMessages(tx, userId, existing, {
-        content,
-        model: model.id,
-        systemPrompt,
-        reservation,
+      const reservation = await this.deps.metering.reserve(tx, {
+        userId,
+        messageId: ids.assistantMessageId,
+        model,
         promptEstimate: plan.promptEstimate,
+        maxOutputTokens: plan.maxTokens,
+        leaseMs: config.chat.generationLeaseMs,
       });
+      await this.checkConcurrentGenerations(tx, userId);
+      const written = await this.writeMessages(tx, userId, existing, { content, model: model.id, systemPrompt, ...ids });
       return { reservation, ...written };
     });
-    const finished = this.deps.runner.start({
+    const finished = this.deps.generations.start({
       messageId: result.assistantMessage.id,
       conversationId: result.conversation.id,
       userId,
@@ -105,7 +104,7 @@ export class ChatService {
       maxTokens: plan.maxTokens,
       temperature: input.temperature ?? undefined,
       promptEstimate: plan.promptEstimate,
-      reservation,
+      reservationId: reservation.id,
     });
     if (input.stream ?? true) return result;
 
@@ -121,8 +120,8 @@ export class ChatService {
   }
 
   /**
-   * Runs after the reservation, whose UPDATE holds the user's quota row lock until commit: the
-   * user's concurrent sends count one after another here, so the cap cannot be overshot.
+   * Runs after the reservation, which holds the user's row lock until commit: the user's
+   * concurrent sends count one after another here, so the cap cannot be overshot.
    */
   private async checkConcurrentGenerations(tx: PrismaTx, userId: string): Promise<void> {
     const max = this.deps.config.limits.maxConcurrentGenerations;
@@ -138,9 +137,8 @@ export class ChatService {
     tx: PrismaTx,
     userId: string,
     existing: Conversation | undefined,
-    message: { content: string; model: string; systemPrompt: string | null; reservation: Reservation; promptEstimate: number },
+    message: { content: string; model: string; systemPrompt: string | null; userMessageId: string; assistantMessageId: string },
   ): Promise<SendMessageResult> {
-    // Explicit, monotonic v7 ids: the user message always sorts before its reply.
     const conversationId = existing?.id ?? uuidv7();
     const retitle = existing?.title === 'New conversation';
     const conversation = existing
@@ -158,22 +156,17 @@ export class ChatService {
           },
         });
     const userMessage = await tx.message.create({
-      data: { id: uuidv7(), conversationId, userId, role: 'USER', content: message.content, status: 'COMPLETE' },
+      data: { id: message.userMessageId, conversationId, userId, role: 'USER', content: message.content, status: 'COMPLETE' },
     });
     const assistantMessage = await tx.message.create({
       data: {
-        id: uuidv7(),
+        id: message.assistantMessageId,
         conversationId,
         userId,
         role: 'ASSISTANT',
         content: '',
         status: 'STREAMING',
         model: message.model,
-        // What recovery needs to close the generation should this instance die while it runs.
-        reservedTokens: message.reservation.tokens,
-        reservationPeriod: message.reservation.period,
-        promptEstimate: message.promptEstimate,
-        leaseExpiresAt: new Date(Date.now() + this.deps.config.chat.generationLeaseMs),
       },
     });
     return { conversation, userMessage, assistantMessage };
@@ -181,36 +174,13 @@ export class ChatService {
 
   /** Stops a generation wherever it runs; returns the message in its final state. */
   async stopGeneration(userId: string, messageId: string): Promise<Message> {
-    const { prisma, hub, runner, recovery } = this.deps;
+    const { prisma, generations } = this.deps;
     const message = await prisma.message.findFirst({ where: { id: messageId, userId } });
     if (!message) throw notFound('Message');
     if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages are generated', 'messageId');
     if (isFinal(message)) return message;
-
-    const local = runner.stopLocal(messageId);
-    if (local) {
-      await local;
-    } else {
-      const ended = this.waitForEnd(messageId, STOP_WAIT_MS);
-      await hub.requestStop(messageId);
-      if (!(await ended)) {
-        // No instance answered: the one running it is gone, so it is closed here, usage and all.
-        await recovery.close(await prisma.message.findUniqueOrThrow({ where: { id: messageId } }), 'STOPPED');
-      }
-    }
+    await generations.stop(messageId);
     return prisma.message.findUniqueOrThrow({ where: { id: messageId } });
-  }
-
-  private async waitForEnd(messageId: string, timeoutMs: number): Promise<boolean> {
-    const events = this.deps.hub.subscribe(messageId, () => this.replayFromDatabase(messageId));
-    const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref());
-    const ended = (async () => {
-      for await (const event of events) if (event.done) return true;
-      return false;
-    })();
-    const result = await Promise.race([ended, timeout]);
-    await events.return(undefined);
-    return result;
   }
 
   /** Events for a subscriber: replay, then live, ending with `done`. Only the owner may follow. */
@@ -218,17 +188,7 @@ export class ChatService {
     const message = await this.deps.prisma.message.findFirst({ where: { id: messageId, userId } });
     if (!message) throw notFound('Message');
     if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages stream', 'messageId');
-    return this.deps.hub.subscribe(messageId, () => this.replayFromDatabase(messageId));
-  }
-
-  /** A finished message whose replay buffer has expired is replayed from what was persisted. */
-  private async replayFromDatabase(messageId: string): Promise<StreamEvent[] | null> {
-    const message = await this.deps.prisma.message.findUnique({ where: { id: messageId } });
-    if (!message || !isFinal(message)) return null;
-    const events: StreamEvent[] = [];
-    if (message.content) events.push({ messageId, seq: 1, delta: message.content, done: false });
-    events.push({ messageId, seq: events.length + 1, delta: '', done: true });
-    return events;
+    return this.deps.generations.follow(messageId);
   }
 
   /** Deleting a conversation first stops its running generations, so their usage is recorded. */

@@ -1,7 +1,7 @@
 import { badInput } from '../errors.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { ModelInfo } from '../model-catalog.js';
-import { estimatePromptTokens, type ChatTurn } from '../usage/tokens.js';
+import { estimatePromptTokens, type ChatTurn } from '../metering/tokens.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
 

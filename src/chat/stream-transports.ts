@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { LiveChannel, ReplayStore, StreamEvent } from './stream-hub.js';
 
 // Finished streams stay replayable this long; after that the persisted message is the source.
@@ -51,19 +51,11 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
  * Cluster mode: replay buffers are Redis lists, live events Redis pub/sub, so a subscriber on
  * one instance follows a generation running on another.
  */
-export function createRedisTransport(url: string, keyPrefix = 'switchboard:'): {
-  store: ReplayStore;
-  channel: LiveChannel;
-  ping(): Promise<void>;
-} {
-  // disableClientInfo: with ioredis >= 5.9 a subscriber created without it receives nothing.
-  const options = { disableClientInfo: true, maxRetriesPerRequest: 3, lazyConnect: false } as const;
-  const commands = new Redis(url, options);
-  const subscriber = new Redis(url, options);
+export function createRedisTransport(
+  { commands, subscriber }: { commands: Redis; subscriber: Redis },
+  keyPrefix = 'switchboard:',
+): { store: ReplayStore; channel: LiveChannel } {
   const handlers = new Map<string, Set<(payload: string) => void>>();
-  // Connection errors are retried by ioredis; failed commands surface to their callers.
-  commands.on('error', () => {});
-  subscriber.on('error', () => {});
   subscriber.on('message', (channel: string, payload: string) => {
     for (const handler of handlers.get(channel) ?? []) handler(payload);
   });
@@ -81,9 +73,8 @@ export function createRedisTransport(url: string, keyPrefix = 'switchboard:'): {
       async read(messageId) {
         return (await commands.lrange(listKey(messageId), 0, -1)).map((e) => JSON.parse(e) as StreamEvent);
       },
-      async close() {
-        await commands.quit();
-      },
+      // The clients belong to the caller, which closes them.
+      async close() {},
     },
     channel: {
       async publish(topic, payload) {
@@ -105,13 +96,7 @@ export function createRedisTransport(url: string, keyPrefix = 'switchboard:'): {
       },
       async close() {
         handlers.clear();
-        // quit() after unsubscribing; disconnect() in the middle of an unsubscribe crashes ioredis.
-        await subscriber.unsubscribe().catch(() => {});
-        await subscriber.quit();
       },
-    },
-    ping: async () => {
-      await commands.ping();
     },
   };
 }

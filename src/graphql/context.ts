@@ -2,10 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import DataLoader from 'dataloader';
 import type { AccountDeps } from '../auth/accounts.js';
 import type { RevocationBus } from '../auth/revocations.js';
+import type { Billing } from '../billing/checkout.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
 import type { ChatService } from '../chat/chat-service.js';
 import { unauthenticated } from '../errors.js';
-import { conversationUsage, type UsageTotals } from '../usage/queries.js';
+import type { Metering } from '../metering/metering.js';
+import { conversationUsage, type UsageTotals } from '../metering/queries.js';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
@@ -19,6 +21,8 @@ export interface Services {
   authenticate: Authenticate;
   logger: Logger;
   chat: ChatService;
+  metering: Metering;
+  billing: Billing;
   rateLimiter: RateLimiter;
   revocations: RevocationBus;
 }
@@ -71,5 +75,10 @@ export function requireViewer(ctx: GraphQLContext): Viewer {
 
 /** What the account use cases need, from a request's services. */
 export function accountDeps({ services }: GraphQLContext): AccountDeps {
-  return { prisma: services.prisma, auth: services.config.auth, revocations: services.revocations };
+  return {
+    prisma: services.prisma,
+    auth: services.config.auth,
+    revocations: services.revocations,
+    signupCreditsMicros: services.config.billing.signupCreditsMicros,
+  };
 }

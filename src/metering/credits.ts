@@ -1,5 +1,5 @@
-import type { PrismaTx } from '../db/client.js';
-import type { CreditEntryKind, CreditLedgerEntry } from '../generated/prisma/client.js';
+import type { PrismaClient, PrismaTx } from '../db/client.js';
+import type { CreditEntryKind, CreditLedgerEntry, Prisma, User } from '../generated/prisma/client.js';
 
 export interface CreditEntryInput {
   userId: string;
@@ -42,5 +42,19 @@ export async function appendCreditEntry(tx: PrismaTx, entry: CreditEntryInput): 
       actorUserId: entry.actorUserId,
       messageId: entry.messageId,
     },
+  });
+}
+
+/** Creates an account with its sign-up credits, in one transaction. */
+export async function createUserWithSignupCredits(
+  prisma: PrismaClient,
+  data: Prisma.UserCreateInput,
+  signupCreditsMicros: number,
+): Promise<User> {
+  return prisma.$transaction(async (tx) => {
+    const user = await tx.user.create({ data });
+    if (signupCreditsMicros <= 0) return user;
+    await appendCreditEntry(tx, { userId: user.id, kind: 'GRANT', amountMicros: BigInt(signupCreditsMicros), reason: 'Sign-up credits' });
+    return tx.user.findUniqueOrThrow({ where: { id: user.id } });
   });
 }

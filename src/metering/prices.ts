@@ -1,3 +1,9 @@
+import { calcPrice, findProvider, type TieredPrices } from '@pydantic/genai-prices';
+
+// genai-prices is used with the data bundled in the installed package only. Its one way to load
+// newer data is `updatePrices`, which is never called here: nothing is fetched at run time, and
+// prices change when the package is upgraded (or through MODEL_PRICES_JSON).
+
 /**
  * Prices are integer micro-dollars per million tokens; money never touches floating point once
  * a price is loaded.
@@ -38,8 +44,118 @@ export function costMicros(price: ModelPrice, usage: MeteredUsage): bigint {
   const reasoning = Math.min(usage.reasoningTokens, usage.completionTokens);
   const numerator =
     BigInt(usage.promptTokens - cached) * BigInt(price.inputMicrosPerMillion) +
-    BigInt(cached) * BigInt(price.cachedInputMicrosPerMillion) +
+    BigInt(cached) * BigInt(price.inputMicrosPerMillion) +
     BigInt(usage.completionTokens - reasoning) * BigInt(price.outputMicrosPerMillion) +
     BigInt(reasoning) * BigInt(price.reasoningMicrosPerMillion);
   return (numerator + MILLION - 1n) / MILLION;
+}
+
+/** The largest price a GraphQL Int can carry: $2,147.48 per million tokens. */
+export const MAX_MICROS_PER_MILLION = 2_147_483_647;
+
+/** All rates zero; `source` says whose decision that was. */
+export const zeroPrice = (source: 'free' | 'demo'): ModelPrice => ({
+  inputMicrosPerMillion: 0,
+  cachedInputMicrosPerMillion: 0,
+  outputMicrosPerMillion: 0,
+  reasoningMicrosPerMillion: 0,
+  source,
+});
+
+/**
+ * Dollars (a float, as genai-prices holds them) to integer micro-dollars, rounded half up at the
+ * sixth decimal. The conversion works on the shortest decimal that reads back as the same float
+ * (what `String` prints), so 0.15 becomes exactly 150000, never 149999.99999999997.
+ */
+export function dollarsToMicros(dollars: number): number {
+  if (!Number.isFinite(dollars) || dollars < 0) throw new RangeError(`not a price in dollars: ${dollars}`);
+  const [mantissa = '0', exponent = '0'] = String(dollars).split('e');
+  const [whole = '0', fraction = ''] = mantissa.split('.');
+  // dollars = digits × 10^(exponent − fraction.length), so micros = digits × 10^scale.
+  const digits = BigInt(whole + fraction);
+  const scale = Number(exponent) - fraction.length + 6;
+  const micros = scale >= 0 ? digits * 10n ** BigInt(scale) : (2n * digits + 10n ** BigInt(-scale)) / (2n * 10n ** BigInt(-scale));
+  if (micros > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`price out of range: ${dollars} dollars`);
+  return Number(micros);
+}
+
+export interface PriceLookupOptions {
+  /** The price history entry in effect at this instant is used (default: now). */
+  now?: Date;
+  /**
+   * The model's context window. Tiered prices (a higher rate once a prompt exceeds some size) are
+   * read at the highest tier a prompt within the window can reach, so a call is never under-billed.
+   */
+  contextWindow?: number;
+}
+
+/**
+ * The price genai-prices (its bundled data, never fetched at run time) knows for a model, in
+ * integer micro-dollars per million tokens; undefined when the database does not know the model or
+ * lacks its input or output rate. All zeros when the database lists the model without any price
+ * (how it records a free model).
+ *
+ * A provider the database knows (by id: "openai", "anthropic", "groq"…) is searched alone. Any
+ * other provider, such as "openai-compatible", is matched by model id through the database's own
+ * rules (e.g. "gpt-…" belongs to OpenAI). The cached-input rate is the database's cache-read rate,
+ * else the input rate; the reasoning rate is its reasoning-output rate, else the output rate.
+ * Prices that depend on the time of day (off-peak discounts) are read at their highest, for the
+ * same reason tiers are.
+ */
+export function genaiPrice(provider: string, modelId: string, options: PriceLookupOptions = {}): ModelPrice | undefined {
+  const now = options.now ?? new Date();
+  const providerId = provider.trim().toLowerCase();
+  const known = findProvider({ providerId })?.id === providerId;
+  const lookup = (timestamp: Date) => {
+    try {
+      return calcPrice({}, modelId, known ? { providerId, timestamp } : { timestamp });
+    } catch {
+      return null; // data the library cannot read counts as no price
+    }
+  };
+  const found = lookup(now);
+  if (!found) return undefined;
+
+  // One reading per time-of-day window as well, today, so the price does not depend on the hour
+  // the server started.
+  const readings = [found.model_price];
+  if (Array.isArray(found.model.prices)) {
+    for (const { constraint } of found.model.prices) {
+      if (constraint?.type !== 'time_of_date') continue;
+      const at = new Date(`${now.toISOString().slice(0, 10)}T${constraint.start_time.replace(/Z$/, '')}Z`);
+      const reading = Number.isNaN(at.getTime()) ? null : lookup(at);
+      if (reading) readings.push(reading.model_price);
+    }
+  }
+  const rate = (key: string): number | undefined => {
+    let highest: number | undefined;
+    for (const reading of readings) {
+      const dollars = highestRate(reading[key], options.contextWindow);
+      if (dollars !== undefined) highest = Math.max(highest ?? 0, dollars);
+    }
+    return highest;
+  };
+
+  // The database marks a model it knows to cost nothing with no prices at all; such a price is
+  // returned (as zeros) so that the caller can tell it from an unknown one.
+  if (readings.every((reading) => Object.values(reading).every((value) => value === undefined))) {
+    return { ...zeroPrice('free'), source: 'genai-prices' };
+  }
+  const input = rate('input_mtok');
+  const output = rate('output_mtok');
+  if (input === undefined || output === undefined) return undefined;
+  return {
+    inputMicrosPerMillion: dollarsToMicros(input),
+    cachedInputMicrosPerMillion: dollarsToMicros(rate('cache_read_mtok') ?? input),
+    outputMicrosPerMillion: dollarsToMicros(output),
+    reasoningMicrosPerMillion: dollarsToMicros(rate('output_reasoning_mtok') ?? output),
+    source: 'genai-prices',
+  };
+}
+
+/** A flat rate as is; a tiered one at the highest tier a prompt within the context window reaches. */
+function highestRate(value: number | TieredPrices | undefined, contextWindow = Number.POSITIVE_INFINITY): number | undefined {
+  if (value === undefined || typeof value === 'number') return value;
+  // A tier applies once the prompt has more than `start` tokens.
+  return Math.max(value.base, ...value.tiers.filter((tier) => tier.start < contextWindow).map((tier) => tier.price));
 }

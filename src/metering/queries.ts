@@ -2,8 +2,12 @@ import type { PrismaClient } from '../db/client.js';
 import { badInput } from '../errors.js';
 
 export interface UsageTotals {
+  /** Includes the cached prompt tokens. */
   promptTokens: number;
+  cachedTokens: number;
+  /** Includes the reasoning tokens. */
   completionTokens: number;
+  reasoningTokens: number;
   totalTokens: number;
   costMicros: number;
   requests: number;
@@ -13,7 +17,15 @@ export interface UsageDay extends UsageTotals {
   date: Date;
 }
 
-export const ZERO_USAGE: UsageTotals = { promptTokens: 0, completionTokens: 0, totalTokens: 0, costMicros: 0, requests: 0 };
+export const ZERO_USAGE: UsageTotals = {
+  promptTokens: 0,
+  cachedTokens: 0,
+  completionTokens: 0,
+  reasoningTokens: 0,
+  totalTokens: 0,
+  costMicros: 0,
+  requests: 0,
+};
 export const MAX_USAGE_RANGE_DAYS = 366;
 const DAY_MS = 86_400_000;
 
@@ -37,12 +49,22 @@ export async function userUsage(
     by: ['day'],
     where: { userId, day: { gte: from, lte: to } },
     orderBy: { day: 'asc' },
-    _sum: { promptTokens: true, completionTokens: true, totalTokens: true, costMicros: true, requests: true },
+    _sum: {
+      promptTokens: true,
+      cachedTokens: true,
+      completionTokens: true,
+      reasoningTokens: true,
+      totalTokens: true,
+      costMicros: true,
+      requests: true,
+    },
   });
   const daily = rows.map((row) => ({
     date: row.day,
     promptTokens: Number(row._sum.promptTokens ?? 0n),
+    cachedTokens: Number(row._sum.cachedTokens ?? 0n),
     completionTokens: Number(row._sum.completionTokens ?? 0n),
+    reasoningTokens: Number(row._sum.reasoningTokens ?? 0n),
     totalTokens: Number(row._sum.totalTokens ?? 0n),
     costMicros: Number(row._sum.costMicros ?? 0n),
     requests: row._sum.requests ?? 0,
@@ -54,7 +76,9 @@ export function sumUsage(items: UsageTotals[]): UsageTotals {
   return items.reduce(
     (sum, u) => ({
       promptTokens: sum.promptTokens + u.promptTokens,
+      cachedTokens: sum.cachedTokens + u.cachedTokens,
       completionTokens: sum.completionTokens + u.completionTokens,
+      reasoningTokens: sum.reasoningTokens + u.reasoningTokens,
       totalTokens: sum.totalTokens + u.totalTokens,
       costMicros: sum.costMicros + u.costMicros,
       requests: sum.requests + u.requests,
@@ -68,7 +92,7 @@ export async function conversationUsage(prisma: PrismaClient, conversationIds: r
   const rows = await prisma.message.groupBy({
     by: ['conversationId'],
     where: { conversationId: { in: [...conversationIds] }, role: 'ASSISTANT' },
-    _sum: { promptTokens: true, completionTokens: true, totalTokens: true, costMicros: true },
+    _sum: { promptTokens: true, cachedTokens: true, completionTokens: true, reasoningTokens: true, totalTokens: true, costMicros: true },
     _count: { _all: true },
   });
   const byId = new Map(rows.map((r) => [r.conversationId, r]));
@@ -77,7 +101,9 @@ export async function conversationUsage(prisma: PrismaClient, conversationIds: r
     if (!row) return ZERO_USAGE;
     return {
       promptTokens: row._sum.promptTokens ?? 0,
+      cachedTokens: row._sum.cachedTokens ?? 0,
       completionTokens: row._sum.completionTokens ?? 0,
+      reasoningTokens: row._sum.reasoningTokens ?? 0,
       totalTokens: row._sum.totalTokens ?? 0,
       costMicros: Number(row._sum.costMicros ?? 0n),
       requests: row._count._all,

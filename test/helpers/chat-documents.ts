@@ -8,7 +8,9 @@ export const MessageFieldsFragment = graphql(`
     status
     model
     promptTokens
+    cachedTokens
     completionTokens
+    reasoningTokens
     totalTokens
     costMicros
     usageEstimated

@@ -1,5 +1,5 @@
 /**
- * Limits high enough for the suite, whose files share one address (and, on Redis, one set of
+ * Limits (and credits) high enough for the suite, whose files share one address (and, on Redis, one set of
  * counters): tests of a limit set it low for their own server.
  */
 export const GENEROUS_LIMITS = {
@@ -10,4 +10,6 @@ export const GENEROUS_LIMITS = {
   RATE_LIMIT_SEND_MESSAGE: '100000/1m',
   MAX_CONCURRENT_GENERATIONS: '100',
   PASSWORD_HASH_QUEUE: '10000',
+  // $100 of sign-up credits: enough for every priced call in the suite. Tests of credits set their own.
+  SIGNUP_CREDITS_MICROS: '100000000',
 } as const;

@@ -29,6 +29,14 @@ export class MockUpstream {
     return { OPENAI_API_KEY: 'sk-test-upstream-key', OPENAI_BASE_URL: `${this.mock.url}/v1` };
   }
 
+  /**
+   * The same mock speaking as OpenRouter (an OpenAI-compatible provider), whose usage carries
+   * the cached and reasoning token details that aimock's plain OpenAI route leaves out.
+   */
+  get openRouterEnv(): Record<string, string> {
+    return { OPENAI_API_KEY: 'sk-test-upstream-key', OPENAI_BASE_URL: `${this.mock.url}/api/v1` };
+  }
+
   /** A fresh prompt and a fixture answering exactly that prompt. */
   prompt(response: FixtureResponse, options?: FixtureOptions, label = 'prompt'): string {
     const prompt = `${label} ${randomUUID()}`;

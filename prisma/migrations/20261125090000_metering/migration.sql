@@ -37,7 +37,7 @@ CREATE TABLE "Reservation" (
     "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "settledAt" TIMESTAMP(3),
     "settledBy" TEXT,
-    "chargedTokens" INTEGER NOT NULL DEFAULT 0,
+    "chargedUsage" JSONB,
     "chargedMicros" BIGINT NOT NULL DEFAULT 0,
     "correctedAt" TIMESTAMP(3),
     CONSTRAINT "Reservation_pkey" PRIMARY KEY ("id")

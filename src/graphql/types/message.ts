@@ -26,7 +26,9 @@ export const MessageRef = builder.prismaNode('Message', {
     completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
     model: t.exposeString('model', { nullable: true }),
     promptTokens: t.exposeInt('promptTokens'),
+    cachedTokens: t.exposeInt('cachedTokens', { description: 'Prompt tokens served from the provider cache, priced at the cached rate.' }),
     completionTokens: t.exposeInt('completionTokens'),
+    reasoningTokens: t.exposeInt('reasoningTokens', { description: 'Completion tokens spent reasoning.' }),
     totalTokens: t.exposeInt('totalTokens'),
     costMicros: t.expose('costMicros', { type: 'SafeInt', description: 'Cost in micro-dollars (1e-6 USD).' }),
     usageEstimated: t.exposeBoolean('usageEstimated', {
@@ -86,7 +88,9 @@ builder.mutationFields((t) => ({
 const MessageUsage = builder.objectRef<Message>('MessageUsage').implement({
   fields: (t) => ({
     promptTokens: t.exposeInt('promptTokens'),
+    cachedTokens: t.exposeInt('cachedTokens'),
     completionTokens: t.exposeInt('completionTokens'),
+    reasoningTokens: t.exposeInt('reasoningTokens'),
     totalTokens: t.exposeInt('totalTokens'),
     costMicros: t.expose('costMicros', { type: 'SafeInt' }),
     estimated: t.exposeBoolean('usageEstimated'),

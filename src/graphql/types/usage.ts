@@ -1,12 +1,23 @@
-import { userUsage, type UsageDay, type UsageTotals } from '../../usage/queries.js';
+import { userUsage, type UsageDay, type UsageTotals } from '../../metering/queries.js';
 import { builder } from '../builder.js';
+
+type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer Types> ? Types : never;
 import { UserRef } from './user.js';
+
+/** Token counts as the provider reports them: cached tokens are part of the prompt, reasoning tokens part of the completion. */
+function tokenFields(t: PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, UsageTotals>) {
+  return {
+    promptTokens: t.expose('promptTokens', { type: 'SafeInt' }),
+    cachedTokens: t.expose('cachedTokens', { type: 'SafeInt', description: 'Prompt tokens served from the provider cache, priced at the cached rate.' }),
+    completionTokens: t.expose('completionTokens', { type: 'SafeInt' }),
+    reasoningTokens: t.expose('reasoningTokens', { type: 'SafeInt', description: 'Completion tokens spent reasoning.' }),
+    totalTokens: t.expose('totalTokens', { type: 'SafeInt' }),
+  };
+}
 
 export const UsageTotalsRef = builder.objectRef<UsageTotals>('UsageTotals').implement({
   fields: (t) => ({
-    promptTokens: t.expose('promptTokens', { type: 'SafeInt' }),
-    completionTokens: t.expose('completionTokens', { type: 'SafeInt' }),
-    totalTokens: t.expose('totalTokens', { type: 'SafeInt' }),
+    ...tokenFields(t),
     costMicros: t.expose('costMicros', { type: 'SafeInt', description: 'Cost in micro-dollars (1e-6 USD).' }),
     requests: t.exposeInt('requests'),
   }),
@@ -15,9 +26,7 @@ export const UsageTotalsRef = builder.objectRef<UsageTotals>('UsageTotals').impl
 const UsageDayRef = builder.objectRef<UsageDay>('UsageDay').implement({
   fields: (t) => ({
     date: t.expose('date', { type: 'Date' }),
-    promptTokens: t.expose('promptTokens', { type: 'SafeInt' }),
-    completionTokens: t.expose('completionTokens', { type: 'SafeInt' }),
-    totalTokens: t.expose('totalTokens', { type: 'SafeInt' }),
+    ...tokenFields(t),
     costMicros: t.expose('costMicros', { type: 'SafeInt' }),
     requests: t.exposeInt('requests'),
   }),

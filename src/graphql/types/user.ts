@@ -21,6 +21,11 @@ export const UserRef = builder.prismaNode('User', {
     name: t.exposeString('name'),
     role: t.expose('role', { type: RoleEnum }),
     plan: t.expose('plan', { type: PlanEnum }),
+    active: t.boolean({
+      description: 'False once the account is deactivated.',
+      select: { deactivatedAt: true },
+      resolve: (user) => user.deactivatedAt === null,
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });

@@ -1,13 +1,15 @@
+import type { CompletionUsage } from 'openai/resources/completions';
+import type { StreamHub } from '../chat/stream-hub.js';
+import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from '../chat/upstream.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
+import type { Metering } from '../metering/metering.js';
+import type { MeteredUsage } from '../metering/prices.js';
+import { estimateCompletionTokens, type ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Reservation } from '../usage/quota.js';
-import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage } from '../usage/record.js';
-import { estimateCompletionTokens, type ChatTurn } from '../usage/tokens.js';
 import { DeltaPublisher } from './delta-publisher.js';
-import type { StreamHub } from './stream-hub.js';
-import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from './upstream.js';
+import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage } from './finalize.js';
 
 export interface GenerationJob {
   messageId: string;
@@ -18,7 +20,8 @@ export interface GenerationJob {
   maxTokens: number;
   temperature?: number;
   promptEstimate: number;
-  reservation: Reservation;
+  /** The metering reservation holding the call's worst case; settled when the generation ends. */
+  reservationId: string;
 }
 
 export interface GenerationSettings {
@@ -52,9 +55,10 @@ export class GenerationRunner {
       prisma: PrismaClient;
       hub: StreamHub;
       upstream: Upstream;
+      metering: Metering;
       settings: GenerationSettings;
       logger: Logger;
-      metrics: Pick<Metrics, 'generation' | 'usage'>;
+      metrics: Pick<Metrics, 'generation'>;
     },
   ) {}
 
@@ -98,12 +102,13 @@ export class GenerationRunner {
     const stopSignal = stopController.signal;
     let text = '';
     const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger);
-    let usage: { promptTokens: number; completionTokens: number } | undefined;
+    let usage: MeteredUsage | undefined;
     let finishReason: string | null = null;
     let failure: UpstreamFailure | undefined;
     const deadline = Date.now() + this.deps.settings.generationMaxMs;
-    // A message closed elsewhere (recovered after a lapsed lease, or deleted) is not worth finishing.
-    const lease = this.keepLease(job.messageId, () => text, () => stopController.abort());
+    // A deleted message is not worth finishing. One closed by a recovery is: the upstream bills
+    // the whole reply, and the real reply and usage then correct what the recovery estimated.
+    const lease = this.keepLease(job, () => text, () => stopController.abort());
 
     for (let attempt = 1; ; attempt += 1) {
       failure = undefined;
@@ -130,8 +135,6 @@ export class GenerationRunner {
     const final: FinalMessage = {
       messageId: job.messageId,
       conversationId: job.conversationId,
-      userId: job.userId,
-      model: job.model,
       content: text,
       status: stopped ? 'STOPPED' : failure ? 'FAILED' : 'COMPLETE',
       ...this.usageFor(job, text, usage, failure),
@@ -139,7 +142,7 @@ export class GenerationRunner {
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
     try {
-      await recordFinalMessage(this.deps.prisma, final, job.reservation, this.deps.metrics.usage);
+      await recordFinalMessage(this.deps, final, job.reservationId, 'RUN');
     } catch (error) {
       logger.error({ err: error, messageId: job.messageId }, 'could not record the final message');
     }
@@ -150,27 +153,29 @@ export class GenerationRunner {
   }
 
   /**
-   * While a generation runs its lease is renewed and its text so far saved, so that if this
-   * process dies another instance can tell (the lease lapses) and close it with that text.
+   * While a generation runs its reservation's lease is renewed and its text so far saved, so
+   * that if this process dies another instance can tell (the lease lapses) and close the message
+   * with that text. `onDeleted` runs when the message is gone.
    */
-  private keepLease(messageId: string, textSoFar: () => string, onLost: () => void): { end(): Promise<void> } {
-    const { prisma, settings, logger } = this.deps;
+  private keepLease(job: GenerationJob, textSoFar: () => string, onDeleted: () => void): { end(): Promise<void> } {
+    const { prisma, metering, settings, logger } = this.deps;
+    const { messageId } = job;
     let renewal: Promise<unknown> = Promise.resolve();
     let savedLength = 0;
-    const timer = setInterval(() => {
+    const renew = async () => {
+      await metering.renewLease(job.reservationId, settings.leaseMs);
       // The text only grows: rewrite it only when there is more than was saved last time.
       const text = textSoFar();
-      const content = text.length > savedLength ? text : undefined;
-      renewal = prisma.message
-        .updateMany({
-          where: { id: messageId, status: { in: RUNNING_STATUSES } },
-          data: { content, leaseExpiresAt: new Date(Date.now() + settings.leaseMs) },
-        })
-        .then((renewed) => {
-          if (content !== undefined) savedLength = content.length;
-          if (renewed.count === 0) onLost();
-        })
-        .catch((error: unknown) => logger.warn({ err: error, messageId }, 'could not renew a generation lease'));
+      if (text.length <= savedLength) return;
+      const saved = await prisma.message.updateMany({
+        where: { id: messageId, status: { in: RUNNING_STATUSES } },
+        data: { content: text },
+      });
+      if (saved.count === 1) savedLength = text.length;
+      else if (!(await prisma.message.findUnique({ where: { id: messageId }, select: { id: true } }))) onDeleted();
+    };
+    const timer = setInterval(() => {
+      renewal = renew().catch((error: unknown) => logger.warn({ err: error, messageId }, 'could not renew a generation lease'));
     }, settings.leaseMs / 3);
     timer.unref();
     return {
@@ -189,12 +194,16 @@ export class GenerationRunner {
   private usageFor(
     job: GenerationJob,
     text: string,
-    reported: { promptTokens: number; completionTokens: number } | undefined,
+    reported: MeteredUsage | undefined,
     failure: UpstreamFailure | undefined,
-  ) {
-    if (reported) return { ...reported, usageEstimated: false };
-    if (failure && text.length === 0) return { promptTokens: 0, completionTokens: 0, usageEstimated: false };
-    return { promptTokens: job.promptEstimate, completionTokens: estimateCompletionTokens(text), usageEstimated: true };
+  ): { usage: MeteredUsage; usageEstimated: boolean } {
+    if (reported) return { usage: reported, usageEstimated: false };
+    const none = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
+    if (failure && text.length === 0) return { usage: none, usageEstimated: false };
+    return {
+      usage: { ...none, promptTokens: job.promptEstimate, completionTokens: estimateCompletionTokens(text) },
+      usageEstimated: true,
+    };
   }
 
   private async attempt(
@@ -203,7 +212,7 @@ export class GenerationRunner {
     deadline: number,
     onDelta: (delta: string) => void,
   ): Promise<{
-    usage?: { promptTokens: number; completionTokens: number };
+    usage?: MeteredUsage;
     finishReason?: string;
     failure?: UpstreamFailure;
   }> {
@@ -216,7 +225,7 @@ export class GenerationRunner {
       const wait = Math.min(this.deps.settings.upstreamTimeoutMs, Math.max(0, deadline - Date.now()));
       idleTimer = setTimeout(() => controller.abort('timeout'), wait);
     };
-    let usage: { promptTokens: number; completionTokens: number } | undefined;
+    let usage: MeteredUsage | undefined;
     let finishReason: string | undefined;
     try {
       if (stopSignal.aborted) return {};
@@ -236,9 +245,7 @@ export class GenerationRunner {
         armIdleTimer();
         // The usage chunk that ends the stream has no choices.
         const choice = chunk.choices[0];
-        if (chunk.usage) {
-          usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
-        }
+        if (chunk.usage) usage = meteredUsage(chunk.usage);
         if (choice?.finish_reason) finishReason = choice.finish_reason;
         const delta = choice?.delta?.content;
         if (delta && !controller.signal.aborted) onDelta(delta);
@@ -259,4 +266,14 @@ export class GenerationRunner {
       stopSignal.removeEventListener('abort', onStop);
     }
   }
+}
+
+/** OpenAI's usage, with the cached and reasoning parts that are priced at their own rates. */
+function meteredUsage(usage: CompletionUsage): MeteredUsage {
+  return {
+    promptTokens: usage.prompt_tokens,
+    cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+    completionTokens: usage.completion_tokens,
+    reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
+  };
 }

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { StreamEvent } from './stream-hub.js';
+import type { StreamEvent } from '../chat/stream-hub.js';
 
 /**
  * Publishes a generation's deltas in order without making the upstream wait for the hub: while

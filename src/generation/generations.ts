@@ -1,0 +1,106 @@
+import type { StreamEvent, StreamHub } from '../chat/stream-hub.js';
+import type { PrismaClient } from '../db/client.js';
+import type { Message } from '../generated/prisma/client.js';
+import type { Logger } from '../logger.js';
+import { RUNNING_STATUSES } from './finalize.js';
+import type { GenerationRecovery } from './recovery.js';
+import type { GenerationJob, GenerationRunner } from './runner.js';
+
+const STOP_WAIT_MS = 10_000;
+export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.includes(message.status);
+
+/**
+ * The one owner of a generation's lifecycle, whichever instance runs it: starting, following,
+ * stopping (here or on the instance that runs it), and closing the ones whose instance is gone.
+ */
+export class Generations {
+  private background?: { stop(): Promise<void> };
+
+  constructor(
+    private readonly deps: {
+      prisma: PrismaClient;
+      hub: StreamHub;
+      runner: GenerationRunner;
+      recovery: GenerationRecovery;
+      logger: Logger;
+      leaseMs: number;
+    },
+  ) {}
+
+  /**
+   * Closes what earlier processes left running, then, on every instance, sweeps for orphans once
+   * per lease and answers stop requests for the generations running here.
+   */
+  async startBackgroundWork(options: { soleDatabaseUser: boolean }): Promise<void> {
+    const { recovery, hub, runner, logger, leaseMs } = this.deps;
+    // Embedded PGlite has one process by construction: whatever still runs at start was cut off.
+    const recovered = await recovery.recoverOrphans({ everyRunning: options.soleDatabaseUser });
+    if (recovered) logger.warn({ recovered }, 'closed generations left running by an earlier process');
+    let sweep: Promise<unknown> = Promise.resolve();
+    const timer = setInterval(() => {
+      sweep = sweep
+        .then(() => recovery.recoverOrphans())
+        .catch((error: unknown) => logger.error({ err: error }, 'could not sweep orphaned generations'));
+    }, leaseMs);
+    timer.unref();
+    const stopListener = await hub.onStopRequested((messageId) => void runner.stopLocal(messageId));
+    this.background = {
+      stop: async () => {
+        clearInterval(timer);
+        await sweep;
+        await stopListener();
+      },
+    };
+  }
+
+  /** Starts a generation; the promise settles once its final state is persisted and published. */
+  start(job: GenerationJob): Promise<void> {
+    return this.deps.runner.start(job);
+  }
+
+  /** Shutdown: running generations end STOPPED with their text and usage; background work ends. */
+  async stopAll(): Promise<void> {
+    await this.deps.runner.stopAll();
+    await this.background?.stop();
+  }
+
+  /** Stops a running generation wherever it runs; resolves once it is final. */
+  async stop(messageId: string): Promise<void> {
+    const { prisma, hub, runner, recovery } = this.deps;
+    const local = runner.stopLocal(messageId);
+    if (local) return local;
+    const ended = this.waitForEnd(messageId, STOP_WAIT_MS);
+    await hub.requestStop(messageId);
+    if (await ended) return;
+    // No instance answered: the one running it is gone, so it is closed here, usage and all.
+    const message = await prisma.message.findUnique({ where: { id: messageId } });
+    if (message && !isFinal(message)) await recovery.close(message, 'STOPPED');
+  }
+
+  /** Events for a subscriber: replay, then live, ending with `done`. */
+  follow(messageId: string): AsyncGenerator<StreamEvent> {
+    return this.deps.hub.subscribe(messageId, () => this.replayFromDatabase(messageId));
+  }
+
+  private async waitForEnd(messageId: string, timeoutMs: number): Promise<boolean> {
+    const events = this.follow(messageId);
+    const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref());
+    const ended = (async () => {
+      for await (const event of events) if (event.done) return true;
+      return false;
+    })();
+    const result = await Promise.race([ended, timeout]);
+    await events.return(undefined);
+    return result;
+  }
+
+  /** A finished message whose replay buffer has expired is replayed from what was persisted. */
+  private async replayFromDatabase(messageId: string): Promise<StreamEvent[] | null> {
+    const message = await this.deps.prisma.message.findUnique({ where: { id: messageId } });
+    if (!message || !isFinal(message)) return null;
+    const events: StreamEvent[] = [];
+    if (message.content) events.push({ messageId, seq: 1, delta: message.content, done: false });
+    events.push({ messageId, seq: events.length + 1, delta: '', done: true });
+    return events;
+  }
+}

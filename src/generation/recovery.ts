@@ -1,0 +1,97 @@
+import type { StreamHub } from '../chat/stream-hub.js';
+import type { PrismaClient } from '../db/client.js';
+import type { Message } from '../generated/prisma/client.js';
+import type { Logger } from '../logger.js';
+import type { Metering } from '../metering/metering.js';
+import { estimateCompletionTokens } from '../metering/tokens.js';
+import { recordFinalMessage } from './finalize.js';
+
+const SWEEP_BATCH = 100;
+export const INTERRUPTED_ERROR = {
+  code: 'INTERRUPTED',
+  message: 'The server generating this reply stopped unexpectedly; the reply ends here.',
+};
+
+/**
+ * Closes generations whose instance is gone (crashed, killed, cut off from the database, or
+ * paused past its lease): the message ends with the text its last checkpoint saved, estimated
+ * usage is charged through its reservation, and subscribers still waiting receive `done`. Safe
+ * to run on every instance at once: settling a reservation is exactly-once. Should the instance
+ * come back, its real usage corrects the estimate (see recordFinalMessage).
+ */
+export class GenerationRecovery {
+  constructor(private readonly deps: { prisma: PrismaClient; hub: StreamHub; metering: Metering; logger: Logger }) {}
+
+  /**
+   * Closes running generations whose reservation's lease has lapsed, then settles lapsed
+   * reservations left without a running message. With `everyRunning`, every open one, which is
+   * right only when this process is the database's sole user (embedded PGlite) at start.
+   * Returns how many generations it closed.
+   */
+  async recoverOrphans(options: { everyRunning?: boolean } = {}): Promise<number> {
+    const { prisma, metering } = this.deps;
+    const lapsedBefore = options.everyRunning ? new Date(8.64e15) : new Date();
+    let closed = 0;
+    for (;;) {
+      const orphans = await prisma.$queryRaw<Message[]>`
+        SELECT m.* FROM "Reservation" r JOIN "Message" m ON m."id" = r."messageId"
+        WHERE r."settledAt" IS NULL AND r."leaseExpiresAt" < ${lapsedBefore} AND m."status" IN ('PENDING', 'STREAMING')
+        ORDER BY r."leaseExpiresAt" LIMIT ${SWEEP_BATCH}`;
+      let closedNow = 0;
+      for (const message of orphans) if (await this.close(message, 'FAILED')) closedNow += 1;
+      closed += closedNow;
+      // A batch that was not fully closed either was the last or hit a message another party holds.
+      if (orphans.length < SWEEP_BATCH || closedNow < orphans.length) break;
+    }
+    await metering.sweep(lapsedBefore);
+    return closed;
+  }
+
+  /** Closes one abandoned generation with its saved text; false when it had already ended. */
+  async close(message: Message, status: 'FAILED' | 'STOPPED'): Promise<boolean> {
+    const { prisma, hub, logger } = this.deps;
+    const reservation = await prisma.reservation.findFirst({ where: { messageId: message.id, settledAt: null } });
+    if (!reservation) return false;
+    const content = message.content;
+    const outcome = await recordFinalMessage(
+      this.deps,
+      {
+        messageId: message.id,
+        conversationId: message.conversationId,
+        status,
+        content,
+        // Whether the upstream billed is unknown; charge as a stopped generation is charged.
+        usage: {
+          promptTokens: reservation.promptEstimate,
+          cachedTokens: 0,
+          completionTokens: estimateCompletionTokens(content),
+          reasoningTokens: 0,
+        },
+        usageEstimated: true,
+        finishReason: status === 'STOPPED' ? 'stop_requested' : 'interrupted',
+        error: status === 'FAILED' ? INTERRUPTED_ERROR : undefined,
+      },
+      reservation.id,
+      'RECOVERY',
+    );
+    if (outcome !== 'recorded') return false;
+    logger.warn({ messageId: message.id, status }, 'closed a generation whose instance is gone');
+    const buffered = (await hub.buffered(message.id)).filter((e) => !e.done).sort((a, b) => a.seq - b.seq);
+    await this.finishStream(message.id, buffered.at(-1)?.seq ?? 0, buffered.map((e) => e.delta).join(''), content);
+    return true;
+  }
+
+  /** Sends waiting subscribers what the buffer lacks of the saved text, then `done`. */
+  private async finishStream(messageId: string, lastSeq: number, streamedText: string, content: string): Promise<void> {
+    let seq = lastSeq;
+    try {
+      if (content.length > streamedText.length && content.startsWith(streamedText)) {
+        seq += 1;
+        await this.deps.hub.publish({ messageId, seq, delta: content.slice(streamedText.length), done: false });
+      }
+      await this.deps.hub.publish({ messageId, seq: seq + 1, delta: '', done: true });
+    } catch (error) {
+      this.deps.logger.error({ err: error, messageId }, 'could not publish the end of a recovered stream');
+    }
+  }
+}
