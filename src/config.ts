@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DEMO_MODEL, modelsFromJson, OPENAI_MODELS, type ModelInfo } from './model-catalog.js';
+import { catalogFromEnv, modelPricesFromJson, modelsFromJson, type ModelInfo } from './model-catalog.js';
 import { creditPacksFromJson, DEFAULT_CREDIT_PACKS, type CreditPack, type PaidPlan } from './billing/credit-packs.js';
 import type { PlanQuotas } from './metering/quota.js';
 
@@ -61,6 +61,8 @@ const envSchema = z
     OPENAI_BASE_URL: z.url().optional(),
     /** JSON array replacing the built-in model catalog (for OpenAI-compatible upstreams). */
     MODELS_JSON: z.string().optional(),
+    /** JSON object of prices overriding genai-prices': { "<model id>": "free" | { inputMicrosPerMillion, … } }. */
+    MODEL_PRICES_JSON: z.string().optional(),
     DEFAULT_MODEL: z.string().min(1).optional(),
     DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(1024),
     UPSTREAM_TIMEOUT_SECONDS: seconds.default(60),
@@ -149,13 +151,25 @@ function crossFieldProblems(env: RawEnv): string[] {
       problems.push(`CREDIT_PACKS_JSON: ${(error as Error).message}`);
     }
   }
+  let catalogReadable = true;
   if (env.MODELS_JSON) {
     try {
       modelsFromJson(env.MODELS_JSON);
     } catch (error) {
+      catalogReadable = false;
       problems.push(`MODELS_JSON: ${(error as Error).message}`);
     }
   }
+  if (env.MODEL_PRICES_JSON) {
+    try {
+      modelPricesFromJson(env.MODEL_PRICES_JSON);
+    } catch (error) {
+      catalogReadable = false;
+      problems.push(`MODEL_PRICES_JSON: ${(error as Error).message}`);
+    }
+  }
+  // Every model must have a known price (or be marked free): nothing is billed $0 by accident.
+  if (catalogReadable) problems.push(...catalogFromEnv(env).problems);
   if (production && env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
     problems.push('OPENAI_API_KEY: is required in production when OPENAI_BASE_URL is set');
   } else if (production && !env.OPENAI_API_KEY && bool.safeParse(env.DEMO_MODEL).data !== true) {
@@ -261,7 +275,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (!env.OPENAI_API_KEY) {
     warnings.push('OPENAI_API_KEY is not set: replies come from the built-in demo model (switchboard-demo), not a real LLM');
   }
-  const models = env.OPENAI_API_KEY ? (modelsFromJson(env.MODELS_JSON) ?? OPENAI_MODELS) : [DEMO_MODEL];
+  const models = catalogFromEnv(env).models;
   if (env.DEFAULT_MODEL && !models.some((m) => m.id === env.DEFAULT_MODEL)) {
     throw new ConfigError([`DEFAULT_MODEL: ${env.DEFAULT_MODEL} is not in the model catalog`]);
   }

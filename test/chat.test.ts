@@ -24,7 +24,7 @@ serveWithUpstreamForFile(
     UPSTREAM_MAX_ATTEMPTS: '3',
     MODELS_JSON: JSON.stringify([
       { id: 'gpt-4o-mini', contextWindow: 128_000, maxOutputTokens: 16_384, promptMicrosPerMillion: 150_000, completionMicrosPerMillion: 600_000 },
-      { id: 'tiny-context', contextWindow: 64, maxOutputTokens: 16, promptMicrosPerMillion: 0, completionMicrosPerMillion: 0 },
+      { id: 'tiny-context', contextWindow: 64, maxOutputTokens: 16, promptMicrosPerMillion: 0, completionMicrosPerMillion: 0, free: true },
     ]),
   },
 );

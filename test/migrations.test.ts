@@ -26,7 +26,16 @@ const columnTypes: Record<string, string[]> = {
   BigInt: ['bigint'],
   Boolean: ['boolean'],
   DateTime: ['timestamp without time zone', 'date'],
+  Json: ['jsonb'],
 };
+
+/** The `onDelete` a relation field declares in schema.prisma, as PostgreSQL names the rule. */
+function declaredDeleteRule(model: string, field: string): string {
+  const block = new RegExp(`model ${model} \\{([\\s\\S]*?)\\n\\}`).exec(schemaText)?.[1] ?? '';
+  const line = block.split('\n').find((l) => l.trim().startsWith(`${field} `)) ?? '';
+  const rule = /onDelete: (\w+)/.exec(line)?.[1] ?? 'NoAction';
+  return { Cascade: 'CASCADE', Restrict: 'RESTRICT', SetNull: 'SET NULL', NoAction: 'NO ACTION' }[rule] ?? rule;
+}
 
 /** `@@index([a, b])` lines per model, read from schema.prisma (the generated datamodel omits them). */
 function declaredIndexes(): Array<{ model: string; columns: string[] }> {
@@ -122,7 +131,7 @@ describe('the migrated database agrees with schema.prisma', () => {
     for (const { model, field } of relations) {
       const fk = fks.find((f) => f.table_name === model && f.column_name === field.relationFromFields![0]);
       expect(fk?.foreign_table, `${model}.${field.name}`).toBe(field.type);
-      expect(fk?.delete_rule).toBe('CASCADE');
+      expect(fk?.delete_rule, `${model}.${field.name}`).toBe(declaredDeleteRule(model, field.name));
     }
   });
 
@@ -143,6 +152,9 @@ describe('the migrated database agrees with schema.prisma', () => {
       data: { userId: user.id, kind: 'PURCHASE', amountMicros: 100n, balanceAfterMicros: 100n, reason: 'test' },
     });
     await prisma.processedStripeEvent.create({ data: { id: `evt_${user.id}`, type: 'checkout.session.completed' } });
+    await prisma.reservation.create({
+      data: { userId: user.id, model: 'm', period: new Date('2026-01-01'), price: { inputMicrosPerMillion: 1 }, leaseExpiresAt: new Date() },
+    });
 
     const loaded = await prisma.user.findUniqueOrThrow({
       where: { id: user.id },
@@ -154,15 +166,17 @@ describe('the migrated database agrees with schema.prisma', () => {
         quotaPeriods: true,
         creditEntries: true,
         messages: true,
+        reservations: true,
       },
     });
     expect(loaded.conversations[0]?.messages[0]?.costMicros).toBe(12n);
     expect(loaded.usageDays[0]?.day.toISOString().slice(0, 10)).toBe('2026-01-02');
-    expect([loaded.refreshTokens, loaded.apiKeys, loaded.quotaPeriods, loaded.creditEntries, loaded.messages].map((l) => l.length)).toEqual([
-      1, 1, 1, 1, 1,
-    ]);
-    await prisma.user.delete({ where: { id: user.id } });
-    expect(await prisma.message.count({ where: { userId: user.id } })).toBe(0);
+    expect(
+      [loaded.refreshTokens, loaded.apiKeys, loaded.quotaPeriods, loaded.creditEntries, loaded.messages, loaded.reservations].map((l) => l.length),
+    ).toEqual([1, 1, 1, 1, 1, 1]);
+    // What a user was charged and paid is never deleted with them: users are deactivated instead.
+    await expect(prisma.user.delete({ where: { id: user.id } })).rejects.toThrow();
+    expect(await prisma.creditLedgerEntry.count({ where: { userId: user.id } })).toBe(1);
   });
 });
 

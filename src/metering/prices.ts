@@ -44,7 +44,7 @@ export function costMicros(price: ModelPrice, usage: MeteredUsage): bigint {
   const reasoning = Math.min(usage.reasoningTokens, usage.completionTokens);
   const numerator =
     BigInt(usage.promptTokens - cached) * BigInt(price.inputMicrosPerMillion) +
-    BigInt(cached) * BigInt(price.inputMicrosPerMillion) +
+    BigInt(cached) * BigInt(price.cachedInputMicrosPerMillion) +
     BigInt(usage.completionTokens - reasoning) * BigInt(price.outputMicrosPerMillion) +
     BigInt(reasoning) * BigInt(price.reasoningMicrosPerMillion);
   return (numerator + MILLION - 1n) / MILLION;
@@ -65,7 +65,8 @@ export const zeroPrice = (source: 'free' | 'demo'): ModelPrice => ({
 /**
  * Dollars (a float, as genai-prices holds them) to integer micro-dollars, rounded half up at the
  * sixth decimal. The conversion works on the shortest decimal that reads back as the same float
- * (what `String` prints), so 0.15 becomes exactly 150000, never 149999.99999999997.
+ * (what `String` prints): 8.2 becomes exactly 8200000 (8.2 × 1e6 is 8199999.999999999), and
+ * 0.0001245 rounds up to 125 (× 1e6 gives 124.49999999999999).
  */
 export function dollarsToMicros(dollars: number): number {
   if (!Number.isFinite(dollars) || dollars < 0) throw new RangeError(`not a price in dollars: ${dollars}`);
@@ -99,8 +100,8 @@ export interface PriceLookupOptions {
  * other provider, such as "openai-compatible", is matched by model id through the database's own
  * rules (e.g. "gpt-…" belongs to OpenAI). The cached-input rate is the database's cache-read rate,
  * else the input rate; the reasoning rate is its reasoning-output rate, else the output rate.
- * Prices that depend on the time of day (off-peak discounts) are read at their highest, for the
- * same reason tiers are.
+ * Prices that depend on the time of day (DeepSeek's peak hours) are read at their highest, for the
+ * same reason tiers are, and so that the price does not depend on the hour the server started.
  */
 export function genaiPrice(provider: string, modelId: string, options: PriceLookupOptions = {}): ModelPrice | undefined {
   const now = options.now ?? new Date();

@@ -1,8 +1,8 @@
 -- Metering: reservations as rows of their own, cached and reasoning tokens, a full credit
 -- ledger, Stripe billing state, and no cascade from a user to what they were charged.
 
-ALTER TYPE "CreditEntryKind" ADD VALUE 'GRANT';
-ALTER TYPE "CreditEntryKind" ADD VALUE 'DISPUTE';
+ALTER TYPE "CreditEntryKind" ADD VALUE 'GRANT' BEFORE 'PURCHASE';
+ALTER TYPE "CreditEntryKind" ADD VALUE 'DISPUTE' AFTER 'REFUND';
 
 ALTER TABLE "User"
   ADD COLUMN "creditHeldMicros" BIGINT NOT NULL DEFAULT 0,
