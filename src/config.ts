@@ -144,30 +144,13 @@ function crossFieldProblems(env: RawEnv): string[] {
   if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) {
     problems.push('STRIPE_WEBHOOK_SECRET: is required when STRIPE_SECRET_KEY is set');
   }
-  if (env.CREDIT_PACKS_JSON) {
-    try {
-      creditPacksFromJson(env.CREDIT_PACKS_JSON);
-    } catch (error) {
-      problems.push(`CREDIT_PACKS_JSON: ${(error as Error).message}`);
-    }
-  }
-  let catalogReadable = true;
-  if (env.MODELS_JSON) {
-    try {
-      modelsFromJson(env.MODELS_JSON);
-    } catch (error) {
-      catalogReadable = false;
-      problems.push(`MODELS_JSON: ${(error as Error).message}`);
-    }
-  }
-  if (env.MODEL_PRICES_JSON) {
-    try {
-      modelPricesFromJson(env.MODEL_PRICES_JSON);
-    } catch (error) {
-      catalogReadable = false;
-      problems.push(`MODEL_PRICES_JSON: ${(error as Error).message}`);
-    }
-  }
+  const jsonProblems = [
+    jsonSettingProblem('CREDIT_PACKS_JSON', env.CREDIT_PACKS_JSON, creditPacksFromJson),
+    jsonSettingProblem('MODELS_JSON', env.MODELS_JSON, modelsFromJson),
+    jsonSettingProblem('MODEL_PRICES_JSON', env.MODEL_PRICES_JSON, modelPricesFromJson),
+  ].filter((problem) => problem !== undefined);
+  problems.push(...jsonProblems);
+  const catalogReadable = !jsonProblems.some((p) => p.startsWith('MODEL'));
   // Every model must have a known price (or be marked free): nothing is billed $0 by accident.
   if (catalogReadable) problems.push(...catalogFromEnv(env).problems);
   if (production && env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
@@ -176,6 +159,17 @@ function crossFieldProblems(env: RawEnv): string[] {
     problems.push('OPENAI_API_KEY: is required in production (or set DEMO_MODEL=true to serve the built-in demo model)');
   }
   return problems;
+}
+
+/** What is wrong with a JSON variable, as a report line; undefined when it is unset or fine. */
+function jsonSettingProblem(name: string, json: string | undefined, parse: (json: string) => unknown): string | undefined {
+  if (!json) return undefined;
+  try {
+    parse(json);
+    return undefined;
+  } catch (error) {
+    return `${name}: ${(error as Error).message}`;
+  }
 }
 
 export type Env = z.infer<typeof envSchema>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseJsonSetting } from './json-setting.js';
 import { genaiPrice, isFree, MAX_MICROS_PER_MILLION, zeroPrice, type ModelPrice } from './metering/prices.js';
 
 export interface ModelInfo {
@@ -67,15 +68,7 @@ function entryPrice(m: z.infer<typeof modelSchema>): ModelPrice | undefined {
  */
 export function modelsFromJson(json: string | undefined): ModelEntry[] | undefined {
   if (!json) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch {
-    throw new Error('is not valid JSON');
-  }
-  const parsed = z.array(modelSchema).min(1).safeParse(raw);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  return parsed.data.map((m) => {
+  return parseJsonSetting(json, z.array(modelSchema).min(1)).map((m) => {
     const price = entryPrice(m);
     const entry: ModelEntry = { id: m.id, provider: m.provider, contextWindow: m.contextWindow, maxOutputTokens: m.maxOutputTokens };
     return price ? { ...entry, price } : entry;
@@ -97,12 +90,7 @@ const PRICE_SHAPE = '"free" or { inputMicrosPerMillion, outputMicrosPerMillion, 
  */
 export function modelPricesFromJson(json: string | undefined): Map<string, ModelPrice> | undefined {
   if (!json) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch {
-    throw new Error('is not valid JSON');
-  }
+  const raw = parseJsonSetting<unknown>(json);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new Error(`must be an object keyed by model id, each value ${PRICE_SHAPE}`);
   }

@@ -1,20 +1,12 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
+import { problemsOf } from './helpers/config.js';
 import { tempDir } from './helpers/leftovers.js';
 import { run } from './helpers/processes.js';
 import { SERVER_PROCESS_TIMEOUT_MS } from './helpers/server-process.js';
 
-const problemsOf = (env: Record<string, string>) => {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-};
 
 describe('configuration', () => {
   it('reports every invalid variable at once', () => {

@@ -2,20 +2,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { problemsOf } from './helpers/config.js';
 import { costMicros, dollarsToMicros, genaiPrice, type MeteredUsage, type ModelPrice } from '../src/metering/prices.js';
 import { executeRaw, startTestApp } from './helpers/app.js';
 
 const base = { NODE_ENV: 'test', JWT_SECRET: 'p'.repeat(40), OPENAI_API_KEY: 'sk-test' };
 
-const problemsOf = (env: Record<string, string>) => {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-};
 
 const model = (id: string, extra: Record<string, unknown> = {}) => ({ id, contextWindow: 128_000, maxOutputTokens: 4096, ...extra });
 const modelsJson = (...models: object[]) => JSON.stringify(models);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseJsonSetting } from '../json-setting.js';
 
 export type PaidPlan = 'PRO' | 'TEAM';
 
@@ -28,15 +29,7 @@ export const DEFAULT_CREDIT_PACKS: CreditPack[] = [
 /** Parses CREDIT_PACKS_JSON; undefined when unset, throws a readable error when malformed. */
 export function creditPacksFromJson(json: string | undefined): CreditPack[] | undefined {
   if (!json) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch {
-    throw new Error('is not valid JSON');
-  }
-  const parsed = z.array(packSchema).min(1).safeParse(raw);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  const ids = parsed.data.map((p) => p.id);
-  if (new Set(ids).size !== ids.length) throw new Error('pack ids must be unique');
-  return parsed.data;
+  const packs = parseJsonSetting(json, z.array(packSchema).min(1));
+  if (new Set(packs.map((p) => p.id)).size !== packs.length) throw new Error('pack ids must be unique');
+  return packs;
 }
