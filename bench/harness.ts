@@ -35,6 +35,7 @@ export async function startSwitchboard(upstreamBaseUrl: string): Promise<{ url: 
       OPENAI_API_KEY: 'sk-bench',
       OPENAI_BASE_URL: upstreamBaseUrl,
       QUOTA_FREE_TOKENS: '1000000000',
+      SIGNUP_CREDITS_MICROS: '1000000000000',
       DATABASE_URL: process.env.DATABASE_URL,
       REDIS_URL: process.env.REDIS_URL,
     },

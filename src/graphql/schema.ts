@@ -5,6 +5,8 @@ import './types/auth.js';
 import './types/api-key.js';
 import './types/model.js';
 import './types/usage.js';
+import './types/metering.js';
+import './types/billing.js';
 import './types/conversation.js';
 import './types/message.js';
 

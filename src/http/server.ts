@@ -5,6 +5,8 @@ import type { Logger } from '../logger.js';
 import { runWithRequestId } from '../observability/request-context.js';
 import { isBodyTooLarge, respondHealth, respondReady, sendJson, type ReadinessChecks } from './health.js';
 import { respondMetrics, type MetricsEndpoint } from './metrics.js';
+import { respondStripeWebhook } from './stripe-webhook.js';
+import type { StripeWebhooks } from '../billing/webhooks.js';
 
 export interface HttpServerOptions {
   yoga: GraphQLServer;
@@ -13,6 +15,8 @@ export interface HttpServerOptions {
   readinessChecks: ReadinessChecks;
   state: { shuttingDown: boolean };
   metrics: MetricsEndpoint;
+  /** Absent without Stripe configuration (the route then answers 404). */
+  stripeWebhooks?: StripeWebhooks;
 }
 
 const SECURITY_HEADERS = {
@@ -31,7 +35,7 @@ function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
 }
 
-/** Routes: /graphql (Yoga: HTTP, SSE, GraphiQL), /health, /ready, /metrics; everything else 404. */
+/** Routes: /graphql (Yoga: HTTP, SSE, GraphiQL), /health, /ready, /metrics, /webhooks/stripe; everything else 404. */
 export function createHttpServer(options: HttpServerOptions): Server {
   const { yoga, logger } = options;
   return createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -53,6 +57,9 @@ export function createHttpServer(options: HttpServerOptions): Server {
     if (path === '/health') return respondHealth(res);
     if (path === '/ready') return void respondReady(res, options.readinessChecks, options.state);
     if (path === '/metrics') return void respondMetrics(req, res, options.metrics);
+    if (path === '/webhooks/stripe') {
+      return void respondStripeWebhook(req, res, { webhooks: options.stripeWebhooks, maxBytes: options.maxRequestBytes, logger });
+    }
     if (path === '/graphql') {
       if (isBodyTooLarge(req, options.maxRequestBytes)) {
         return sendJson(res, 413, graphqlError(`Request body exceeds ${options.maxRequestBytes} bytes`, 'BAD_USER_INPUT'));

@@ -1,0 +1,112 @@
+import type Stripe from 'stripe';
+import type { PrismaTx } from '../db/client.js';
+import type { CreditEntryKind } from '../generated/prisma/client.js';
+import { appendCreditEntry } from '../metering/credits.js';
+import { lockEventUser, lockUser, stripeIdOf, warnUnapplied, type EffectContext, type StripeEventEffect } from './webhook-users.js';
+
+/**
+ * A paid credit-pack checkout: the pack's credits, once per payment. A session paid at once
+ * sends `checkout.session.completed` with payment_status `paid`; one paid later (bank debits)
+ * sends it `unpaid`, then `async_payment_succeeded`. Both events name the same payment, and the
+ * PURCHASE entry carries its id, so whichever comes second finds it and credits nothing.
+ */
+export const creditPurchase: StripeEventEffect = async (tx, event, context) => {
+  const session = event.data.object as Stripe.Checkout.Session;
+  if (session.mode !== 'payment' || session.payment_status !== 'paid') return;
+  const user = await lockEventUser(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
+  if (!user) return warnUnapplied(context, event, 'no such user');
+  const packId = session.metadata?.pack;
+  const pack = context.billing.creditPacks.find((p) => p.id === packId);
+  if (!pack) return warnUnapplied(context, event, 'unknown credit pack', { pack: packId?.slice(0, 40) });
+  // A session without a payment (nothing to charge) still has an id of its own to key on.
+  const paymentId = stripeIdOf(session.payment_intent) ?? session.id;
+  const credited = await tx.creditLedgerEntry.findFirst({
+    where: { stripePaymentIntentId: paymentId, kind: 'PURCHASE' },
+    select: { id: true },
+  });
+  if (credited) return;
+  await appendCreditEntry(tx, {
+    userId: user.id,
+    kind: 'PURCHASE',
+    amountMicros: BigInt(pack.creditsMicros),
+    reason: `Bought ${pack.name}`,
+    stripeEventId: event.id,
+    stripePaymentIntentId: paymentId,
+  });
+};
+
+/**
+ * A refund takes back the credits of the refunded share of the payment. `amount_refunded` is the
+ * running total, so each event brings the refunded credits up to that share of the purchase:
+ * partial refunds add up, and a late event of an earlier partial refund changes nothing.
+ */
+export const reverseRefundedCredits: StripeEventEffect = async (tx, event, context) => {
+  const charge = event.data.object as Stripe.Charge;
+  const paymentId = stripeIdOf(charge.payment_intent);
+  if (!paymentId || charge.amount <= 0) return warnUnapplied(context, event, 'the charge names no payment');
+  await reversePurchase(tx, event, context, {
+    paymentId,
+    kind: 'REFUND',
+    share: { part: BigInt(charge.amount_refunded), whole: BigInt(charge.amount) },
+    reason: 'Payment refunded',
+  });
+};
+
+/**
+ * A dispute takes back what refunds have not yet. The event's dispute carries its amount but not
+ * the charge's, so no share can be computed; disputes cover the whole charge but for rare
+ * exceptions, and the balance is the merchant's to restore (adjustCredits) if the dispute is won.
+ */
+export const reverseDisputedCredits: StripeEventEffect = async (tx, event, context) => {
+  const dispute = event.data.object as Stripe.Dispute;
+  const paymentId = stripeIdOf(dispute.payment_intent);
+  if (!paymentId) return warnUnapplied(context, event, 'the dispute has no payment');
+  await reversePurchase(tx, event, context, { paymentId, kind: 'DISPUTE', share: 'rest', reason: 'Payment disputed' });
+};
+
+interface Reversal {
+  paymentId: string;
+  kind: Extract<CreditEntryKind, 'REFUND' | 'DISPUTE'>;
+  /** The share of the purchase this kind of reversal should have taken back in total. */
+  share: { part: bigint; whole: bigint } | 'rest';
+  reason: string;
+}
+
+// The balance may go below zero: the credits bought were often spent already, and that debt is real.
+async function reversePurchase(tx: PrismaTx, event: Stripe.Event, context: EffectContext, reversal: Reversal): Promise<void> {
+  const purchase = await tx.creditLedgerEntry.findFirst({
+    where: { stripePaymentIntentId: reversal.paymentId, kind: 'PURCHASE' },
+    select: { userId: true, amountMicros: true },
+  });
+  // Subscription invoices are refunded and disputed too; they bought no credits to take back.
+  if (!purchase) {
+    context.logger.info({ stripeEventId: event.id, stripeEventType: event.type }, 'Stripe refund or dispute of a payment that bought no credits');
+    return;
+  }
+  // Locked before the earlier reversals are read, so concurrent refund events add up correctly.
+  await lockUser(tx, purchase.userId);
+  const earlier = await tx.creditLedgerEntry.findMany({
+    where: { stripePaymentIntentId: reversal.paymentId, kind: { in: ['REFUND', 'DISPUTE'] } },
+    select: { kind: true, amountMicros: true },
+  });
+  const reversedBy = (kinds: CreditEntryKind[]) =>
+    earlier.filter((e) => kinds.includes(e.kind)).reduce((sum, e) => sum - e.amountMicros, 0n);
+  const bought = purchase.amountMicros;
+  const stillHeld = bought - reversedBy(['REFUND', 'DISPUTE']);
+  const due =
+    reversal.share === 'rest'
+      ? stillHeld
+      : (bought * min(reversal.share.part, reversal.share.whole)) / reversal.share.whole - reversedBy([reversal.kind]);
+  const amount = min(due, stillHeld);
+  if (amount <= 0n) return;
+  await appendCreditEntry(tx, {
+    userId: purchase.userId,
+    kind: reversal.kind,
+    amountMicros: -amount,
+    reason: reversal.reason,
+    stripeEventId: event.id,
+    stripePaymentIntentId: reversal.paymentId,
+  });
+}
+
+const min = (a: bigint, b: bigint) => (a < b ? a : b);
