@@ -55,7 +55,7 @@ export const reverseRefundedCredits: StripeEventEffect = async (tx, event, conte
 /**
  * A dispute takes back what refunds have not yet. The event's dispute carries its amount but not
  * the charge's, so no share can be computed; disputes cover the whole charge but for rare
- * exceptions, and the balance is the merchant's to restore (adjustCredits) if the dispute is won.
+ * exceptions, and the balance is the merchant's to restore (an ADJUSTMENT) if the dispute is won.
  */
 export const reverseDisputedCredits: StripeEventEffect = async (tx, event, context) => {
   const dispute = event.data.object as Stripe.Dispute;

@@ -14,12 +14,12 @@ export interface BillingFixture {
   origin: string;
 }
 
-/** One server for the file, configured for Stripe against a local Stripe API. */
-export function billingAppForFile(env: Record<string, string> = {}): BillingFixture {
+/** One server for the file, configured for Stripe against a local Stripe API; `env` may be read once earlier hooks ran. */
+export function billingAppForFile(env: Record<string, string> | (() => Record<string, string>) = {}): BillingFixture {
   const fixture = {} as BillingFixture;
   beforeAll(async () => {
     fixture.api = await LocalStripeApi.start();
-    fixture.t = await startTestApp({ ...fixture.api.env(TEST_WEBHOOK_SECRET), ...env });
+    fixture.t = await startTestApp({ ...fixture.api.env(TEST_WEBHOOK_SECRET), ...(typeof env === 'function' ? env() : env) });
     fixture.origin = (await fixture.t.app.start(0)).origin;
   });
   afterAll(async () => {
