@@ -93,7 +93,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     timeoutMs: config.chat.upstreamTimeoutMs,
   });
   readinessChecks.advisory.upstream = createUpstreamProbe(upstream);
-  const metering = new Metering({ prisma: db.prisma, quotas: config.quotas, metrics: metrics.usage });
+  const metering = new Metering({ prisma: db.prisma, quotas: config.quotas, metrics: metrics.usage, logger });
   const runner = new GenerationRunner({
     prisma: db.prisma,
     hub,

@@ -152,8 +152,9 @@ describe('the migrated database agrees with schema.prisma', () => {
       data: { userId: user.id, kind: 'PURCHASE', amountMicros: 100n, balanceAfterMicros: 100n, reason: 'test' },
     });
     await prisma.processedStripeEvent.create({ data: { id: `evt_${user.id}`, type: 'checkout.session.completed' } });
+    // Settled already: the sweeps of other test servers on this database leave it alone.
     await prisma.reservation.create({
-      data: { userId: user.id, model: 'm', period: new Date('2026-01-01'), price: { inputMicrosPerMillion: 1 }, leaseExpiresAt: new Date() },
+      data: { userId: user.id, model: 'm', period: new Date('2026-01-01'), price: {}, leaseExpiresAt: new Date(), settledAt: new Date() },
     });
 
     const loaded = await prisma.user.findUniqueOrThrow({

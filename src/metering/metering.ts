@@ -1,6 +1,8 @@
+import { z } from 'zod';
 import type { PrismaClient, PrismaTx } from '../db/client.js';
 import { AppError } from '../errors.js';
 import type { Plan, Prisma, Reservation } from '../generated/prisma/client.js';
+import type { Logger } from '../logger.js';
 import type { UsageMetrics } from '../observability/metrics.js';
 import { appendCreditEntry } from './credits.js';
 import { costMicros, isFree, type MeteredUsage, type ModelPrice } from './prices.js';
@@ -38,7 +40,7 @@ const SWEEP_BATCH = 100;
  * Free models never need credits. The quota is a hard cap for what nobody pays for.
  */
 export class Metering {
-  constructor(private readonly deps: { prisma: PrismaClient; quotas: PlanQuotas; metrics: UsageMetrics }) {}
+  constructor(private readonly deps: { prisma: PrismaClient; quotas: PlanQuotas; metrics: UsageMetrics; logger: Logger }) {}
 
   /**
    * Holds the worst case of a call, in the transaction that writes what it is for, so that a
@@ -130,7 +132,7 @@ export class Metering {
       SELECT * FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL FOR UPDATE`;
     if (!reservation) return null;
     await this.lockUser(tx, reservation.userId);
-    const cost = costMicros(reservation.price as unknown as ModelPrice, usage);
+    const cost = costMicros(storedPrice(reservation), usage);
     const now = new Date();
     const settled = await tx.reservation.update({
       where: { id: reservationId },
@@ -170,7 +172,7 @@ export class Metering {
     if (!reservation) return null;
     await this.lockUser(tx, reservation.userId);
     const charged = (reservation.chargedUsage as unknown as MeteredUsage | null) ?? ZERO_METERED_USAGE;
-    const cost = costMicros(reservation.price as unknown as ModelPrice, usage);
+    const cost = costMicros(storedPrice(reservation), usage);
     const corrected = await tx.reservation.update({
       where: { id: reservationId },
       data: { correctedAt: new Date(), chargedUsage: { ...usage }, chargedMicros: cost },
@@ -218,11 +220,18 @@ export class Metering {
         WHERE r."settledAt" IS NULL AND r."leaseExpiresAt" < ${lapsedBefore}
           AND NOT EXISTS (SELECT 1 FROM "Message" m WHERE m."id" = r."messageId" AND m."status" IN ('PENDING', 'STREAMING'))
         ORDER BY r."leaseExpiresAt" LIMIT ${SWEEP_BATCH}`;
+      let failed = 0;
       for (const { id, promptEstimate } of lapsed) {
         const usage = { ...ZERO_METERED_USAGE, promptTokens: promptEstimate };
-        if (await prisma.$transaction((tx) => this.settle(tx, id, usage, 'SWEEP'))) settled += 1;
+        try {
+          if (await prisma.$transaction((tx) => this.settle(tx, id, usage, 'SWEEP'))) settled += 1;
+        } catch (error) {
+          // One bad row must not stop the others (nor an instance's start-up): it stays for a person to look at.
+          failed += 1;
+          this.deps.logger.error({ err: error, reservationId: id }, 'could not settle a lapsed reservation');
+        }
       }
-      if (lapsed.length < SWEEP_BATCH) return settled;
+      if (lapsed.length < SWEEP_BATCH || failed > 0) return settled;
     }
   }
 
@@ -235,4 +244,19 @@ export class Metering {
     metrics.tokens.inc({ model, kind: 'reasoning' }, usage.reasoningTokens);
     metrics.costMicros.inc({ model }, Number(cost));
   }
+}
+
+const storedPriceSchema = z.object({
+  inputMicrosPerMillion: z.number().int().nonnegative(),
+  cachedInputMicrosPerMillion: z.number().int().nonnegative(),
+  outputMicrosPerMillion: z.number().int().nonnegative(),
+  reasoningMicrosPerMillion: z.number().int().nonnegative(),
+  source: z.enum(['genai-prices', 'configuration', 'free', 'demo']),
+});
+
+/** The price a reservation was made at; a row that holds no valid price is an error, never a free call. */
+function storedPrice(reservation: Reservation): ModelPrice {
+  const parsed = storedPriceSchema.safeParse(reservation.price);
+  if (!parsed.success) throw new Error(`reservation ${reservation.id} holds no valid price`);
+  return parsed.data;
 }
