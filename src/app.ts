@@ -7,6 +7,7 @@ import { StreamHub, type LiveChannel, type ReplayStore } from './chat/stream-hub
 import { Generations } from './generation/generations.js';
 import { GenerationRecovery } from './generation/recovery.js';
 import { GenerationRunner } from './generation/runner.js';
+import { grantPendingSignupCredits } from './metering/credits.js';
 import { Metering } from './metering/metering.js';
 import { boundPasswordHashing } from './auth/passwords.js';
 import { createRevocationBus } from './auth/revocations.js';
@@ -111,6 +112,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const recovery = new GenerationRecovery({ prisma: db.prisma, hub, metering, logger });
   const generations = new Generations({ prisma: db.prisma, hub, runner, recovery, logger, leaseMs: config.chat.generationLeaseMs });
   await generations.startBackgroundWork({ soleDatabaseUser: db.kind === 'pglite' });
+  const granted = await grantPendingSignupCredits(db.prisma, config.billing.signupCreditsMicros);
+  if (granted) logger.info({ accounts: granted }, 'gave the sign-up credits to accounts created before credits existed');
 
   boundPasswordHashing(config.limits.passwordHashing);
   const longestWindowMs = Math.max(...Object.values(config.limits.rates).map((rule) => rule.windowMs));

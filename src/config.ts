@@ -143,6 +143,8 @@ function crossFieldProblems(env: RawEnv): string[] {
   if (env.OIDC_JWKS_URL && !env.OIDC_ISSUER) problems.push('OIDC_JWKS_URL: needs OIDC_ISSUER');
   if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) {
     problems.push('STRIPE_WEBHOOK_SECRET: is required when STRIPE_SECRET_KEY is set');
+  } else if (env.STRIPE_WEBHOOK_SECRET && !env.STRIPE_SECRET_KEY) {
+    problems.push('STRIPE_SECRET_KEY: is required when STRIPE_WEBHOOK_SECRET is set');
   }
   const jsonProblems = [
     jsonSettingProblem('CREDIT_PACKS_JSON', env.CREDIT_PACKS_JSON, creditPacksFromJson),

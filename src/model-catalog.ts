@@ -135,7 +135,7 @@ export function priceCatalog(
   now = new Date(),
 ): { models: ModelInfo[]; problems: string[] } {
   const problems: string[] = [];
-  const models = entries.map((entry): ModelInfo => {
+  const models = entries.flatMap((entry): ModelInfo[] => {
     const price =
       overrides?.get(entry.id) ?? entry.price ?? genaiPrice(entry.provider, entry.id, { now, contextWindow: entry.contextWindow });
     if (!price) {
@@ -146,7 +146,8 @@ export function priceCatalog(
           `mark it free in MODEL_PRICES_JSON ("${entry.id}": "free") or give it a price`,
       );
     }
-    return { ...entry, price: price ?? zeroPrice('free'), isDemo: false };
+    // A model without a price never enters the catalog (and the configuration is refused).
+    return price ? [{ ...entry, price, isDemo: false }] : [];
   });
   for (const id of overrides?.keys() ?? []) {
     if (!entries.some((e) => e.id === id)) problems.push(`MODEL_PRICES_JSON: model "${id}" is not in the model catalog`);

@@ -41,7 +41,10 @@ describe('paying for chat with credits bought through Stripe', () => {
       payment_status: 'paid',
       status: 'complete',
       client_reference_id: sent.client_reference_id,
-      metadata: { userId: sent['metadata[userId]'], pack: sent['metadata[pack]'] },
+      // Stripe sends back the metadata the session was created with.
+      metadata: Object.fromEntries(
+        Object.entries(sent).flatMap(([key, value]) => (/^metadata\[(\w+)\]$/.exec(key) ? [[key.slice(9, -1), value]] : [])),
+      ),
       customer: sent.customer,
       payment_intent: paymentIntent,
       amount_total: PACK.priceCents,

@@ -158,6 +158,15 @@ describe('credit purchases from the Stripe webhook', () => {
     expect(after.creditBalanceMicros - before).toBe(BigInt(FIVE_DOLLARS.creditsMicros));
   });
 
+  it('credits what the session sold, even when the pack was repriced or withdrawn after checkout', async () => {
+    const { userId } = await signUp(f.t);
+    const sold = { userId, pack: 'spring-sale', packName: 'Spring sale', creditsMicros: '7500000' };
+    const event = stripeEvent('checkout.session.completed', paidPackSession(userId, 'spring-sale', { metadata: sold }));
+
+    expect((await deliverStripeEvent(f.origin, event)).body.outcome).toBe('applied');
+    expect(await stripeLedger(f.t, userId)).toEqual([{ kind: 'PURCHASE', amountMicros: 7_500_000, stripeEventId: event.id }]);
+  });
+
   it('credits once when the same event arrives several times at once', async () => {
     const { userId } = await signUp(f.t);
     const event = stripeEvent('checkout.session.completed', paidPackSession(userId, FIVE_DOLLARS.id));

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeGlobalId } from '../src/graphql/global-id.js';
-import { appendCreditEntry } from '../src/metering/credits.js';
+import { appendCreditEntry, grantPendingSignupCredits } from '../src/metering/credits.js';
 import { costMicros } from '../src/metering/prices.js';
 import { quotaPeriodOf } from '../src/metering/quota.js';
 import { estimatePromptTokens } from '../src/metering/tokens.js';
@@ -173,6 +173,44 @@ describe('reservations', () => {
     expect(daily.map((d) => [d.requests, d.totalTokens, d.costMicros])).toEqual([[1, 444n, corrected.costMicros]]);
     const after = await balanceOf(user.accessToken);
     expect(after.credits.balanceMicros).toBe(before.credits.balanceMicros - Number(corrected.costMicros));
+  });
+});
+
+describe('a reply stopped on another instance while this one seemed gone', () => {
+  it('stops here too, and is charged once', async () => {
+    const user = await newUser();
+    // About 20 s of reply: far longer than the runner takes to notice at its next lease renewal.
+    const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 1, latency: 50 }, 'stopped-elsewhere');
+    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
+    const messageId = decodeGlobalId(sent.sendMessage.assistantMessage.id).id;
+    await upstream.waitForRequest(prompt);
+
+    // What stopGeneration does on another instance when no instance answers its stop request.
+    const running = await prisma().message.findUniqueOrThrow({ where: { id: messageId } });
+    expect(await t.app.recovery.close(running, 'STOPPED')).toBe(true);
+    await waitFor('the runner to give the generation up', () => t.app.runner.size === 0);
+
+    const message = await prisma().message.findUniqueOrThrow({ where: { id: messageId } });
+    expect(message.status).toBe('STOPPED');
+    expect(message.content.length).toBeLessThan(REPLY.length);
+    const quota = await quotaRow(user.id);
+    expect(quota.reservedTokens).toBe(0n);
+    expect(Number(quota.usedTokens)).toBe(message.totalTokens);
+    const daily = await prisma().usageDaily.findMany({ where: { userId: user.id } });
+    expect(daily.map((d) => d.requests)).toEqual([1]);
+  });
+});
+
+describe('accounts from before credits existed', () => {
+  it('get the sign-up credits once, however many instances start at the same time', async () => {
+    const user = await newUser();
+    await setCredits(user.id, 0);
+    await prisma().user.update({ where: { id: user.id }, data: { signupCreditsPending: true } });
+
+    await Promise.all([1, 2, 3].map(() => grantPendingSignupCredits(prisma(), t.config.billing.signupCreditsMicros)));
+    const me = await balanceOf(user.accessToken);
+    expect(me.credits.balanceMicros).toBe(t.config.billing.signupCreditsMicros);
+    expect(me.credits.ledger.edges.filter((e) => e.node.reason === 'Sign-up credits')).toHaveLength(2);
   });
 });
 

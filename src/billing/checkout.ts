@@ -82,7 +82,7 @@ export function createBilling(deps: BillingDeps) {
       const stripe = requireStripe();
       const customer = await customerFor(stripe, userId);
       // Both the session and its payment carry who bought what, so every later event finds them.
-      const metadata = { userId, pack: pack.id };
+      const metadata = { userId, pack: pack.id, packName: pack.name, creditsMicros: String(pack.creditsMicros) };
       const session = await callStripe('start the checkout', () =>
         stripe.checkout.sessions.create({
           mode: 'payment',

@@ -15,9 +15,9 @@ export const creditPurchase: StripeEventEffect = async (tx, event, context) => {
   if (session.mode !== 'payment' || session.payment_status !== 'paid') return;
   const user = await lockEventUser(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
   if (!user) return warnUnapplied(context, event, 'no such user');
-  const packId = session.metadata?.pack;
-  const pack = context.billing.creditPacks.find((p) => p.id === packId);
-  if (!pack) return warnUnapplied(context, event, 'unknown credit pack', { pack: packId?.slice(0, 40) });
+  // What was sold travels with the session: a pack repriced or withdrawn since still buys what was paid for.
+  const pack = packSold(session.metadata) ?? context.billing.creditPacks.find((p) => p.id === session.metadata?.pack);
+  if (!pack) return warnUnapplied(context, event, 'unknown credit pack', { pack: session.metadata?.pack?.slice(0, 40) });
   // A session without a payment (nothing to charge) still has an id of its own to key on.
   const paymentId = stripeIdOf(session.payment_intent) ?? session.id;
   const credited = await tx.creditLedgerEntry.findFirst({
@@ -34,6 +34,12 @@ export const creditPurchase: StripeEventEffect = async (tx, event, context) => {
     stripePaymentIntentId: paymentId,
   });
 };
+
+function packSold(metadata: Stripe.Metadata | null): { name: string; creditsMicros: number } | undefined {
+  const creditsMicros = Number(metadata?.creditsMicros);
+  if (!metadata?.packName || !Number.isSafeInteger(creditsMicros) || creditsMicros <= 0) return undefined;
+  return { name: metadata.packName, creditsMicros };
+}
 
 /**
  * A refund takes back the credits of the refunded share of the payment. `amount_refunded` is the

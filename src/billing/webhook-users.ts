@@ -41,7 +41,7 @@ export async function lockEventUser(
 
 /** The user's row, read under a row lock held until the transaction ends. */
 export async function lockUser(tx: PrismaTx, userId: string): Promise<User | undefined> {
-  await tx.$queryRaw`SELECT 1 FROM "User" WHERE "id" = ${userId}::uuid FOR UPDATE`;
+  await tx.$queryRaw`SELECT 1 FROM "User" WHERE "id" = ${userId}::uuid FOR NO KEY UPDATE`;
   return (await tx.user.findUnique({ where: { id: userId } })) ?? undefined;
 }
 

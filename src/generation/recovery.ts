@@ -38,7 +38,14 @@ export class GenerationRecovery {
         WHERE r."settledAt" IS NULL AND r."leaseExpiresAt" < ${lapsedBefore} AND m."status" IN ('PENDING', 'STREAMING')
         ORDER BY r."leaseExpiresAt" LIMIT ${SWEEP_BATCH}`;
       let closedNow = 0;
-      for (const message of orphans) if (await this.close(message, 'FAILED')) closedNow += 1;
+      for (const message of orphans) {
+        try {
+          if (await this.close(message, 'FAILED')) closedNow += 1;
+        } catch (error) {
+          // One bad row must not stop the others, nor an instance's start-up.
+          this.deps.logger.error({ err: error, messageId: message.id }, 'could not close an orphaned generation');
+        }
+      }
       closed += closedNow;
       // A batch that was not fully closed either was the last or hit a message another party holds.
       if (orphans.length < SWEEP_BATCH || closedNow < orphans.length) break;

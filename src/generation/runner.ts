@@ -3,7 +3,7 @@ import type { StreamHub } from '../chat/stream-hub.js';
 import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from '../chat/upstream.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
-import type { Metering } from '../metering/metering.js';
+import { ZERO_METERED_USAGE, type Metering } from '../metering/metering.js';
 import type { MeteredUsage } from '../metering/prices.js';
 import { estimateCompletionTokens, type ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
@@ -40,6 +40,8 @@ interface Running {
 }
 
 const MAX_RETRY_WAIT_MS = 10_000;
+const RECORD_ATTEMPTS = 3;
+const RECORD_RETRY_MS = 500;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -106,8 +108,9 @@ export class GenerationRunner {
     let finishReason: string | null = null;
     let failure: UpstreamFailure | undefined;
     const deadline = Date.now() + this.deps.settings.generationMaxMs;
-    // A deleted message is not worth finishing. One closed by a recovery is: the upstream bills
-    // the whole reply, and the real reply and usage then correct what the recovery estimated.
+    // A message deleted, or stopped elsewhere (its owner asked while this instance seemed gone), is
+    // not worth finishing. One closed by a recovery after a lapsed lease is: the upstream bills the
+    // whole reply, and the real reply and usage then correct what the recovery estimated.
     const lease = this.keepLease(job, () => text, () => stopController.abort());
 
     for (let attempt = 1; ; attempt += 1) {
@@ -141,11 +144,7 @@ export class GenerationRunner {
       finishReason: stopped ? 'stop_requested' : failure ? 'error' : finishReason,
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
-    try {
-      await recordFinalMessage(this.deps, final, job.reservationId, 'RUN');
-    } catch (error) {
-      logger.error({ err: error, messageId: job.messageId }, 'could not record the final message');
-    }
+    await this.record(final, job.reservationId);
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
     await hub.publish({ messageId: job.messageId, seq: lastSeq + 1, delta: '', done: true }).catch((error) => {
       logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
@@ -153,26 +152,49 @@ export class GenerationRunner {
   }
 
   /**
+   * Records the end of a generation, retrying a failed transaction (settling is exactly-once, so
+   * a retry cannot charge twice): given up, the message would be closed by a recovery, with an
+   * estimate instead of the real usage.
+   */
+  private async record(final: FinalMessage, reservationId: string): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await recordFinalMessage(this.deps, final, reservationId, 'RUN');
+        return;
+      } catch (error) {
+        const last = attempt >= RECORD_ATTEMPTS;
+        this.deps.logger.error({ err: error, messageId: final.messageId, attempt }, last ? 'could not record the final message' : 'retrying the record of a final message');
+        if (last) return;
+        await sleep(RECORD_RETRY_MS * attempt);
+      }
+    }
+  }
+
+  /**
    * While a generation runs its reservation's lease is renewed and its text so far saved, so
    * that if this process dies another instance can tell (the lease lapses) and close the message
-   * with that text. `onDeleted` runs when the message is gone.
+   * with that text. `giveUp` runs when the message is gone or was stopped elsewhere.
    */
-  private keepLease(job: GenerationJob, textSoFar: () => string, onDeleted: () => void): { end(): Promise<void> } {
+  private keepLease(job: GenerationJob, textSoFar: () => string, giveUp: () => void): { end(): Promise<void> } {
     const { prisma, metering, settings, logger } = this.deps;
     const { messageId } = job;
     let renewal: Promise<unknown> = Promise.resolve();
     let savedLength = 0;
     const renew = async () => {
-      await metering.renewLease(job.reservationId, settings.leaseMs);
+      const held = await metering.renewLease(job.reservationId, settings.leaseMs);
       // The text only grows: rewrite it only when there is more than was saved last time.
       const text = textSoFar();
-      if (text.length <= savedLength) return;
+      if (held && text.length <= savedLength) return;
       const saved = await prisma.message.updateMany({
         where: { id: messageId, status: { in: RUNNING_STATUSES } },
         data: { content: text },
       });
-      if (saved.count === 1) savedLength = text.length;
-      else if (!(await prisma.message.findUnique({ where: { id: messageId }, select: { id: true } }))) onDeleted();
+      if (saved.count === 1) {
+        savedLength = text.length;
+        return;
+      }
+      const message = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
+      if (!message || message.status === 'STOPPED') giveUp();
     };
     const timer = setInterval(() => {
       renewal = renew().catch((error: unknown) => logger.warn({ err: error, messageId }, 'could not renew a generation lease'));
@@ -198,10 +220,9 @@ export class GenerationRunner {
     failure: UpstreamFailure | undefined,
   ): { usage: MeteredUsage; usageEstimated: boolean } {
     if (reported) return { usage: reported, usageEstimated: false };
-    const none = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
-    if (failure && text.length === 0) return { usage: none, usageEstimated: false };
+    if (failure && text.length === 0) return { usage: ZERO_METERED_USAGE, usageEstimated: false };
     return {
-      usage: { ...none, promptTokens: job.promptEstimate, completionTokens: estimateCompletionTokens(text) },
+      usage: { ...ZERO_METERED_USAGE, promptTokens: job.promptEstimate, completionTokens: estimateCompletionTokens(text) },
       usageEstimated: true,
     };
   }

@@ -12,3 +12,7 @@ export const ownedByViewer = {
   findUnique: (id: string, ctx: GraphQLContext) => ({ id, userId: ctx.viewer?.id ?? NO_ROW_ID }),
   authScopes: (row: { userId: string }, ctx: GraphQLContext) => row.userId === ctx.viewer?.id,
 } as const;
+
+/** Data about a user (their usage, credits, quota, billing) is for that user and for admins. */
+export const isSelfOrAdmin = (userId: string, ctx: GraphQLContext) =>
+  ctx.viewer !== null && (ctx.viewer.id === userId || ctx.viewer.role === 'ADMIN');

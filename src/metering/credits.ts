@@ -58,3 +58,29 @@ export async function createUserWithSignupCredits(
     return tx.user.findUniqueOrThrow({ where: { id: user.id } });
   });
 }
+
+const GRANT_BATCH = 100;
+
+/**
+ * Gives the sign-up credits, once, to accounts created before credits existed. Safe on every
+ * instance at once: each account's flag is cleared in the transaction that grants.
+ */
+export async function grantPendingSignupCredits(prisma: PrismaClient, signupCreditsMicros: number): Promise<number> {
+  let granted = 0;
+  for (;;) {
+    const batch = await prisma.$transaction(async (tx) => {
+      const users = await tx.$queryRaw<Array<{ id: string }>>`
+        UPDATE "User" SET "signupCreditsPending" = false
+        WHERE "id" IN (SELECT "id" FROM "User" WHERE "signupCreditsPending" LIMIT ${GRANT_BATCH} FOR UPDATE SKIP LOCKED)
+        RETURNING "id"`;
+      if (signupCreditsMicros > 0) {
+        for (const { id } of users) {
+          await appendCreditEntry(tx, { userId: id, kind: 'GRANT', amountMicros: BigInt(signupCreditsMicros), reason: 'Sign-up credits' });
+        }
+      }
+      return users.length;
+    });
+    granted += batch;
+    if (batch < GRANT_BATCH) return granted;
+  }
+}

@@ -54,7 +54,7 @@ export class Metering {
     const quota = this.deps.quotas[user.plan];
     const tokens = request.promptEstimate + request.maxOutputTokens;
     const free = isFree(model.price);
-    const worstCost = costMicros(model.price, { ...ZERO_METERED_USAGE, promptTokens: request.promptEstimate, completionTokens: request.maxOutputTokens });
+    const worstCost = worstCaseCost(model.price, request.promptEstimate, request.maxOutputTokens);
 
     let quotaTokens = 0;
     let creditMicros = 0n;
@@ -259,4 +259,14 @@ function storedPrice(reservation: Reservation): ModelPrice {
   const parsed = storedPriceSchema.safeParse(reservation.price);
   if (!parsed.success) throw new Error(`reservation ${reservation.id} holds no valid price`);
   return parsed.data;
+}
+
+/** The most a call may cost: every prompt token at the dearer of its two rates, likewise every completion token. */
+function worstCaseCost(price: ModelPrice, promptTokens: number, completionTokens: number): bigint {
+  const dearest: ModelPrice = {
+    ...price,
+    inputMicrosPerMillion: Math.max(price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion),
+    outputMicrosPerMillion: Math.max(price.outputMicrosPerMillion, price.reasoningMicrosPerMillion),
+  };
+  return costMicros(dearest, { ...ZERO_METERED_USAGE, promptTokens, completionTokens });
 }

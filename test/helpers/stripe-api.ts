@@ -26,7 +26,7 @@ export class LocalStripeApi {
   private customerGate?: { waiting: number; open: () => void; opened: Promise<void> };
 
   private constructor(
-    private readonly server: ReturnType<typeof createServer>,
+    server: ReturnType<typeof createServer>,
     readonly url: string,
   ) {
     this.stop = registerLeftover(async () => {

@@ -10,7 +10,10 @@ ALTER TABLE "User"
   ADD COLUMN "stripeSubscriptionId" TEXT,
   ADD COLUMN "subscriptionStatus" TEXT,
   ADD COLUMN "pastDue" BOOLEAN NOT NULL DEFAULT false,
-  ADD COLUMN "subscriptionEventAt" TIMESTAMP(3);
+  ADD COLUMN "subscriptionEventAt" TIMESTAMP(3),
+  ADD COLUMN "signupCreditsPending" BOOLEAN NOT NULL DEFAULT false;
+-- Accounts from before credits existed get the sign-up credits too (granted at the next start).
+UPDATE "User" SET "signupCreditsPending" = true;
 CREATE UNIQUE INDEX "User_stripeCustomerId_key" ON "User"("stripeCustomerId");
 
 ALTER TABLE "Message"
@@ -66,7 +69,7 @@ ALTER TABLE "Message"
 ALTER TABLE "CreditLedgerEntry" ADD COLUMN "stripePaymentIntentId" TEXT;
 CREATE INDEX "CreditLedgerEntry_stripePaymentIntentId_idx" ON "CreditLedgerEntry"("stripePaymentIntentId");
 
--- What a user was charged and paid outlives nothing: users are deactivated, not deleted.
+-- What a user was charged and paid is never deleted with them: users are deactivated, not deleted.
 ALTER TABLE "UsageDaily" DROP CONSTRAINT "UsageDaily_userId_fkey";
 ALTER TABLE "UsageDaily" ADD CONSTRAINT "UsageDaily_userId_fkey" FOREIGN KEY ("userId") REFERENCES "User"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
 ALTER TABLE "QuotaPeriod" DROP CONSTRAINT "QuotaPeriod_userId_fkey";

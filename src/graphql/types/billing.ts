@@ -3,6 +3,7 @@ import type { CheckoutSession } from '../../billing/checkout.js';
 import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
 import { requireViewer, type GraphQLContext } from '../context.js';
+import { isSelfOrAdmin } from '../ownership.js';
 import { PlanEnum, UserRef } from './user.js';
 
 const CreditPackRef = builder.objectRef<CreditPack>('CreditPack').implement({
@@ -70,7 +71,6 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-const isSelfOrAdmin = (userId: string, ctx: GraphQLContext) => userId === ctx.viewer?.id || ctx.viewer?.role === 'ADMIN';
 
 builder.prismaObjectFields(UserRef, (t) => ({
   subscriptionStatus: t.exposeString('subscriptionStatus', {

@@ -1,11 +1,10 @@
 import { quotaPeriodOf } from '../../metering/quota.js';
 import { builder } from '../builder.js';
-import type { GraphQLContext } from '../context.js';
+import { isSelfOrAdmin } from '../ownership.js';
 import { NO_ROW_ID } from '../global-id.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { UserRef } from './user.js';
 
-const isOwnerOrAdmin = (userId: string, ctx: GraphQLContext) => userId === ctx.viewer?.id || ctx.viewer?.role === 'ADMIN';
 
 const CreditEntryKind = builder.enumType('CreditEntryKind', {
   values: ['GRANT', 'PURCHASE', 'USAGE', 'REFUND', 'DISPUTE', 'ADJUSTMENT'] as const,
@@ -16,7 +15,7 @@ builder.prismaNode('CreditLedgerEntry', {
   nullable: true,
   findUnique: (id, ctx) =>
     ctx.viewer?.role === 'ADMIN' ? { id } : { id, userId: ctx.viewer?.id ?? NO_ROW_ID },
-  authScopes: (entry, ctx) => isOwnerOrAdmin(entry.userId, ctx),
+  authScopes: (entry, ctx) => isSelfOrAdmin(entry.userId, ctx),
   description: 'One movement of credits. Entries are never changed or removed.',
   fields: (t) => ({
     kind: t.expose('kind', { type: CreditEntryKind }),
@@ -81,11 +80,11 @@ const Quota = builder.objectRef<QuotaShape>('Quota').implement({
 });
 
 builder.prismaObjectFields(UserRef, (t) => ({
-  credits: t.variant(Credits, { authScopes: (user, _args, ctx) => isOwnerOrAdmin(user.id, ctx) }),
+  credits: t.variant(Credits, { authScopes: (user, _args, ctx) => isSelfOrAdmin(user.id, ctx) }),
   quota: t.field({
     type: Quota,
     select: { plan: true },
-    authScopes: (user, _args, ctx) => isOwnerOrAdmin(user.id, ctx),
+    authScopes: (user, _args, ctx) => isSelfOrAdmin(user.id, ctx),
     resolve: async (user, _args, ctx) => {
       const period = quotaPeriodOf();
       const row = await ctx.services.prisma.quotaPeriod.findUnique({ where: { userId_period: { userId: user.id, period } } });

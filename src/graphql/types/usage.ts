@@ -1,8 +1,9 @@
 import { userUsage, type UsageDay, type UsageTotals } from '../../metering/queries.js';
 import { builder } from '../builder.js';
+import { isSelfOrAdmin } from '../ownership.js';
+import { UserRef } from './user.js';
 
 type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer Types> ? Types : never;
-import { UserRef } from './user.js';
 
 /** Token counts as the provider reports them: cached tokens are part of the prompt, reasoning tokens part of the completion. */
 function tokenFields(t: PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, UsageTotals>) {
@@ -44,7 +45,7 @@ builder.prismaObjectField(UserRef, 'usage', (t) =>
     type: UsageRef,
     description: 'Usage between two UTC days, inclusive (default: this month so far), with daily buckets.',
     args: { from: t.arg({ type: 'Date' }), to: t.arg({ type: 'Date' }) },
-    authScopes: (user, _args, ctx) => user.id === ctx.viewer?.id || ctx.viewer?.role === 'ADMIN',
+    authScopes: (user, _args, ctx) => isSelfOrAdmin(user.id, ctx),
     resolve: (user, args, ctx) => userUsage(ctx.services.prisma, user.id, args),
   }),
 );

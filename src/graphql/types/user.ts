@@ -1,14 +1,13 @@
 import { updateProfile } from '../../auth/accounts.js';
 import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
-import { accountDeps, requireViewer, type GraphQLContext } from '../context.js';
+import { accountDeps, requireViewer } from '../context.js';
 import { NO_ROW_ID } from '../global-id.js';
+import { isSelfOrAdmin } from '../ownership.js';
 
 export const RoleEnum = builder.enumType('Role', { values: ['USER', 'ADMIN'] as const });
 export const PlanEnum = builder.enumType('Plan', { values: ['FREE', 'PRO', 'TEAM'] as const });
 
-const isSelfOrAdmin = (userId: string, ctx: GraphQLContext) =>
-  ctx.viewer !== null && (ctx.viewer.id === userId || ctx.viewer.role === 'ADMIN');
 
 export const UserRef = builder.prismaNode('User', {
   id: { field: 'id' },
