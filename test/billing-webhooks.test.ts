@@ -88,6 +88,16 @@ describe('refunds and disputes', () => {
     expect((await userRow(f.t, userId)).creditBalanceMicros).toBe(-5_000_000n);
   });
 
+  it('takes back the disputed share of a purchase, once', async () => {
+    const { userId, paymentIntent } = await buyer();
+    // $2 of the $5 payment is disputed.
+    const dispute = { id: stripeId('dp'), object: 'dispute', amount: 200, currency: 'usd', charge: stripeId('ch'), payment_intent: paymentIntent, status: 'needs_response' };
+    await deliver(stripeEvent('charge.dispute.created', dispute), stripeEvent('charge.dispute.created', dispute));
+
+    const disputes = (await stripeLedger(f.t, userId)).filter((e) => e.kind === 'DISPUTE');
+    expect(disputes.map((e) => e.amountMicros)).toEqual([-(PACK.creditsMicros * 2) / 5]);
+  });
+
   it('acknowledges a refund of a payment that bought no credits', async () => {
     const event = stripeEvent('charge.refunded', charge(stripeId('pi'), 500, 500));
     await deliver(event);

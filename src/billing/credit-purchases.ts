@@ -32,6 +32,7 @@ export const creditPurchase: StripeEventEffect = async (tx, event, context) => {
     reason: `Bought ${pack.name}`,
     stripeEventId: event.id,
     stripePaymentIntentId: paymentId,
+    stripeAmountCents: session.amount_total ?? undefined,
   });
 };
 
@@ -59,22 +60,22 @@ export const reverseRefundedCredits: StripeEventEffect = async (tx, event, conte
 };
 
 /**
- * A dispute takes back what refunds have not yet. The event's dispute carries its amount but not
- * the charge's, so no share can be computed; disputes cover the whole charge but for rare
- * exceptions, and the balance is the merchant's to restore (an ADJUSTMENT) if the dispute is won.
+ * A dispute takes back the disputed share of the purchase (all of it when the purchase did not
+ * record what was paid), never more than refunds left.
  */
 export const reverseDisputedCredits: StripeEventEffect = async (tx, event, context) => {
   const dispute = event.data.object as Stripe.Dispute;
   const paymentId = stripeIdOf(dispute.payment_intent);
   if (!paymentId) return warnUnapplied(context, event, 'the dispute has no payment');
-  await reversePurchase(tx, event, context, { paymentId, kind: 'DISPUTE', share: 'rest', reason: 'Payment disputed' });
+  await reversePurchase(tx, event, context, { paymentId, kind: 'DISPUTE', share: { part: BigInt(dispute.amount) }, reason: 'Payment disputed' });
 };
 
 interface Reversal {
   paymentId: string;
   kind: Extract<CreditEntryKind, 'REFUND' | 'DISPUTE'>;
-  /** The share of the purchase this kind of reversal should have taken back in total. */
-  share: { part: bigint; whole: bigint } | 'rest';
+  /** The share of the purchase this kind of reversal should have taken back in total: part of the
+   * payment's whole (by default, the amount the purchase recorded as paid). */
+  share: { part: bigint; whole?: bigint };
   reason: string;
 }
 
@@ -82,7 +83,7 @@ interface Reversal {
 async function reversePurchase(tx: PrismaTx, event: Stripe.Event, context: EffectContext, reversal: Reversal): Promise<void> {
   const purchase = await tx.creditLedgerEntry.findFirst({
     where: { stripePaymentIntentId: reversal.paymentId, kind: 'PURCHASE' },
-    select: { userId: true, amountMicros: true },
+    select: { userId: true, amountMicros: true, stripeAmountCents: true },
   });
   // Subscription invoices are refunded and disputed too; they bought no credits to take back.
   if (!purchase) {
@@ -99,10 +100,8 @@ async function reversePurchase(tx: PrismaTx, event: Stripe.Event, context: Effec
     earlier.filter((e) => kinds.includes(e.kind)).reduce((sum, e) => sum - e.amountMicros, 0n);
   const bought = purchase.amountMicros;
   const stillHeld = bought - reversedBy(['REFUND', 'DISPUTE']);
-  const due =
-    reversal.share === 'rest'
-      ? stillHeld
-      : (bought * min(reversal.share.part, reversal.share.whole)) / reversal.share.whole - reversedBy([reversal.kind]);
+  const whole = reversal.share.whole ?? (purchase.stripeAmountCents ? BigInt(purchase.stripeAmountCents) : undefined);
+  const due = whole && whole > 0n ? (bought * min(reversal.share.part, whole)) / whole - reversedBy([reversal.kind]) : stillHeld;
   const amount = min(due, stillHeld);
   if (amount <= 0n) return;
   await appendCreditEntry(tx, {

@@ -9,6 +9,7 @@ export interface CreditEntryInput {
   reason: string;
   stripeEventId?: string;
   stripePaymentIntentId?: string;
+  stripeAmountCents?: number;
   actorUserId?: string;
   messageId?: string;
 }
@@ -39,6 +40,7 @@ export async function appendCreditEntry(tx: PrismaTx, entry: CreditEntryInput): 
       reason: entry.reason,
       stripeEventId: entry.stripeEventId,
       stripePaymentIntentId: entry.stripePaymentIntentId,
+      stripeAmountCents: entry.stripeAmountCents,
       actorUserId: entry.actorUserId,
       messageId: entry.messageId,
     },

@@ -66,7 +66,7 @@ ALTER TABLE "Message"
   DROP COLUMN "promptEstimate",
   DROP COLUMN "leaseExpiresAt";
 
-ALTER TABLE "CreditLedgerEntry" ADD COLUMN "stripePaymentIntentId" TEXT;
+ALTER TABLE "CreditLedgerEntry" ADD COLUMN "stripePaymentIntentId" TEXT, ADD COLUMN "stripeAmountCents" INTEGER;
 CREATE INDEX "CreditLedgerEntry_stripePaymentIntentId_idx" ON "CreditLedgerEntry"("stripePaymentIntentId");
 
 -- What a user was charged and paid is never deleted with them: users are deactivated, not deleted.
