@@ -98,6 +98,21 @@ describe('refunds and disputes', () => {
     expect(disputes.map((e) => e.amountMicros)).toEqual([-(PACK.creditsMicros * 2) / 5]);
   });
 
+  it('has Stripe retry a refund that arrives before its purchase was applied, so the purchase is reversed after all', async () => {
+    const { userId } = await signUp(f.t);
+    const session = paidPackSession(userId, PACK.id);
+    const refund = stripeEvent('charge.refunded', { ...charge(session.payment_intent, 500, 500), metadata: { userId, pack: PACK.id } });
+    // The purchase's delivery failed; the refund comes first and is refused, to be retried.
+    expect((await deliverStripeEvent(f.origin, refund)).status).toBe(500);
+    expect(await isRecorded(f.t, refund.id)).toBe(false);
+
+    await deliver(stripeEvent('checkout.session.completed', session), refund);
+    expect((await stripeLedger(f.t, userId)).map((e) => [e.kind, e.amountMicros])).toEqual([
+      ['PURCHASE', PACK.creditsMicros],
+      ['REFUND', -PACK.creditsMicros],
+    ]);
+  });
+
   it('acknowledges a refund of a payment that bought no credits', async () => {
     const event = stripeEvent('charge.refunded', charge(stripeId('pi'), 500, 500));
     await deliver(event);

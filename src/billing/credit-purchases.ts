@@ -56,6 +56,9 @@ export const reverseRefundedCredits: StripeEventEffect = async (tx, event, conte
     kind: 'REFUND',
     share: { part: BigInt(charge.amount_refunded), whole: BigInt(charge.amount) },
     reason: 'Payment refunded',
+    // A charge of a credit pack (our checkout's metadata) whose purchase is not applied yet: its
+    // delivery failed and Stripe will retry it. Failing this one too makes Stripe retry it later.
+    boughtCredits: Boolean(charge.metadata?.pack),
   });
 };
 
@@ -77,6 +80,8 @@ interface Reversal {
    * payment's whole (by default, the amount the purchase recorded as paid). */
   share: { part: bigint; whole?: bigint };
   reason: string;
+  /** The payment is known to have bought credits, so a missing purchase is not applied yet. */
+  boughtCredits?: boolean;
 }
 
 // The balance may go below zero: the credits bought were often spent already, and that debt is real.
@@ -85,6 +90,7 @@ async function reversePurchase(tx: PrismaTx, event: Stripe.Event, context: Effec
     where: { stripePaymentIntentId: reversal.paymentId, kind: 'PURCHASE' },
     select: { userId: true, amountMicros: true, stripeAmountCents: true },
   });
+  if (!purchase && reversal.boughtCredits) throw new Error('the purchase this reverses is not applied yet');
   // Subscription invoices are refunded and disputed too; they bought no credits to take back.
   if (!purchase) {
     context.logger.info({ stripeEventId: event.id, stripeEventType: event.type }, 'Stripe refund or dispute of a payment that bought no credits');
