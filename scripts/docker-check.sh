@@ -25,7 +25,7 @@ cp -r scripts "$work/runtime/"
 (cd "$work/runtime" && npm ci --omit=dev --omit=optional --omit=peer --ignore-scripts --no-audit --no-fund --loglevel=error)
 cp -r prisma "$work/runtime/"
 cp -r "$work/build/dist" "$work/runtime/dist"
-for dev_only in vitest prisma typescript tsx; do
+for dev_only in vitest prisma typescript tsx pino-pretty @graphql-codegen/cli playwright-core; do
   if [ -e "$work/runtime/node_modules/$dev_only" ]; then echo "dev dependency $dev_only in the runtime image" >&2; exit 1; fi
 done
 
@@ -38,6 +38,10 @@ env -u DATABASE_URL -u REDIS_URL NODE_ENV=production PORT="$port" HOST=127.0.0.1
 server_pid=$!
 for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.5; done
 curl -fs "http://127.0.0.1:$port/ready" | grep -q '"database":"ok"'
+# The image's HEALTHCHECK command, as written in the Dockerfile.
+healthcheck="$(sed -n 's/^HEALTHCHECK .* CMD //p' "$repo/Dockerfile")"
+[ -n "$healthcheck" ] || { echo "no HEALTHCHECK in the Dockerfile" >&2; exit 1; }
+PORT="$port" sh -c "$healthcheck" || { echo "HEALTHCHECK failed: $healthcheck" >&2; exit 1; }
 curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
   -d '{"query":"mutation { register(input: {email: \"docker@example.com\", password: \"correct horse battery\", name: \"D\"}) { user { email } } }"}' \
   | grep -q docker@example.com

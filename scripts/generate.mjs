@@ -26,6 +26,9 @@ const hasEngine = existsSync(enginesDir) && readdirSync(enginesDir).some((f) => 
 if (!hasEngine && !env.PRISMA_SCHEMA_ENGINE_BINARY) env.PRISMA_SCHEMA_ENGINE_BINARY = process.execPath;
 run(bin('prisma'), ['generate'], env);
 
-if (existsSync(bin('graphql-codegen')) && existsSync(join(root, 'codegen.ts'))) {
-  run(bin('graphql-codegen'), ['--config', 'codegen.ts', '--silent']);
+// The typed documents of the tests, then those of the typed client example.
+for (const config of ['codegen.ts', 'examples/typed-client/codegen.ts']) {
+  if (existsSync(bin('graphql-codegen')) && existsSync(join(root, config))) {
+    run(bin('graphql-codegen'), ['--config', config, '--silent']);
+  }
 }

@@ -1,5 +1,5 @@
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
+import { createAdmin } from './admin/admin.js';
 import { createAuthenticator } from './auth/viewer.js';
 import { ChatService } from './chat/chat-service.js';
 import { startDemoUpstream, type DemoUpstream } from './chat/demo-upstream.js';
@@ -17,6 +17,7 @@ import { createBilling } from './billing/checkout.js';
 import { createStripeClient } from './billing/stripe-client.js';
 import { createStripeWebhooks } from './billing/webhooks.js';
 import type { Config } from './config.js';
+import { StartupError } from './errors.js';
 import { openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import type { Services } from './graphql/context.js';
@@ -30,6 +31,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createErrorReporter } from './observability/error-reporter.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createRateLimiter } from './rate-limit/limiter.js';
+import { createRealtimeSessions } from './realtime/realtime-sessions.js';
 import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore } from './rate-limit/store.js';
 import { Redis } from 'ioredis';
 
@@ -70,7 +72,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
 
   const readinessChecks: ReadinessChecks = { required: { database: () => db.ping() }, advisory: {} };
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
+  const redis = config.redisUrl
+    ? await connectRedis(config.redisUrl).catch(async (error: unknown) => {
+        await db.close();
+        throw error;
+      })
+    : undefined;
   let transport: { store: ReplayStore; channel: LiveChannel };
   if (redis) {
     readinessChecks.required.redis = async () => {
@@ -126,6 +133,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const stripeWebhooks =
     stripe && config.stripe ? createStripeWebhooks({ ...billingDeps, stripe, webhookSecret: config.stripe.webhookSecret }) : undefined;
 
+  const chat = new ChatService({ prisma: db.prisma, config, metering, generations, logger });
   const services: Services = {
     config,
     prisma: db.prisma,
@@ -133,7 +141,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     logger,
     metering,
     billing: createBilling({ ...billingDeps, stripe }),
-    chat: new ChatService({ prisma: db.prisma, config, metering, generations, logger }),
+    chat,
+    realtime: createRealtimeSessions({ prisma: db.prisma, metering, upstream, config, logger }),
     rateLimiter: createRateLimiter({
       store: rateLimitStore,
       rules: config.limits.rates,
@@ -141,6 +150,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       onRefused: (check) => metrics.rateLimited.inc({ rule: check.rule }),
     }),
     revocations,
+    admin: createAdmin({ prisma: db.prisma, revocations, chat, logger }),
   };
   const maskError = createErrorMasker(logger, errorReporter.report);
   // Production can be limited to the documents its clients were built with (codegen's manifest).
@@ -198,15 +208,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     db,
     yoga,
     metrics,
-    start: (port = config.port) =>
-      new Promise((resolve, reject) => {
-        httpServer.once('error', reject);
+    start: async (port = config.port) => {
+      await ensurePortFree(port, config.host);
+      return new Promise<URL>((resolve, reject) => {
+        httpServer.once('error', (error) => reject(listenError(error, port)));
         httpServer.listen(port, config.host, () => {
           const { port: bound } = httpServer.address() as AddressInfo;
           const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
           resolve(new URL(`http://${host}:${bound}/graphql`));
         });
-      }),
+      });
+    },
     stop: () => (stopping ??= stop()),
   };
 }
@@ -225,8 +237,16 @@ async function connectRedis(url: string) {
   const clients = [commands, subscriber, rateLimits];
   // Connection errors are retried by ioredis; failed commands surface to their callers.
   for (const client of clients) client.on('error', () => {});
-  // Connected before serving, so the first requests are counted and streamed too.
-  await Promise.all(clients.map((client) => once(client, 'ready')));
+  // Connected before serving, so the first requests are counted and streamed too. At start-up an
+  // unreachable Redis is a configuration problem: refuse at its first error instead of retrying forever.
+  try {
+    await Promise.all(clients.map((client) => readyOrFirstError(client)));
+  } catch (error) {
+    for (const client of clients) client.disconnect();
+    const { host, port } = commands.options;
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new StartupError(`REDIS_URL: cannot connect to Redis at ${host}:${port} (${reason})`);
+  }
   return {
     commands,
     subscriber,
@@ -237,4 +257,40 @@ async function connectRedis(url: string) {
       await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
     },
   };
+}
+
+/** Resolves once the client is ready; rejects with its first error (ioredis bounds a connect attempt with connectTimeout). */
+function readyOrFirstError(client: Redis): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) => {
+      client.off('ready', ready);
+      reject(error);
+    };
+    const ready = () => {
+      client.off('error', fail);
+      resolve();
+    };
+    client.once('ready', ready);
+    client.once('error', fail);
+  });
+}
+
+/**
+ * Refuses a port that is taken or not allowed, before the real server tries it: ws re-emits the
+ * HTTP server's listen errors on the WebSocket server, where graphql-ws prints them with a stack.
+ */
+async function ensurePortFree(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (error) => reject(listenError(error, port)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+/** A taken or forbidden port as the one line an operator needs; other errors as they are. */
+function listenError(error: NodeJS.ErrnoException, port: number): Error {
+  if (error.code === 'EADDRINUSE') return new StartupError(`Port ${port} is already in use (set PORT to another port)`);
+  if (error.code === 'EACCES') return new StartupError(`Not allowed to listen on port ${port} (set PORT to another port)`);
+  return error;
 }

@@ -31,6 +31,8 @@ export interface RateRule {
   windowMs: number;
 }
 
+const DEFAULT_REALTIME_MODELS = ['gpt-realtime', 'gpt-4o-realtime-preview'];
+
 /** The whole environment, read once. Every problem is reported at once by `loadConfig`. */
 const envSchema = z
   .object({
@@ -38,6 +40,8 @@ const envSchema = z
     HOST: z.string().default('0.0.0.0'),
     PORT: z.coerce.number().int().min(0).max(65535).default(4000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `pretty`: readable lines through pino-pretty (a dev dependency; `npm run dev` sets it). */
+    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
     /** Bearer token Prometheus must present on /metrics; without it /metrics is off in production. */
     METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     SENTRY_DSN: z.url().optional(),
@@ -52,6 +56,9 @@ const envSchema = z
     REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
     /** log2 of the scrypt cost parameter N; 17 is OWASP's recommendation. */
     PASSWORD_HASH_COST: z.coerce.number().int().min(10).max(20).default(17),
+
+    /** Accounts with these e-mails (comma-separated, any case) become ADMIN when they sign up or sign in. */
+    ADMIN_EMAILS: list.optional(),
 
     OIDC_ISSUER: z.url().optional(),
     OIDC_AUDIENCE: z.string().min(1).optional(),
@@ -74,6 +81,14 @@ const envSchema = z
     QUOTA_FREE_TOKENS: z.coerce.number().int().nonnegative().default(200_000),
     QUOTA_PRO_TOKENS: z.coerce.number().int().nonnegative().default(5_000_000),
     QUOTA_TEAM_TOKENS: z.coerce.number().int().nonnegative().default(50_000_000),
+
+    /** Realtime models a client may ask a session for; the first is the default. */
+    REALTIME_MODELS: list.prefault(DEFAULT_REALTIME_MODELS.join(',')),
+    REALTIME_DEFAULT_MODEL: z.string().min(1).optional(),
+    /** What one Realtime session costs (micro-dollars); 0 makes sessions free. */
+    REALTIME_SESSION_PRICE_MICROS: z.coerce.number().int().nonnegative().max(1e12).default(100_000),
+    /** How long a minted client secret can be used to open a session (OpenAI accepts 10 to 7200 s). */
+    REALTIME_SECRET_TTL_SECONDS: z.coerce.number().int().min(10).max(7200).default(60),
 
     STRIPE_SECRET_KEY: z.string().startsWith('sk_').optional(),
     STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_').optional(),
@@ -116,6 +131,7 @@ const envSchema = z
     RATE_LIMIT_AUTH_PER_IP: rate.prefault('30/10m'),
     RATE_LIMIT_LOGIN_PER_ACCOUNT: rate.prefault('10/15m'),
     RATE_LIMIT_SEND_MESSAGE: rate.prefault('30/1m'),
+    RATE_LIMIT_REALTIME_SESSIONS: rate.prefault('10/1m'),
     MAX_CONCURRENT_GENERATIONS: count.default(4),
     PASSWORD_HASH_CONCURRENCY: count.default(2),
     PASSWORD_HASH_QUEUE: count.default(8),
@@ -126,6 +142,9 @@ const envSchema = z
     WS_MAX_CONNECTIONS_PER_USER: count.default(50),
     WS_INIT_TIMEOUT_SECONDS: seconds.default(10),
   });
+
+/** Every variable the server reads (`.env.example` documents each one). */
+export const ENVIRONMENT_VARIABLES = Object.keys(envSchema.shape);
 
 type RawEnv = Record<string, string | undefined>;
 
@@ -141,6 +160,11 @@ function crossFieldProblems(env: RawEnv): string[] {
     problems.push('OIDC_AUDIENCE: OIDC_ISSUER and OIDC_AUDIENCE must be set together');
   }
   if (env.OIDC_JWKS_URL && !env.OIDC_ISSUER) problems.push('OIDC_JWKS_URL: needs OIDC_ISSUER');
+  const realtimeModels = list.parse(env.REALTIME_MODELS ?? DEFAULT_REALTIME_MODELS.join(','));
+  if (realtimeModels.length === 0) problems.push('REALTIME_MODELS: must name at least one model');
+  if (env.REALTIME_DEFAULT_MODEL && !realtimeModels.includes(env.REALTIME_DEFAULT_MODEL)) {
+    problems.push(`REALTIME_DEFAULT_MODEL: ${env.REALTIME_DEFAULT_MODEL} is not in REALTIME_MODELS`);
+  }
   if (env.STRIPE_SECRET_KEY && !env.STRIPE_WEBHOOK_SECRET) {
     problems.push('STRIPE_WEBHOOK_SECRET: is required when STRIPE_SECRET_KEY is set');
   } else if (env.STRIPE_WEBHOOK_SECRET && !env.STRIPE_SECRET_KEY) {
@@ -181,6 +205,7 @@ export interface Config {
   host: string;
   port: number;
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
   metrics: { enabled: boolean; token?: string };
   /** Unexpected errors are reported to this Sentry project. */
   sentryDsn?: string;
@@ -196,6 +221,8 @@ export interface Config {
     passwordHashCost: number;
   };
   oidc?: { issuer: string; audience: string; jwksUrl: string };
+  /** Lower-cased e-mails of the accounts that become ADMIN when they sign up or sign in. */
+  admin: { emails: string[] };
   openai: { apiKey?: string; baseUrl?: string };
   chat: {
     models: ModelInfo[];
@@ -209,6 +236,13 @@ export interface Config {
     demo: boolean;
   };
   quotas: PlanQuotas;
+  realtime: {
+    models: string[];
+    defaultModel: string;
+    /** Charged once per minted session: the server never sees the session's audio or tokens. */
+    sessionPriceMicros: number;
+    secretTtlSeconds: number;
+  };
   billing: {
     signupCreditsMicros: number;
     creditPacks: CreditPack[];
@@ -233,7 +267,14 @@ export interface Config {
 export interface Limits {
   document: { maxBytes: number; maxTokens: number; maxDepth: number; maxAliases: number; maxDirectives: number; maxCost: number };
   variables: { maxValues: number; maxDepth: number };
-  rates: { operations: RateRule; mutations: RateRule; authPerIp: RateRule; loginPerAccount: RateRule; sendMessage: RateRule };
+  rates: {
+    operations: RateRule;
+    mutations: RateRule;
+    authPerIp: RateRule;
+    loginPerAccount: RateRule;
+    sendMessage: RateRule;
+    realtimeSessions: RateRule;
+  };
   maxConcurrentGenerations: number;
   passwordHashing: { concurrency: number; queue: number };
   ws: { maxPayloadBytes: number; maxSubscriptionsPerConnection: number; maxConnectionsPerIp: number; maxConnectionsPerUser: number; initTimeoutMs: number };
@@ -292,6 +333,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     // Open without a token in development and tests; production must not expose it unprotected.
     metrics: { enabled: !production || env.METRICS_TOKEN !== undefined, token: env.METRICS_TOKEN },
     sentryDsn: env.SENTRY_DSN,
@@ -307,6 +349,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       passwordHashCost: env.PASSWORD_HASH_COST,
     },
     oidc,
+    admin: { emails: (env.ADMIN_EMAILS ?? []).map((email) => email.toLowerCase()) },
     openai: { apiKey: env.OPENAI_API_KEY, baseUrl: env.OPENAI_BASE_URL },
     chat: {
       models,
@@ -319,6 +362,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       demo: !env.OPENAI_API_KEY,
     },
     quotas: { FREE: env.QUOTA_FREE_TOKENS, PRO: env.QUOTA_PRO_TOKENS, TEAM: env.QUOTA_TEAM_TOKENS },
+    realtime: {
+      models: env.REALTIME_MODELS,
+      defaultModel: env.REALTIME_DEFAULT_MODEL ?? env.REALTIME_MODELS[0]!,
+      sessionPriceMicros: env.REALTIME_SESSION_PRICE_MICROS,
+      secretTtlSeconds: env.REALTIME_SECRET_TTL_SECONDS,
+    },
     billing: {
       signupCreditsMicros: env.SIGNUP_CREDITS_MICROS,
       creditPacks: creditPacksFromJson(env.CREDIT_PACKS_JSON) ?? DEFAULT_CREDIT_PACKS,
@@ -357,6 +406,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         authPerIp: env.RATE_LIMIT_AUTH_PER_IP,
         loginPerAccount: env.RATE_LIMIT_LOGIN_PER_ACCOUNT,
         sendMessage: env.RATE_LIMIT_SEND_MESSAGE,
+        realtimeSessions: env.RATE_LIMIT_REALTIME_SESSIONS,
       },
       maxConcurrentGenerations: env.MAX_CONCURRENT_GENERATIONS,
       passwordHashing: { concurrency: env.PASSWORD_HASH_CONCURRENCY, queue: env.PASSWORD_HASH_QUEUE },

@@ -38,3 +38,11 @@ export const forbidden = (message = 'Not allowed') => new AppError('FORBIDDEN', 
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 export const badInput = (message: string, field?: string) =>
   new AppError('BAD_USER_INPUT', message, field ? { field } : {});
+
+/**
+ * The server cannot start for a reason its operator can fix (a taken port, an unreachable Redis,
+ * a data directory in use): reported as one line naming what to change, without a stack.
+ */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}

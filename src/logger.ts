@@ -1,4 +1,5 @@
-import { pino, type DestinationStream, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import { pino, transport, type DestinationStream, type Logger } from 'pino';
 import { currentRequest } from './observability/request-context.js';
 import { describeError } from './observability/safe-error.js';
 
@@ -46,4 +47,17 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     },
     destination,
   );
+}
+
+/**
+ * Readable, coloured lines for a terminal (`LOG_FORMAT=pretty`, as `npm run dev` sets). pino-pretty
+ * is a dev dependency: undefined when it is not installed (a production image), so JSON is written.
+ */
+export function prettyDestination(): DestinationStream | undefined {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+  } catch {
+    return undefined;
+  }
+  return transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } });
 }

@@ -1,6 +1,7 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { createLogger } from './logger.js';
+import { StartupError } from './errors.js';
+import { createLogger, prettyDestination } from './logger.js';
 
 let config;
 try {
@@ -11,18 +12,32 @@ try {
   process.exit(1);
 }
 
-const logger = createLogger(config.logLevel);
+const pretty = config.logFormat === 'pretty' ? prettyDestination() : undefined;
+const logger = createLogger(config.logLevel, pretty);
+if (config.logFormat === 'pretty' && !pretty) logger.warn('LOG_FORMAT=pretty needs pino-pretty, a dev dependency: logging JSON');
 for (const warning of config.warnings) logger.warn(warning);
 
-const app = await buildApp(config, { logger }).catch((error: unknown) => {
-  // A start-up refusal (data directory in use, database unreachable) says why and exits non-zero.
-  logger.fatal({ err: error }, error instanceof Error ? error.message : 'could not start');
+// A start-up refusal (port taken, Redis or database unreachable, data directory in use) says why
+// and exits non-zero; only an unexpected failure comes with its stack.
+const refuseStart = (error: unknown): never => {
+  if (error instanceof StartupError) logger.fatal(error.message);
+  else logger.fatal({ err: error }, error instanceof Error ? error.message : 'could not start');
   return process.exit(1);
-});
-const shutdown = (signal: string) => {
+};
+
+const app = await buildApp(config, { logger }).catch(refuseStart);
+let stopping = false;
+const shutdown = (signal: NodeJS.Signals) => {
+  // Ctrl-C under `tsx watch` arrives twice (from the terminal, then relayed by tsx): a repeat must
+  // not fall through to the default action, which would kill the process mid-stop.
+  if (stopping) return;
+  stopping = true;
   logger.info({ signal }, 'shutting down');
   app.stop().then(
-    () => process.exit(0),
+    () => {
+      logger.info('stopped');
+      process.exit(0);
+    },
     (error) => {
       logger.error({ err: error }, 'shutdown failed');
       process.exit(1);
@@ -31,10 +46,13 @@ const shutdown = (signal: string) => {
 };
 // Installed before the server announces itself: a SIGTERM that follows the announcement at once
 // must reach this handler, not the default action that kills the process on the spot.
-process.once('SIGTERM', () => shutdown('SIGTERM'));
-process.once('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
 
-const url = await app.start();
+const url = await app.start().catch(async (error: unknown) => {
+  await app.stop();
+  return refuseStart(error);
+});
 logger.info(
   { url: url.toString(), database: app.db.kind, graphiql: config.http.graphiql },
   `Switchboard listening on ${url}`,

@@ -296,10 +296,10 @@ describe('API keys', () => {
     expect(errorCodes(unknown)).toEqual(['UNAUTHENTICATED']);
   });
 
-  it('cannot manage credentials: no new or revoked keys, no password change, no logoutEverywhere', async () => {
+  it('cannot manage credentials, whatever its scopes: no new or revoked keys, no password change, no logoutEverywhere', async () => {
     const user = await registerUser(t);
     const { secret, apiKey } = expectData(
-      await t.execute(CreateApiKeyDocument, { input: { name: 'k' } }, { token: user.accessToken }),
+      await t.execute(CreateApiKeyDocument, { input: { name: 'k', scopes: ['CHAT', 'READ', 'ACCOUNT'] } }, { token: user.accessToken }),
     ).createApiKey;
     const attempts = {
       createKey: await t.execute(CreateApiKeyDocument, { input: { name: 'more' } }, { token: secret }),
@@ -318,7 +318,7 @@ describe('API keys', () => {
     const rows = await t.app.db.prisma.apiKey.findMany({ where: { user: { email: user.email } } });
     expect(rows.map((row) => row.revokedAt)).toEqual([null]);
     expectData(await t.execute(LoginDocument, { input: { email: user.email, password: STRONG_PASSWORD } }));
-    // Everything else stays allowed, a rename included.
+    // Everything else its scopes allow stays allowed, a rename included.
     expect(expectData(await t.execute(UpdateProfileDocument, { input: { name: 'Renamed' } }, { token: secret })).updateProfile.name).toBe(
       'Renamed',
     );

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { ENVIRONMENT_VARIABLES, loadConfig } from '../src/config.js';
 import { problemsOf } from './helpers/config.js';
 import { tempDir } from './helpers/leftovers.js';
 import { run } from './helpers/processes.js';
@@ -66,6 +66,21 @@ describe('configuration', () => {
   it('derives the JWKS URL from the OIDC issuer', () => {
     const config = loadConfig({ JWT_SECRET: 'p'.repeat(40), OIDC_ISSUER: 'https://tenant.auth0.com/', OIDC_AUDIENCE: 'api' });
     expect(config.oidc?.jwksUrl).toBe('https://tenant.auth0.com/.well-known/jwks.json');
+  });
+
+  it('lists every variable in .env.example, each with its default', () => {
+    const lines = readFileSync(join(import.meta.dirname, '..', '.env.example'), 'utf8')
+      .split('\n')
+      .map((line) => /^# ([A-Z][A-Z0-9_]*)=(.*)$/.exec(line))
+      .filter((match) => match !== null);
+    const documented = lines.map(([, name]) => name);
+    expect([...documented].sort()).toEqual([...ENVIRONMENT_VARIABLES].sort());
+    // Uncommented as they stand, the example's values make the same configuration as no variables at all.
+    const base = { JWT_SECRET: 'p'.repeat(40), DATA_DIR: tempDir('sb-config') };
+    const fromExample = Object.fromEntries(lines.map(([, name, value]) => [name, value]));
+    const { warnings: _w1, ...withExample } = loadConfig({ ...fromExample, ...base });
+    const { warnings: _w2, ...withDefaults } = loadConfig(base);
+    expect(withExample).toEqual(withDefaults);
   });
 
   it('makes the server exit non-zero, printing every problem, when the configuration is invalid', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {

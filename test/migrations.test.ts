@@ -81,7 +81,8 @@ describe('the migrated database agrees with schema.prisma', () => {
         const column = tableColumns.find((c) => c.column_name === field.name)!;
         const where = `${model}.${field.name}`;
         expect(column.is_nullable === 'NO', where).toBe(field.isRequired);
-        if (field.kind === 'enum') expect(column.udt_name, where).toBe(field.type);
+        // PostgreSQL names an array type after its element type with a leading underscore.
+        if (field.kind === 'enum') expect(column.udt_name, where).toBe(field.isList ? `_${field.type}` : field.type);
         else expect(columnTypes[field.type], where).toContain(column.data_type);
       }
     }

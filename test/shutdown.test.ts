@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { print } from 'graphql';
 import { describe, expect, inject, it } from 'vitest';
@@ -6,7 +7,8 @@ import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { LoginDocument, RegisterDocument } from './helpers/documents.js';
-import { dataDirFromTemplate } from './helpers/leftovers.js';
+import { dataDirFromTemplate, registerLeftover, trackChild } from './helpers/leftovers.js';
+import { ROOT } from './helpers/processes.js';
 import { SERVER_PROCESS_TIMEOUT_MS, spawnServer } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
@@ -105,5 +107,43 @@ describe('graceful shutdown', () => {
     expect(existsSync(join(dataDir, 'pglite', 'switchboard.pid'))).toBe(false);
     const next = await startTestApp({}, { database: { kind: 'pglite', dataDir: join(dataDir, 'pglite') } });
     await next.stop();
+  });
+
+  it('the dev server stops on Ctrl-C: the data directory is released and it exits 0', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const dataDir = dataDirFromTemplate('sb-dev', inject('pgliteDataDirTemplate'));
+    // package.json's dev script, run by the shell as npm runs it (exec: the script's process is the one watched).
+    const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { dev: string } }).scripts.dev;
+    const dev = spawn('sh', ['-c', `exec ${script}`], {
+      cwd: ROOT,
+      env: {
+        PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`,
+        HOST: '127.0.0.1',
+        PORT: '0',
+        JWT_SECRET: TEST_JWT_SECRET,
+        DATA_DIR: dataDir,
+      },
+      // Its own process group, like a terminal's foreground job: Ctrl-C signals every process in it.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = trackChild(dev);
+    registerLeftover(() => {
+      try {
+        process.kill(-dev.pid!, 'SIGKILL');
+      } catch {
+        // The group has already exited.
+      }
+    });
+    let output = '';
+    dev.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    dev.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await waitFor('the dev server to listen', () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(output));
+    // Readable lines, not JSON.
+    expect(output).toMatch(/INFO.*: Switchboard listening on/);
+
+    process.kill(-dev.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    expect(output).toMatch(/INFO.*: stopped/);
+    expect(existsSync(join(dataDir, 'pglite', 'switchboard.pid'))).toBe(false);
   });
 });

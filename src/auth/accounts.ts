@@ -5,6 +5,7 @@ import type { PrismaClient, PrismaTx } from '../db/client.js';
 import { AppError, badInput, forbidden, unauthenticated } from '../errors.js';
 import type { Prisma, User } from '../generated/prisma/client.js';
 import { createUserWithSignupCredits } from '../metering/credits.js';
+import { promoteIfListed } from '../admin/promotion.js';
 import { issueAccessToken } from './access-tokens.js';
 import type { RevocationBus } from './revocations.js';
 import { assertStrongPassword, hashPassword, verifyPassword } from './passwords.js';
@@ -17,6 +18,8 @@ export interface AccountDeps {
   revocations: Pick<RevocationBus, 'announce'>;
   /** Credits every new account starts with. */
   signupCreditsMicros: number;
+  /** Lower-cased e-mails of accounts that become ADMIN when they sign up or sign in. */
+  adminEmails: readonly string[];
 }
 
 export interface AuthSession {
@@ -54,7 +57,7 @@ export async function register(
   const passwordHash = await hashPassword(input.password, deps.auth.passwordHashCost);
   try {
     const user = await createUserWithSignupCredits(deps.prisma, { email, name, passwordHash }, deps.signupCreditsMicros);
-    return await startSession(deps, user);
+    return await startSession(deps, await promoteIfListed(deps.prisma, user, deps.adminEmails));
   } catch (error) {
     if (isUniqueViolation(error)) throw badInput('An account with this email already exists', 'email');
     throw error;
@@ -77,7 +80,7 @@ export async function login(deps: AccountDeps, input: { email: string; password:
     throw invalidCredentials();
   }
   if (user.deactivatedAt) throw unauthenticated('Account is deactivated');
-  return startSession(deps, user);
+  return startSession(deps, await promoteIfListed(deps.prisma, user, deps.adminEmails));
 }
 
 /** Issues an access token and a refresh token: the first of a new family, or the next one of a rotation. */
@@ -160,7 +163,7 @@ async function revokeFamily(tx: PrismaTx, familyId: string): Promise<void> {
 }
 
 // Updating the user row first takes the lock of findRefreshTokenLocked.
-async function revokeSessions(tx: PrismaTx, userId: string, data: Prisma.UserUpdateInput = {}): Promise<User> {
+export async function revokeSessions(tx: PrismaTx, userId: string, data: Prisma.UserUpdateInput = {}): Promise<User> {
   const now = new Date();
   const user = await tx.user.update({ where: { id: userId }, data: { ...data, sessionsRevokedAt: now } });
   await tx.refreshToken.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: now } });

@@ -2,8 +2,9 @@ import { decodeJwt } from 'jose';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
 import { createUserWithSignupCredits } from '../metering/credits.js';
+import { promoteIfListed } from '../admin/promotion.js';
 import { forbidden, invalidCredential } from '../errors.js';
-import type { Role, User } from '../generated/prisma/client.js';
+import type { ApiKeyScope, Role, User } from '../generated/prisma/client.js';
 import { verifyAccessToken } from './access-tokens.js';
 import { API_KEY_PREFIX, findActiveApiKey } from './api-keys.js';
 import { createOidcVerifier, type OidcIdentity } from './oidc.js';
@@ -14,6 +15,8 @@ export interface Viewer {
   role: Role;
   via: 'access_token' | 'api_key' | 'oidc';
   apiKeyId?: string;
+  /** What the API key may do (only for `via: 'api_key'`). */
+  apiKeyScopes?: ApiKeyScope[];
   /** The user's row as read when the request was authenticated. */
   user: User;
 }
@@ -56,16 +59,17 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
 
     if (credential.startsWith(`${API_KEY_PREFIX}_`)) {
       const key = await findActiveApiKey(prisma, credential);
-      if (!key) throw invalidCredential('API key is invalid or revoked');
+      if (!key) throw invalidCredential('API key is invalid, revoked or expired');
       const user = await activeUser(key.userId);
-      return { id: user.id, role: user.role, via: 'api_key', apiKeyId: key.id, user };
+      return { id: user.id, role: user.role, via: 'api_key', apiKeyId: key.id, apiKeyScopes: key.scopes, user };
     }
 
     // The unverified issuer only chooses which verifier runs; each verifier checks everything.
     const issuer = unverifiedIssuer(credential);
     if (verifyOidc && config.oidc && issuer === config.oidc.issuer) {
-      const user = await findOrCreateOidcUser(prisma, await verifyOidc(credential), config.billing.signupCreditsMicros);
-      if (user.deactivatedAt) throw invalidCredential('Account is deactivated');
+      const found = await findOrCreateOidcUser(prisma, await verifyOidc(credential), config.billing.signupCreditsMicros);
+      if (found.deactivatedAt) throw invalidCredential('Account is deactivated');
+      const user = await promoteIfListed(prisma, found, config.admin.emails);
       return { id: user.id, role: user.role, via: 'oidc', user };
     }
     const { userId, issuedAt } = await verifyAccessToken(config.auth, credential);

@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
 import type { PrismaClient, PrismaTx } from '../db/client.js';
-import { AppError, badInput, notFound } from '../errors.js';
+import { AppError, badInput, invalidCredential, notFound } from '../errors.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { isFinal, type Generations } from '../generation/generations.js';
@@ -52,7 +52,8 @@ export class ChatService {
     return { prisma: this.deps.prisma, models: this.deps.config.chat.models, defaultModel: this.deps.config.chat.defaultModel };
   }
 
-  async sendMessage(userId: string, input: SendMessageInput): Promise<SendMessageResult> {
+  /** `apiKeyId`: the key the call is made with, whose budget applies too. */
+  async sendMessage(userId: string, input: SendMessageInput, apiKeyId?: string): Promise<SendMessageResult> {
     const { prisma, config } = this.deps;
     const content = checkContent(input.content);
     checkGenerationOptions(input);
@@ -85,12 +86,14 @@ export class ChatService {
     const { reservation, ...result } = await prisma.$transaction(async (tx) => {
       const reservation = await this.deps.metering.reserve(tx, {
         userId,
+        apiKeyId,
         messageId: ids.assistantMessageId,
         model,
         promptEstimate: plan.promptEstimate,
         maxOutputTokens: plan.maxTokens,
         leaseMs: config.chat.generationLeaseMs,
       });
+      await this.checkStillActive(tx, userId);
       await this.checkConcurrentGenerations(tx, userId);
       const written = await this.writeMessages(tx, userId, existing, { content, model: model.id, systemPrompt, ...ids });
       return { reservation, ...written };
@@ -117,6 +120,15 @@ export class ChatService {
     }
     const conversation = await prisma.conversation.findUniqueOrThrow({ where: { id: result.conversation.id } });
     return { ...result, conversation, assistantMessage };
+  }
+
+  /**
+   * Runs after the reservation, which holds the user's row lock: a deactivation commits either
+   * before (and is seen here) or after (and then finds this reply running, and stops it).
+   */
+  private async checkStillActive(tx: PrismaTx, userId: string): Promise<void> {
+    const user = await tx.user.findUnique({ where: { id: userId }, select: { deactivatedAt: true } });
+    if (!user || user.deactivatedAt) throw invalidCredential('Account is deactivated');
   }
 
   /**

@@ -1,15 +1,17 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { StartupError } from '../errors.js';
 
 /** The embedded database's directory is held by another live process. */
-export class DataDirInUseError extends Error {
+export class DataDirInUseError extends StartupError {
   constructor(dir: string, pid: number) {
     super(
       `${dir} is in use by process ${pid}: the embedded database serves one process at a time. ` +
         'Stop that process, or set DATABASE_URL to run several instances on PostgreSQL.',
     );
-    this.name = 'DataDirInUseError';
   }
+
+  override name = 'DataDirInUseError';
 }
 
 function isAlive(pid: number): boolean {

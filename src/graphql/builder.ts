@@ -9,7 +9,7 @@ import { decodeGlobalId } from './global-id.js';
 import type { GraphQLContext } from './context.js';
 import { AppError, badInput } from '../errors.js';
 import { fieldCost } from './limits/field-cost.js';
-import RateLimitPlugin from './rate-limit-plugin.js';
+import RootFieldGuardsPlugin from './root-field-guards.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -21,10 +21,11 @@ export const builder = new SchemaBuilder<{
     DateTime: { Input: Date; Output: Date };
     Date: { Input: Date; Output: Date };
     SafeInt: { Input: number; Output: number | bigint };
+    JSON: { Input: unknown; Output: unknown };
   };
 }>({
-  // Rate limits run first: a refused call costs no authorization or database work.
-  plugins: [RateLimitPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
+  // Key scopes and rate limits run first: a refused call costs no authorization or database work.
+  plugins: [RootFieldGuardsPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
   // Costs are checked before execution by the operation-limits plugin, with the request's variables.
   complexity: { fieldComplexity: (args) => fieldCost(args) },
   defaultFieldNullability: false,

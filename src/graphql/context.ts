@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import DataLoader from 'dataloader';
 import type { AccountDeps } from '../auth/accounts.js';
+import type { Admin } from '../admin/admin.js';
 import type { RevocationBus } from '../auth/revocations.js';
 import type { Billing } from '../billing/checkout.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
@@ -12,6 +13,7 @@ import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
+import type { RealtimeSessions } from '../realtime/realtime-sessions.js';
 import { clientIp } from '../rate-limit/client-ip.js';
 
 /** Long-lived dependencies the resolvers call into; wired once in app.ts. */
@@ -23,8 +25,10 @@ export interface Services {
   chat: ChatService;
   metering: Metering;
   billing: Billing;
+  realtime: RealtimeSessions;
   rateLimiter: RateLimiter;
   revocations: RevocationBus;
+  admin: Admin;
 }
 
 /** Per-request batching of aggregates that plugin-prisma cannot load as relations. */
@@ -80,5 +84,6 @@ export function accountDeps({ services }: GraphQLContext): AccountDeps {
     auth: services.config.auth,
     revocations: services.revocations,
     signupCreditsMicros: services.config.billing.signupCreditsMicros,
+    adminEmails: services.config.admin.emails,
   };
 }

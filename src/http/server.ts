@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { GraphQLServer } from '../graphql/server.js';
 import type { Logger } from '../logger.js';
 import { runWithRequestId } from '../observability/request-context.js';
+import { acceptedEncoding, createResponseCompressor } from './compression.js';
 import { isBodyTooLarge, respondHealth, respondReady, sendJson, type ReadinessChecks } from './health.js';
 import { respondMetrics, type MetricsEndpoint } from './metrics.js';
 import { respondStripeWebhook } from './stripe-webhook.js';
@@ -38,6 +39,7 @@ function requestIdOf(req: IncomingMessage): string {
 /** Routes: /graphql (Yoga: HTTP, SSE, GraphiQL), /health, /ready, /metrics, /webhooks/stripe; everything else 404. */
 export function createHttpServer(options: HttpServerOptions): Server {
   const { yoga, logger } = options;
+  const sendCompressed = createResponseCompressor();
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const requestId = requestIdOf(req);
     // Every line logged while serving the request, by any module, carries its id.
@@ -67,6 +69,16 @@ export function createHttpServer(options: HttpServerOptions): Server {
       // Without a length the body size can't be checked before reading it; every GraphQL client sends one.
       if (req.method === 'POST' && req.headers['content-length'] === undefined) {
         return sendJson(res, 411, graphqlError('Content-Length is required', 'BAD_USER_INPUT'));
+      }
+      // Pages (GraphiQL's is ~9 MB) go out compressed to browsers that accept it.
+      const encoding = req.method === 'GET' && req.headers.accept?.includes('text/html') ? acceptedEncoding(req) : undefined;
+      if (encoding) {
+        return void Promise.resolve(yoga.handleNodeRequestAndResponse(req, res, { requestId }))
+          .then((response) => sendCompressed(response, res, encoding))
+          .catch((error: unknown) => {
+            logger.error({ err: error }, 'could not send the response');
+            res.destroy();
+          });
       }
       return void yoga(req, res, { requestId });
     }

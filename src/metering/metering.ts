@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import type { PrismaClient, PrismaTx } from '../db/client.js';
 import { AppError } from '../errors.js';
-import type { Plan, Prisma, Reservation } from '../generated/prisma/client.js';
+import type { Prisma, Reservation } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import type { UsageMetrics } from '../observability/metrics.js';
 import { appendCreditEntry } from './credits.js';
 import { costMicros, isFree, type MeteredUsage, type ModelPrice } from './prices.js';
+import { chargeKeySpend, holdCredits, holdKeyBudget, lockUser, releaseCreditHold, tryHoldCredits } from './holds.js';
 import { chargeQuotaTokens, holdQuotaTokens, quotaPeriodOf, remainingQuotaTokens, type PlanQuotas } from './quota.js';
 import { addToDailyRollup, utcDay } from './rollups.js';
 
@@ -13,7 +14,10 @@ export interface ReserveRequest {
   userId: string;
   /** The assistant message the call writes, when there is one. */
   messageId?: string;
-  kind?: 'CHAT';
+  /** The API key the call is made with: its monthly budget applies too, and its spend is kept. */
+  apiKeyId?: string;
+  /** CHAT for chat completions; REALTIME for a Realtime session, priced per session (`price.perCallMicros`). */
+  kind?: 'CHAT' | 'REALTIME';
   model: { id: string; price: ModelPrice };
   /** Worst case of the call: its estimated prompt and the most it may generate. */
   promptEstimate: number;
@@ -49,7 +53,7 @@ export class Metering {
    */
   async reserve(tx: PrismaTx, request: ReserveRequest): Promise<Reservation> {
     const { userId, model } = request;
-    const user = await this.lockUser(tx, userId);
+    const user = await lockUser(tx, userId);
     const period = quotaPeriodOf();
     const quota = this.deps.quotas[user.plan];
     const tokens = request.promptEstimate + request.maxOutputTokens;
@@ -61,17 +65,20 @@ export class Metering {
     if (await holdQuotaTokens(tx, userId, period, tokens, quota)) {
       quotaTokens = tokens;
       // Within the quota, paid plans include the call; FREE still pays for priced models.
-      if (user.plan === 'FREE' && !free) creditMicros = await this.holdCredits(tx, userId, worstCost);
-    } else if (user.plan !== 'FREE' && !free && (await this.tryHoldCredits(tx, userId, worstCost))) {
+      if (user.plan === 'FREE' && !free) creditMicros = await holdCredits(tx, userId, worstCost);
+    } else if (user.plan !== 'FREE' && !free && (await tryHoldCredits(tx, userId, worstCost))) {
       creditMicros = worstCost;
     } else {
       const remaining = await remainingQuotaTokens(tx, userId, period, quota);
       throw new AppError('QUOTA_EXCEEDED', 'Monthly token quota exceeded', { quota, remaining, requested: tokens });
     }
+    const keyMicros = request.apiKeyId ? await holdKeyBudget(tx, request.apiKeyId, period, worstCost) : 0n;
     return tx.reservation.create({
       data: {
         userId,
         messageId: request.messageId,
+        apiKeyId: request.apiKeyId,
+        keyMicros,
         kind: request.kind ?? 'CHAT',
         model: model.id,
         period,
@@ -83,35 +90,6 @@ export class Metering {
         leaseExpiresAt: new Date(Date.now() + request.leaseMs),
       },
     });
-  }
-
-  /**
-   * Every change to what a user may spend starts by locking the user's row, so that holding and
-   * settling always take their locks in the same order (user, then quota) and never deadlock.
-   */
-  private async lockUser(tx: PrismaTx, userId: string): Promise<{ plan: Plan }> {
-    const [user] = await tx.$queryRaw<Array<{ plan: Plan }>>`
-      SELECT "plan" FROM "User" WHERE "id" = ${userId}::uuid FOR NO KEY UPDATE`;
-    if (!user) throw new AppError('NOT_FOUND', 'User not found');
-    return user;
-  }
-
-  private async holdCredits(tx: PrismaTx, userId: string, micros: bigint): Promise<bigint> {
-    if (await this.tryHoldCredits(tx, userId, micros)) return micros;
-    const [user] = await tx.$queryRaw<Array<{ available: bigint }>>`
-      SELECT "creditBalanceMicros" - "creditHeldMicros" AS "available" FROM "User" WHERE "id" = ${userId}::uuid`;
-    throw new AppError('INSUFFICIENT_CREDITS', 'Not enough credits for this call; buy credits or lower maxTokens', {
-      requiredMicros: Number(micros),
-      availableMicros: Math.max(0, Number(user?.available ?? 0n)),
-    });
-  }
-
-  /** Holds credits if the balance not already held covers them. */
-  private async tryHoldCredits(tx: PrismaTx, userId: string, micros: bigint): Promise<boolean> {
-    const held = await tx.$executeRaw`
-      UPDATE "User" SET "creditHeldMicros" = "creditHeldMicros" + ${micros}
-      WHERE "id" = ${userId}::uuid AND "creditBalanceMicros" - "creditHeldMicros" >= ${micros}`;
-    return held === 1;
   }
 
   /** Pushes a running call's lease forward; false once it was settled elsewhere. */
@@ -131,7 +109,7 @@ export class Metering {
     const [reservation] = await tx.$queryRaw<Reservation[]>`
       SELECT * FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL FOR UPDATE`;
     if (!reservation) return null;
-    await this.lockUser(tx, reservation.userId);
+    await lockUser(tx, reservation.userId);
     const cost = costMicros(storedPrice(reservation), usage);
     const now = new Date();
     const settled = await tx.reservation.update({
@@ -142,11 +120,8 @@ export class Metering {
     if (reservation.quotaTokens > 0) {
       await chargeQuotaTokens(tx, reservation.userId, reservation.period, reservation.quotaTokens, tokens);
     }
-    if (reservation.creditMicros > 0n) {
-      await tx.$executeRaw`
-        UPDATE "User" SET "creditHeldMicros" = GREATEST("creditHeldMicros" - ${reservation.creditMicros}, 0)
-        WHERE "id" = ${reservation.userId}::uuid`;
-    }
+    await releaseCreditHold(tx, reservation.userId, reservation.creditMicros);
+    if (reservation.apiKeyId) await chargeKeySpend(tx, reservation.apiKeyId, reservation.period, reservation.keyMicros, cost);
     if (reservation.paysWithCredits && cost > 0n) {
       await appendCreditEntry(tx, {
         userId: reservation.userId,
@@ -161,6 +136,25 @@ export class Metering {
   }
 
   /**
+   * Releases the holds of a call that never happened (the upstream refused it before doing any
+   * work): nothing is charged and no request is counted. Null when it was already settled.
+   */
+  async release(tx: PrismaTx, reservationId: string): Promise<Reservation | null> {
+    const [reservation] = await tx.$queryRaw<Reservation[]>`
+      SELECT * FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL FOR UPDATE`;
+    if (!reservation) return null;
+    await lockUser(tx, reservation.userId);
+    const released = await tx.reservation.update({
+      where: { id: reservationId },
+      data: { settledAt: new Date(), settledBy: 'RUN', chargedUsage: { ...ZERO_METERED_USAGE }, chargedMicros: 0n },
+    });
+    if (reservation.quotaTokens > 0) await chargeQuotaTokens(tx, reservation.userId, reservation.period, reservation.quotaTokens, 0);
+    await releaseCreditHold(tx, reservation.userId, reservation.creditMicros);
+    if (reservation.apiKeyId) await chargeKeySpend(tx, reservation.apiKeyId, reservation.period, reservation.keyMicros, 0n);
+    return released;
+  }
+
+  /**
    * A call settled without its usage (its instance was presumed dead) that later reports what
    * it really used: the difference is charged, once. Returns null when there is nothing to correct.
    */
@@ -170,7 +164,7 @@ export class Metering {
       WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NOT NULL AND "settledBy" <> 'RUN' AND "correctedAt" IS NULL
       FOR UPDATE`;
     if (!reservation) return null;
-    await this.lockUser(tx, reservation.userId);
+    await lockUser(tx, reservation.userId);
     const charged = (reservation.chargedUsage as unknown as MeteredUsage | null) ?? ZERO_METERED_USAGE;
     const cost = costMicros(storedPrice(reservation), usage);
     const corrected = await tx.reservation.update({
@@ -186,6 +180,7 @@ export class Metering {
     const deltaCost = cost - reservation.chargedMicros;
     const deltaTokens = delta.promptTokens + delta.completionTokens;
     if (reservation.quotaTokens > 0) await chargeQuotaTokens(tx, reservation.userId, reservation.period, 0, deltaTokens);
+    if (reservation.apiKeyId) await chargeKeySpend(tx, reservation.apiKeyId, reservation.period, 0n, deltaCost);
     if (reservation.paysWithCredits && deltaCost !== 0n) {
       await appendCreditEntry(tx, {
         userId: reservation.userId,
@@ -251,6 +246,7 @@ const storedPriceSchema = z.object({
   cachedInputMicrosPerMillion: z.number().int().nonnegative(),
   outputMicrosPerMillion: z.number().int().nonnegative(),
   reasoningMicrosPerMillion: z.number().int().nonnegative(),
+  perCallMicros: z.number().int().nonnegative().optional(),
   source: z.enum(['genai-prices', 'configuration', 'free', 'demo']),
 });
 

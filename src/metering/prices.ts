@@ -15,6 +15,8 @@ export interface ModelPrice {
   outputMicrosPerMillion: number;
   /** Reasoning tokens (part of the completion tokens); most providers bill them as output. */
   reasoningMicrosPerMillion: number;
+  /** A fixed price per call, whatever its tokens (a Realtime session); absent for token-priced models. */
+  perCallMicros?: number;
   /** Where the price came from: the price database, the operator's configuration, or marked free. */
   source: 'genai-prices' | 'configuration' | 'free' | 'demo';
 }
@@ -36,9 +38,10 @@ export const isFree = (price: ModelPrice) =>
   price.inputMicrosPerMillion === 0 &&
   price.cachedInputMicrosPerMillion === 0 &&
   price.outputMicrosPerMillion === 0 &&
-  price.reasoningMicrosPerMillion === 0;
+  price.reasoningMicrosPerMillion === 0 &&
+  (price.perCallMicros ?? 0) === 0;
 
-/** Cost of a call in micro-dollars, each kind of token at its own rate, rounded up. */
+/** Cost of a call in micro-dollars: each kind of token at its own rate, rounded up, plus any price per call. */
 export function costMicros(price: ModelPrice, usage: MeteredUsage): bigint {
   const cached = Math.min(usage.cachedTokens, usage.promptTokens);
   const reasoning = Math.min(usage.reasoningTokens, usage.completionTokens);
@@ -47,7 +50,7 @@ export function costMicros(price: ModelPrice, usage: MeteredUsage): bigint {
     BigInt(cached) * BigInt(price.cachedInputMicrosPerMillion) +
     BigInt(usage.completionTokens - reasoning) * BigInt(price.outputMicrosPerMillion) +
     BigInt(reasoning) * BigInt(price.reasoningMicrosPerMillion);
-  return (numerator + MILLION - 1n) / MILLION;
+  return (numerator + MILLION - 1n) / MILLION + BigInt(price.perCallMicros ?? 0);
 }
 
 /** The largest price a GraphQL Int can carry: $2,147.48 per million tokens. */

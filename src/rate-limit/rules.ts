@@ -12,7 +12,8 @@ const AUTH_FIELDS = new Set(['register', 'login', 'refreshToken']);
  * Which limits a root field counts against. Every operation counts per caller (generously);
  * mutations also count against a tighter budget; signing in is limited per address and per
  * account (so guessing one account's password from many addresses is refused too); sending a
- * message has its own budget. An API key counts both for itself and for its user.
+ * message and minting a Realtime session have budgets of their own. An API key counts both for
+ * itself and for its user.
  */
 export function rateChecksFor(
   rootType: 'Query' | 'Mutation' | 'Subscription',
@@ -33,5 +34,8 @@ export function rateChecksFor(
     checks.push({ rule: 'loginPerAccount', who: `account:${email.trim().toLowerCase()}`, scope: 'login' });
   }
   if (field === 'sendMessage') checks.push(...callers.map((who): RateCheck => ({ rule: 'sendMessage', who, scope: field })));
+  if (field === 'createRealtimeSession') {
+    checks.push(...callers.map((who): RateCheck => ({ rule: 'realtimeSessions', who, scope: field })));
+  }
   return checks;
 }

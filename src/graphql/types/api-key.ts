@@ -1,11 +1,14 @@
 import { createApiKey, revokeApiKey } from '../../auth/api-keys.js';
 import { assertNotApiKey } from '../../auth/viewer.js';
 import type { ApiKey } from '../../generated/prisma/client.js';
+import { quotaPeriodOf } from '../../metering/quota.js';
 import { builder } from '../builder.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { ownedByViewer } from '../ownership.js';
 import { requireViewer } from '../context.js';
 import { UserRef } from './user.js';
+
+export const ApiKeyScopeEnum = builder.enumType('ApiKeyScope', { values: ['CHAT', 'READ', 'ACCOUNT'] as const });
 
 export const ApiKeyRef = builder.prismaNode('ApiKey', {
   ...ownedByViewer,
@@ -15,6 +18,19 @@ export const ApiKeyRef = builder.prismaNode('ApiKey', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
     revokedAt: t.expose('revokedAt', { type: 'DateTime', nullable: true }),
+    scopes: t.expose('scopes', { type: [ApiKeyScopeEnum] }),
+    monthlyBudgetMicros: t.expose('monthlyBudgetMicros', {
+      type: 'SafeInt',
+      nullable: true,
+      description: 'Most the key may spend per UTC month, in micro-dollars; null for no limit of its own.',
+    }),
+    expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true }),
+    spentThisMonthMicros: t.field({
+      type: 'SafeInt',
+      description: 'What calls made with the key cost this UTC month, in micro-dollars.',
+      select: () => ({ spends: { where: { period: quotaPeriodOf() }, select: { spentMicros: true } } }),
+      resolve: (key) => key.spends[0]?.spentMicros ?? 0,
+    }),
   }),
 });
 
@@ -30,7 +46,15 @@ builder.prismaObjectField(UserRef, 'apiKeys', (t) =>
 );
 
 const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
-  fields: (t) => ({ name: t.string({ required: true }) }),
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    scopes: t.field({
+      type: [ApiKeyScopeEnum],
+      description: 'CHAT: send and stop replies and change conversations; READ: queries and subscriptions; ACCOUNT: change the profile. Default [CHAT, READ].',
+    }),
+    monthlyBudgetMicros: t.field({ type: 'SafeInt', description: 'Most the key may spend per UTC month; calls over it get QUOTA_EXCEEDED with extensions.scope "apiKey".' }),
+    expiresAt: t.field({ type: 'DateTime', description: 'The key stops working at this time.' }),
+  }),
 });
 
 const CreateApiKeyPayload = builder.objectRef<{ apiKey: ApiKey; secret: string }>('CreateApiKeyPayload').implement({
@@ -48,7 +72,7 @@ builder.mutationFields((t) => ({
     resolve: (_root, { input }, ctx) => {
       const viewer = requireViewer(ctx);
       assertNotApiKey(viewer, 'create API keys');
-      return createApiKey(ctx.services.prisma, viewer.id, input.name);
+      return createApiKey(ctx.services.prisma, viewer.id, input);
     },
   }),
   revokeApiKey: t.field({

@@ -75,7 +75,7 @@ builder.mutationFields((t) => ({
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: SendMessageInput, required: true }) },
     resolve: (_root, { input }, ctx) =>
-      ctx.services.chat.sendMessage(requireViewer(ctx).id, { ...input, conversationId: input.conversationId?.id }),
+      ctx.services.chat.sendMessage(requireViewer(ctx).id, { ...input, conversationId: input.conversationId?.id }, ctx.viewer?.apiKeyId),
   }),
   stopGeneration: t.prismaField({
     type: 'Message',

@@ -35,3 +35,12 @@ builder.scalarType('SafeInt', {
     return value;
   },
 });
+
+// Output only (audit details): any JSON value, passed through as it is.
+builder.scalarType('JSON', {
+  description: 'Any JSON value.',
+  serialize: (value) => value,
+  parseValue: () => {
+    throw badInput('JSON is not accepted as input');
+  },
+});

@@ -1,21 +1,24 @@
 import SchemaBuilder, { BasePlugin, type PothosOutputFieldConfig, type SchemaTypes } from '@pothos/core';
 import type { GraphQLFieldResolver } from 'graphql';
+import { assertApiKeyScope } from '../auth/api-key-scopes.js';
 import { rateChecksFor } from '../rate-limit/rules.js';
 import type { GraphQLContext } from './context.js';
 
 type RootKind = 'Query' | 'Mutation' | 'Subscription';
 
 /**
- * Counts every root field against the caller's rate limits (graphql-rate-limit, through
- * ctx.services.rateLimiter) before it runs. Subscriptions count once, when they start.
+ * Guards every root field before it runs, over HTTP, SSE and graphql-ws alike: an API key must
+ * have the scope the field needs, then the call counts against the caller's rate limits
+ * (graphql-rate-limit, through ctx.services.rateLimiter). Subscriptions are guarded once, when
+ * they start.
  */
-export class RateLimitPlugin<Types extends SchemaTypes> extends BasePlugin<Types> {
+export class RootFieldGuardsPlugin<Types extends SchemaTypes> extends BasePlugin<Types> {
   override wrapResolve(
     resolver: GraphQLFieldResolver<unknown, Types['Context'], object>,
     fieldConfig: PothosOutputFieldConfig<Types>,
   ): GraphQLFieldResolver<unknown, Types['Context'], object> {
     if (fieldConfig.kind !== 'Query' && fieldConfig.kind !== 'Mutation') return resolver;
-    return limited(fieldConfig.kind, fieldConfig.name, resolver);
+    return guarded(fieldConfig.kind, fieldConfig.name, resolver);
   }
 
   override wrapSubscribe(
@@ -23,13 +26,14 @@ export class RateLimitPlugin<Types extends SchemaTypes> extends BasePlugin<Types
     fieldConfig: PothosOutputFieldConfig<Types>,
   ): GraphQLFieldResolver<unknown, Types['Context'], object> | undefined {
     if (!subscribe || fieldConfig.kind !== 'Subscription') return subscribe;
-    return limited('Subscription', fieldConfig.name, subscribe);
+    return guarded('Subscription', fieldConfig.name, subscribe);
   }
 }
 
-function limited<C>(rootType: RootKind, field: string, next: GraphQLFieldResolver<unknown, C, object>) {
+function guarded<C>(rootType: RootKind, field: string, next: GraphQLFieldResolver<unknown, C, object>) {
   return async (parent: unknown, args: object, context: C, info: Parameters<GraphQLFieldResolver<unknown, C>>[3]) => {
     const ctx = context as unknown as GraphQLContext;
+    assertApiKeyScope(ctx.viewer, rootType, field);
     await ctx.services.rateLimiter.check(rateChecksFor(rootType, field, args as Record<string, unknown>, ctx));
     return next(parent, args, context, info);
   };
@@ -38,11 +42,11 @@ function limited<C>(rootType: RootKind, field: string, next: GraphQLFieldResolve
 declare global {
   export namespace PothosSchemaTypes {
     interface Plugins<Types extends SchemaTypes> {
-      rateLimit: RateLimitPlugin<Types>;
+      rootFieldGuards: RootFieldGuardsPlugin<Types>;
     }
   }
 }
 
-const pluginName = 'rateLimit';
-SchemaBuilder.registerPlugin(pluginName, RateLimitPlugin);
+const pluginName = 'rootFieldGuards';
+SchemaBuilder.registerPlugin(pluginName, RootFieldGuardsPlugin);
 export default pluginName;
