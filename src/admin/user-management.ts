@@ -49,12 +49,11 @@ export async function setUserPlan(deps: UserManagementDeps, actorUserId: string,
  */
 export async function deactivateUser(deps: UserManagementDeps, actorUserId: string, userId: string): Promise<User> {
   if (userId === actorUserId) throw badInput('You cannot deactivate your own account', 'userId');
-  const user = await deps.prisma.$transaction(async (tx) => {
+  await deps.prisma.$transaction(async (tx) => {
     const before = await lockTargetUser(tx, userId);
-    if (before.deactivatedAt) return before;
-    const deactivated = await revokeSessions(tx, userId, { deactivatedAt: new Date() });
+    if (before.deactivatedAt) return;
+    await revokeSessions(tx, userId, { deactivatedAt: new Date() });
     await recordAudit(tx, { actorUserId, action: 'DEACTIVATE_USER', targetUserId: userId });
-    return deactivated;
   });
   await deps.revocations.announce({ kind: 'user', userId });
   await stopRunningReplies(deps, userId);

@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { registerLeftover } from './leftovers.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startLocalServer } from './local-server.js';
 
 /** The server's OpenAI key in these tests: recognisable wherever it might leak. */
 export const TEST_OPENAI_KEY = 'sk-test-realtime-server-key-must-never-reach-a-client';
@@ -24,26 +22,18 @@ type Failure = { status: number; body: unknown; headers?: Record<string, string>
  */
 export class LocalRealtimeApi {
   readonly requests: ClientSecretRequest[] = [];
-  readonly stop: () => Promise<void>;
   /** Answers the next requests with these instead (each use consumes one). */
   private failures: Failure[] = [];
 
   private constructor(
-    server: ReturnType<typeof createServer>,
     readonly url: string,
-  ) {
-    this.stop = registerLeftover(async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    });
-  }
+    readonly stop: () => Promise<void>,
+  ) {}
 
   static async start(): Promise<LocalRealtimeApi> {
     let api: LocalRealtimeApi | undefined;
-    const server = createServer((req, res) => void api!.handle(req, res));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    api = new LocalRealtimeApi(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const server = await startLocalServer((req, res) => void api!.handle(req, res));
+    api = new LocalRealtimeApi(server.url, server.stop);
     return api;
   }
 

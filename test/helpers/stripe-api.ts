@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { registerLeftover } from './leftovers.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startLocalServer } from './local-server.js';
 
 /** A request the server made to the Stripe API, its form-encoded body flattened (`metadata[pack]` → value). */
 export interface StripeApiRequest {
@@ -20,27 +18,19 @@ export const TEST_STRIPE_SECRET_KEY = 'sk_test_switchboard_local_api';
  */
 export class LocalStripeApi {
   readonly requests: StripeApiRequest[] = [];
-  readonly stop: () => Promise<void>;
   /** Answers the next requests with this Stripe error instead (each use consumes one). */
   private failures: Array<{ status: number; message: string }> = [];
   private customerGate?: { waiting: number; open: () => void; opened: Promise<void> };
 
   private constructor(
-    server: ReturnType<typeof createServer>,
     readonly url: string,
-  ) {
-    this.stop = registerLeftover(async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    });
-  }
+    readonly stop: () => Promise<void>,
+  ) {}
 
   static async start(): Promise<LocalStripeApi> {
     let api: LocalStripeApi | undefined;
-    const server = createServer((req, res) => void api!.handle(req, res));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    api = new LocalStripeApi(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const server = await startLocalServer((req, res) => void api!.handle(req, res));
+    api = new LocalStripeApi(server.url, server.stop);
     return api;
   }
 
