@@ -1,4 +1,4 @@
-/** Stable codes that clients may rely on (SPEC section 3). */
+/** Stable codes that clients may rely on: part of the public GraphQL contract. */
 export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'

@@ -178,7 +178,7 @@ describe('graphql-ws on the same port and path', () => {
     const client = connectWs(url, 'sk_revoked-or-unknown');
     const { code, reason } = await client.closed;
     expect(code).toBe(4401);
-    expect(reason).toMatch(/Unauthorized: API key is invalid or revoked/);
+    expect(reason).toMatch(/Unauthorized: API key is invalid, revoked or expired/);
     await client.dispose();
   });
 

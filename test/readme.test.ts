@@ -54,6 +54,6 @@ describe('README examples', () => {
     // A bad key: a clear line at once, not a raw close event after half a minute of retries.
     const refused = await run(process.execPath, [file], { env: { PATH: process.env.PATH, KEY: 'sk_not-a-key' } });
     expect(refused.status).toBe(1);
-    expect(refused.stderr.trim()).toBe('graphql-ws: Unauthorized: API key is invalid or revoked');
+    expect(refused.stderr.trim()).toBe('graphql-ws: Unauthorized: API key is invalid, revoked or expired');
   });
 });
