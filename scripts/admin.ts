@@ -4,7 +4,7 @@
 // must not be in use by a running server).
 import { promoteByEmail } from '../src/admin/promotion.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/client.js';
+import { databaseTargetOf, openDatabase } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 
 const USAGE = 'Usage: npm run admin -- promote <email>';
@@ -16,9 +16,7 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const db = await openDatabase(
-    config.databaseUrl ? { kind: 'postgres', url: config.databaseUrl } : { kind: 'pglite', dataDir: `${config.dataDir}/pglite` },
-  );
+  const db = await openDatabase(databaseTargetOf(config));
   try {
     await db.withConnection((conn) => migrate(conn));
     const outcome = await promoteByEmail(db.prisma, email);

@@ -18,7 +18,7 @@ import { createStripeClient } from './billing/stripe-client.js';
 import { createStripeWebhooks } from './billing/webhooks.js';
 import type { Config } from './config.js';
 import { StartupError } from './errors.js';
-import { openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
+import { databaseTargetOf, openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import type { Services } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
@@ -62,12 +62,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
   const errorReporter = await createErrorReporter({ dsn: config.sentryDsn, environment: config.env });
-  const target: DatabaseTarget =
-    options.database ??
-    (config.databaseUrl
-      ? { kind: 'postgres', url: config.databaseUrl }
-      : { kind: 'pglite', dataDir: `${config.dataDir}/pglite` });
-  const db = await openDatabase(target, { onQuery: options.onQuery });
+  const db = await openDatabase(options.database ?? databaseTargetOf(config), { onQuery: options.onQuery });
   const applied = await db.withConnection((conn) => migrate(conn));
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
 

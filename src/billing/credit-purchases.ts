@@ -1,8 +1,9 @@
 import type Stripe from 'stripe';
 import type { PrismaTx } from '../db/client.js';
 import type { CreditEntryKind } from '../generated/prisma/client.js';
+import { lockUser } from '../db/user-lock.js';
 import { appendCreditEntry } from '../metering/credits.js';
-import { lockEventUser, lockUser, stripeIdOf, warnUnapplied, type EffectContext, type StripeEventEffect } from './webhook-users.js';
+import { lockEventUser, stripeIdOf, warnUnapplied, type EffectContext, type StripeEventEffect } from './webhook-users.js';
 
 /**
  * A paid credit-pack checkout: the pack's credits, once per payment. A session paid at once

@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import type { PrismaTx } from '../db/client.js';
+import { lockUser } from '../db/user-lock.js';
 import type { Config } from '../config.js';
 import type { User } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
@@ -39,11 +40,6 @@ export async function lockEventUser(
   return id ? lockUser(tx, id) : undefined;
 }
 
-/** The user's row, read under a row lock held until the transaction ends. */
-export async function lockUser(tx: PrismaTx, userId: string): Promise<User | undefined> {
-  await tx.$queryRaw`SELECT 1 FROM "User" WHERE "id" = ${userId}::uuid FOR NO KEY UPDATE`;
-  return (await tx.user.findUnique({ where: { id: userId } })) ?? undefined;
-}
 
 /** Logs an event that cannot be applied: acknowledged to Stripe all the same, so it is not retried forever. */
 export function warnUnapplied(context: EffectContext, event: Stripe.Event, why: string, details: Record<string, unknown> = {}): void {

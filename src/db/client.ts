@@ -16,6 +16,11 @@ export type DatabaseTarget =
   /** `template`: a PGlite dump (dumpDataDir) to start from instead of an empty cluster, which takes seconds to create. */
   | { kind: 'pglite'; dataDir: string; template?: Blob };
 
+/** Where the configuration says the data lives: PostgreSQL with DATABASE_URL, else embedded PGlite under DATA_DIR. */
+export function databaseTargetOf(config: { databaseUrl?: string; dataDir: string }): DatabaseTarget {
+  return config.databaseUrl ? { kind: 'postgres', url: config.databaseUrl } : { kind: 'pglite', dataDir: `${config.dataDir}/pglite` };
+}
+
 export interface Database {
   kind: DatabaseTarget['kind'];
   prisma: PrismaClient;

@@ -1,14 +1,11 @@
 import type { PrismaTx } from '../db/client.js';
+import { lockUser } from '../db/user-lock.js';
 import { AppError } from '../errors.js';
 import type { Plan } from '../generated/prisma/client.js';
 
-/**
- * Every change to what a user may spend starts by locking the user's row, so that holding and
- * settling always take their locks in the same order (user, then quota, then key) and never deadlock.
- */
-export async function lockUser(tx: PrismaTx, userId: string): Promise<{ plan: Plan }> {
-  const [user] = await tx.$queryRaw<Array<{ plan: Plan }>>`
-    SELECT "plan" FROM "User" WHERE "id" = ${userId}::uuid FOR NO KEY UPDATE`;
+/** Locks the user's row (see lockUser) and returns their plan; an unknown user is NOT_FOUND. */
+export async function lockSpendingUser(tx: PrismaTx, userId: string): Promise<{ plan: Plan }> {
+  const user = await lockUser(tx, userId);
   if (!user) throw new AppError('NOT_FOUND', 'User not found');
   return user;
 }
@@ -68,10 +65,9 @@ export async function holdKeyBudget(tx: PrismaTx, apiKeyId: string, period: Date
 export async function chargeKeySpend(tx: PrismaTx, apiKeyId: string, period: Date, released: bigint, spent: bigint): Promise<void> {
   await tx.$executeRaw`
     INSERT INTO "ApiKeySpend" ("apiKeyId", "period", "spentMicros", "heldMicros", "updatedAt")
-    VALUES (${apiKeyId}::uuid, ${period}::date, 0, 0, now())
-    ON CONFLICT ("apiKeyId", "period") DO NOTHING`;
-  await tx.$executeRaw`
-    UPDATE "ApiKeySpend"
-    SET "heldMicros" = GREATEST("heldMicros" - ${released}, 0), "spentMicros" = GREATEST("spentMicros" + ${spent}, 0), "updatedAt" = now()
-    WHERE "apiKeyId" = ${apiKeyId}::uuid AND "period" = ${period}::date`;
+    VALUES (${apiKeyId}::uuid, ${period}::date, GREATEST(${spent}, 0), 0, now())
+    ON CONFLICT ("apiKeyId", "period") DO UPDATE SET
+      "heldMicros" = GREATEST("ApiKeySpend"."heldMicros" - ${released}, 0),
+      "spentMicros" = GREATEST("ApiKeySpend"."spentMicros" + ${spent}, 0),
+      "updatedAt" = now()`;
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import type { UsageMetrics } from '../observability/metrics.js';
 import { appendCreditEntry } from './credits.js';
 import { costMicros, isFree, type MeteredUsage, type ModelPrice } from './prices.js';
-import { chargeKeySpend, holdCredits, holdKeyBudget, lockUser, releaseCreditHold, tryHoldCredits } from './holds.js';
+import { chargeKeySpend, holdCredits, holdKeyBudget, lockSpendingUser, releaseCreditHold, tryHoldCredits } from './holds.js';
 import { chargeQuotaTokens, holdQuotaTokens, quotaPeriodOf, remainingQuotaTokens, type PlanQuotas } from './quota.js';
 import { addToDailyRollup, utcDay } from './rollups.js';
 
@@ -53,7 +53,7 @@ export class Metering {
    */
   async reserve(tx: PrismaTx, request: ReserveRequest): Promise<Reservation> {
     const { userId, model } = request;
-    const user = await lockUser(tx, userId);
+    const user = await lockSpendingUser(tx, userId);
     const period = quotaPeriodOf();
     const quota = this.deps.quotas[user.plan];
     const tokens = request.promptEstimate + request.maxOutputTokens;
@@ -109,7 +109,7 @@ export class Metering {
     const [reservation] = await tx.$queryRaw<Reservation[]>`
       SELECT * FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL FOR UPDATE`;
     if (!reservation) return null;
-    await lockUser(tx, reservation.userId);
+    await lockSpendingUser(tx, reservation.userId);
     const cost = costMicros(storedPrice(reservation), usage);
     const now = new Date();
     const settled = await tx.reservation.update({
@@ -143,7 +143,7 @@ export class Metering {
     const [reservation] = await tx.$queryRaw<Reservation[]>`
       SELECT * FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL FOR UPDATE`;
     if (!reservation) return null;
-    await lockUser(tx, reservation.userId);
+    await lockSpendingUser(tx, reservation.userId);
     const released = await tx.reservation.update({
       where: { id: reservationId },
       data: { settledAt: new Date(), settledBy: 'RUN', chargedUsage: { ...ZERO_METERED_USAGE }, chargedMicros: 0n },
@@ -164,7 +164,7 @@ export class Metering {
       WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NOT NULL AND "settledBy" <> 'RUN' AND "correctedAt" IS NULL
       FOR UPDATE`;
     if (!reservation) return null;
-    await lockUser(tx, reservation.userId);
+    await lockSpendingUser(tx, reservation.userId);
     const charged = (reservation.chargedUsage as unknown as MeteredUsage | null) ?? ZERO_METERED_USAGE;
     const cost = costMicros(storedPrice(reservation), usage);
     const corrected = await tx.reservation.update({
