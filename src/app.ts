@@ -226,7 +226,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 async function connectRedis(url: string) {
   // disableClientInfo: with ioredis >= 5.9 a subscriber created without it receives nothing.
   const options = { disableClientInfo: true, maxRetriesPerRequest: 3 } as const;
-  const commands = new Redis(url, options);
+  // Auto-pipelining: the commands that many streams issue in the same tick share one write.
+  const commands = new Redis(url, { ...options, enableAutoPipelining: true });
   const subscriber = new Redis(url, options);
   const rateLimits = new Redis(url, { disableClientInfo: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   const clients = [commands, subscriber, rateLimits];

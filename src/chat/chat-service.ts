@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
-import type { PrismaClient, PrismaTx } from '../db/client.js';
-import { AppError, badInput, invalidCredential, notFound } from '../errors.js';
+import type { PrismaClient } from '../db/client.js';
+import { AppError, badInput, notFound } from '../errors.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { isFinal, type Generations } from '../generation/generations.js';
@@ -12,10 +12,10 @@ import {
   deleteConversation,
   findOwnConversation,
   resolveModel,
-  titleFromMessage,
   type ConversationDeps,
 } from './conversations.js';
 import { checkContent, checkGenerationOptions, planPrompt } from './prompt.js';
+import { writeSend } from './send-statement.js';
 import type { StreamEvent } from './stream-hub.js';
 
 export interface SendMessageInput {
@@ -78,25 +78,28 @@ export class ChatService {
       requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
     });
 
-    // The worst case is reserved in the transaction that writes the messages: a refused call
+    // The worst case is reserved in the statement that writes the messages: a refused call
     // leaves no trace. The reservation is a row of its own, so whatever happens to the messages
     // it is settled: by the generation, by a recovery, or by the sweep once its lease lapses.
-    // Explicit, monotonic v7 ids: the user message always sorts before its reply.
     const ids = { userMessageId: uuidv7(), assistantMessageId: uuidv7() };
-    const { reservation, ...result } = await prisma.$transaction(async (tx) => {
-      const reservation = await this.deps.metering.reserve(tx, {
-        userId,
-        apiKeyId,
-        messageId: ids.assistantMessageId,
-        model,
-        promptEstimate: plan.promptEstimate,
-        maxOutputTokens: plan.maxTokens,
-        leaseMs: config.chat.generationLeaseMs,
-      });
-      await this.checkStillActive(tx, userId);
-      await this.checkConcurrentGenerations(tx, userId);
-      const written = await this.writeMessages(tx, userId, existing, { content, model: model.id, systemPrompt, ...ids });
-      return { reservation, ...written };
+    const reservation = this.deps.metering.reservationParams({
+      userId,
+      apiKeyId,
+      messageId: ids.assistantMessageId,
+      model,
+      promptEstimate: plan.promptEstimate,
+      maxOutputTokens: plan.maxTokens,
+      leaseMs: config.chat.generationLeaseMs,
+    });
+    const result = await writeSend(prisma, {
+      userId,
+      existing,
+      content,
+      model: model.id,
+      systemPrompt,
+      ...ids,
+      reservation: reservation.params,
+      maxRunning: config.limits.maxConcurrentGenerations,
     });
     const finished = this.deps.generations.start({
       messageId: result.assistantMessage.id,
@@ -120,68 +123,6 @@ export class ChatService {
     }
     const conversation = await prisma.conversation.findUniqueOrThrow({ where: { id: result.conversation.id } });
     return { ...result, conversation, assistantMessage };
-  }
-
-  /**
-   * Runs after the reservation, which holds the user's row lock: a deactivation commits either
-   * before (and is seen here) or after (and then finds this reply running, and stops it).
-   */
-  private async checkStillActive(tx: PrismaTx, userId: string): Promise<void> {
-    const user = await tx.user.findUnique({ where: { id: userId }, select: { deactivatedAt: true } });
-    if (!user || user.deactivatedAt) throw invalidCredential('Account is deactivated');
-  }
-
-  /**
-   * Runs after the reservation, which holds the user's row lock until commit: the user's
-   * concurrent sends count one after another here, so the cap cannot be overshot.
-   */
-  private async checkConcurrentGenerations(tx: PrismaTx, userId: string): Promise<void> {
-    const max = this.deps.config.limits.maxConcurrentGenerations;
-    const running = await tx.message.count({ where: { userId, role: 'ASSISTANT', status: { in: RUNNING_STATUSES } } });
-    if (running >= max) {
-      throw new AppError('RATE_LIMITED', `At most ${max} replies can be generated at once; wait for one to finish`, {
-        retryAfter: 1,
-      });
-    }
-  }
-
-  private async writeMessages(
-    tx: PrismaTx,
-    userId: string,
-    existing: Conversation | undefined,
-    message: { content: string; model: string; systemPrompt: string | null; userMessageId: string; assistantMessageId: string },
-  ): Promise<SendMessageResult> {
-    const conversationId = existing?.id ?? uuidv7();
-    const retitle = existing?.title === 'New conversation';
-    const conversation = existing
-      ? await tx.conversation.update({
-          where: { id: existing.id },
-          data: retitle ? { title: titleFromMessage(message.content) } : { updatedAt: new Date() },
-        })
-      : await tx.conversation.create({
-          data: {
-            id: conversationId,
-            userId,
-            title: titleFromMessage(message.content),
-            model: message.model,
-            systemPrompt: message.systemPrompt,
-          },
-        });
-    const userMessage = await tx.message.create({
-      data: { id: message.userMessageId, conversationId, userId, role: 'USER', content: message.content, status: 'COMPLETE' },
-    });
-    const assistantMessage = await tx.message.create({
-      data: {
-        id: message.assistantMessageId,
-        conversationId,
-        userId,
-        role: 'ASSISTANT',
-        content: '',
-        status: 'STREAMING',
-        model: message.model,
-      },
-    });
-    return { conversation, userMessage, assistantMessage };
   }
 
   /** Stops a generation wherever it runs; returns the message in its final state. */

@@ -8,7 +8,11 @@ export interface StreamEvent {
 
 /** Where events are kept so that late subscribers can replay them. */
 export interface ReplayStore {
-  append(event: StreamEvent): Promise<void>;
+  /**
+   * Keeps the event for replay, then announces `payload` on `topic` of the live channel, in this
+   * order (so whoever hears of it can read it back), in one step: one Redis round trip per event.
+   */
+  appendAndAnnounce(event: StreamEvent, topic: string, payload: string): Promise<void>;
   read(messageId: string): Promise<StreamEvent[]>;
   close(): Promise<void>;
 }
@@ -35,9 +39,8 @@ export class StreamHub {
     private readonly channel: LiveChannel,
   ) {}
 
-  async publish(event: StreamEvent): Promise<void> {
-    await this.store.append(event);
-    await this.channel.publish(eventTopic(event.messageId), JSON.stringify(event));
+  publish(event: StreamEvent): Promise<void> {
+    return this.store.appendAndAnnounce(event, eventTopic(event.messageId), JSON.stringify(event));
   }
 
   /**

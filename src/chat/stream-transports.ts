@@ -4,13 +4,35 @@ import type { LiveChannel, ReplayStore, StreamEvent } from './stream-hub.js';
 // Finished streams stay replayable this long; after that the persisted message is the source.
 export const REPLAY_TTL_SECONDS = 15 * 60;
 
+type AppendAndAnnounce = {
+  appendAndAnnounce(key: string, event: string, ttlSeconds: number, channel: string): Promise<unknown>;
+};
+
 /** Single-instance mode: replay buffers and fan-out in this process. */
 export function createInProcessTransport(): { store: ReplayStore; channel: LiveChannel } {
   const buffers = new Map<string, { events: StreamEvent[]; expiry?: NodeJS.Timeout }>();
   const handlers = new Map<string, Set<(payload: string) => void>>();
+  const channel: LiveChannel = {
+    async publish(topic, payload) {
+      for (const handler of handlers.get(topic) ?? []) handler(payload);
+    },
+    async subscribe(topic, handler) {
+      const set = handlers.get(topic) ?? new Set();
+      handlers.set(topic, set);
+      set.add(handler);
+      return async () => {
+        set.delete(handler);
+        if (set.size === 0) handlers.delete(topic);
+      };
+    },
+    async close() {
+      handlers.clear();
+    },
+  };
   return {
+    channel,
     store: {
-      async append(event) {
+      async appendAndAnnounce(event, topic, payload) {
         const buffer = buffers.get(event.messageId) ?? { events: [] };
         buffers.set(event.messageId, buffer);
         buffer.events.push(event);
@@ -18,6 +40,7 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
           buffer.expiry = setTimeout(() => buffers.delete(event.messageId), REPLAY_TTL_SECONDS * 1000);
           buffer.expiry.unref();
         }
+        await channel.publish(topic, payload);
       },
       async read(messageId) {
         return [...(buffers.get(messageId)?.events ?? [])];
@@ -25,23 +48,6 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
       async close() {
         for (const buffer of buffers.values()) clearTimeout(buffer.expiry);
         buffers.clear();
-      },
-    },
-    channel: {
-      async publish(topic, payload) {
-        for (const handler of handlers.get(topic) ?? []) handler(payload);
-      },
-      async subscribe(topic, handler) {
-        const set = handlers.get(topic) ?? new Set();
-        handlers.set(topic, set);
-        set.add(handler);
-        return async () => {
-          set.delete(handler);
-          if (set.size === 0) handlers.delete(topic);
-        };
-      },
-      async close() {
-        handlers.clear();
       },
     },
   };
@@ -60,15 +66,20 @@ export function createRedisTransport(
     for (const handler of handlers.get(channel) ?? []) handler(payload);
   });
   const listKey = (messageId: string) => `${keyPrefix}replay:${messageId}`;
+  // Append, refresh the expiry and announce: one command, atomic, and pipelined with the other
+  // streams' commands of the same tick (the commands client auto-pipelines).
+  commands.defineCommand('appendAndAnnounce', {
+    numberOfKeys: 1,
+    lua: `redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[1])`,
+  });
+  const appendAndAnnounce = (commands as unknown as AppendAndAnnounce).appendAndAnnounce.bind(commands);
 
   return {
     store: {
-      async append(event) {
-        await commands
-          .multi()
-          .rpush(listKey(event.messageId), JSON.stringify(event))
-          .expire(listKey(event.messageId), REPLAY_TTL_SECONDS)
-          .exec();
+      async appendAndAnnounce(event, topic, payload) {
+        await appendAndAnnounce(listKey(event.messageId), payload, REPLAY_TTL_SECONDS, keyPrefix + topic);
       },
       async read(messageId) {
         return (await commands.lrange(listKey(messageId), 0, -1)).map((e) => JSON.parse(e) as StreamEvent);

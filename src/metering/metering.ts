@@ -1,13 +1,14 @@
+import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import type { PrismaClient, PrismaTx } from '../db/client.js';
-import { AppError } from '../errors.js';
-import type { Prisma, Reservation } from '../generated/prisma/client.js';
+import { AppError, invalidCredential } from '../errors.js';
+import type { Reservation } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import type { UsageMetrics } from '../observability/metrics.js';
 import { appendCreditEntry } from './credits.js';
 import { costMicros, isFree, type MeteredUsage, type ModelPrice } from './prices.js';
-import { chargeKeySpend, holdCredits, holdKeyBudget, lockSpendingUser, releaseCreditHold, tryHoldCredits } from './holds.js';
-import { chargeQuotaTokens, holdQuotaTokens, quotaPeriodOf, remainingQuotaTokens, type PlanQuotas } from './quota.js';
+import { chargeKeySpend, lockSpendingUser, releaseCreditHold } from './holds.js';
+import { chargeQuotaTokens, quotaPeriodOf, type PlanQuotas } from './quota.js';
 import { addToDailyRollup, utcDay } from './rollups.js';
 
 export interface ReserveRequest {
@@ -47,49 +48,45 @@ export class Metering {
   constructor(private readonly deps: { prisma: PrismaClient; quotas: PlanQuotas; metrics: UsageMetrics; logger: Logger }) {}
 
   /**
-   * Holds the worst case of a call, in the transaction that writes what it is for, so that a
-   * refused call writes nothing. The user's row lock serializes the user's concurrent calls, so
-   * checks made after this in the same transaction (how many generations run) see every earlier one.
+   * Holds the worst case of a call, or refuses it (writing nothing), in one statement: the
+   * database function metering_reserve decides and writes under the user's row lock, which
+   * serializes the user's concurrent calls. `tx` may be a transaction that writes what the call is for.
    */
-  async reserve(tx: PrismaTx, request: ReserveRequest): Promise<Reservation> {
-    const { userId, model } = request;
-    const user = await lockSpendingUser(tx, userId);
-    const period = quotaPeriodOf();
-    const quota = this.deps.quotas[user.plan];
-    const tokens = request.promptEstimate + request.maxOutputTokens;
-    const free = isFree(model.price);
-    const worstCost = worstCaseCost(model.price, request.promptEstimate, request.maxOutputTokens);
+  async reserve(tx: PrismaTx, request: ReserveRequest): Promise<{ id: string }> {
+    const { id, params } = this.reservationParams(request);
+    const [row] = await tx.$queryRaw<[{ decision: ReserveDecision }]>`
+      SELECT "metering_reserve"(${JSON.stringify(params)}::jsonb) AS "decision"`;
+    const refusal = refusalError(row.decision);
+    if (refusal) throw refusal;
+    return { id };
+  }
 
-    let quotaTokens = 0;
-    let creditMicros = 0n;
-    if (await holdQuotaTokens(tx, userId, period, tokens, quota)) {
-      quotaTokens = tokens;
-      // Within the quota, paid plans include the call; FREE still pays for priced models.
-      if (user.plan === 'FREE' && !free) creditMicros = await holdCredits(tx, userId, worstCost);
-    } else if (user.plan !== 'FREE' && !free && (await tryHoldCredits(tx, userId, worstCost))) {
-      creditMicros = worstCost;
-    } else {
-      const remaining = await remainingQuotaTokens(tx, userId, period, quota);
-      throw new AppError('QUOTA_EXCEEDED', 'Monthly token quota exceeded', { quota, remaining, requested: tokens });
-    }
-    const keyMicros = request.apiKeyId ? await holdKeyBudget(tx, request.apiKeyId, period, worstCost) : 0n;
-    return tx.reservation.create({
-      data: {
-        userId,
-        messageId: request.messageId,
-        apiKeyId: request.apiKeyId,
-        keyMicros,
+  /**
+   * What the database's reservation functions need to know of a call (metering_decide and
+   * metering_hold, used by metering_reserve and by chat_send_message); `id` is the reservation's.
+   */
+  reservationParams(request: ReserveRequest): { id: string; params: Record<string, unknown> } {
+    const { model } = request;
+    const id = uuidv7();
+    return {
+      id,
+      params: {
+        reservationId: id,
+        userId: request.userId,
+        apiKeyId: request.apiKeyId ?? null,
+        messageId: request.messageId ?? null,
         kind: request.kind ?? 'CHAT',
         model: model.id,
-        period,
-        quotaTokens,
-        creditMicros,
-        paysWithCredits: creditMicros > 0n,
+        price: model.price,
+        period: quotaPeriodOf().toISOString().slice(0, 10),
+        quotas: this.deps.quotas,
+        tokens: request.promptEstimate + request.maxOutputTokens,
+        free: isFree(model.price),
+        worstCostMicros: worstCaseCost(model.price, request.promptEstimate, request.maxOutputTokens).toString(),
         promptEstimate: request.promptEstimate,
-        price: model.price as unknown as Prisma.InputJsonValue,
-        leaseExpiresAt: new Date(Date.now() + request.leaseMs),
+        leaseExpiresAt: new Date(Date.now() + request.leaseMs).toISOString(),
       },
-    });
+    };
   }
 
   /** Pushes a running call's lease forward; false once it was settled elsewhere. */
@@ -238,6 +235,40 @@ export class Metering {
     metrics.tokens.inc({ model, kind: 'completion' }, usage.completionTokens);
     metrics.tokens.inc({ model, kind: 'reasoning' }, usage.reasoningTokens);
     metrics.costMicros.inc({ model }, Number(cost));
+  }
+}
+
+/** metering_decide's answer: what the call holds, or why it is refused (then nothing was written). */
+export type ReserveDecision = { refused?: string } & Record<string, unknown>;
+
+/** The error a refused reservation answers with; undefined when the decision is not a metering refusal. */
+export function refusalError(decision: ReserveDecision): AppError | undefined {
+  const number = (key: string) => Number(decision[key]);
+  switch (decision.refused) {
+    case 'NO_USER':
+      return new AppError('NOT_FOUND', 'User not found');
+    case 'DEACTIVATED':
+      return invalidCredential('Account is deactivated');
+    case 'INSUFFICIENT_CREDITS':
+      return new AppError('INSUFFICIENT_CREDITS', 'Not enough credits for this call; buy credits or lower maxTokens', {
+        requiredMicros: number('requiredMicros'),
+        availableMicros: number('availableMicros'),
+      });
+    case 'QUOTA_EXCEEDED':
+      return new AppError('QUOTA_EXCEEDED', 'Monthly token quota exceeded', {
+        quota: number('quota'),
+        remaining: number('remaining'),
+        requested: number('requested'),
+      });
+    case 'KEY_BUDGET_EXCEEDED':
+      return new AppError('QUOTA_EXCEEDED', "This API key's monthly budget does not cover this call", {
+        scope: 'apiKey',
+        budgetMicros: number('budgetMicros'),
+        remainingMicros: number('remainingMicros'),
+        requiredMicros: number('requiredMicros'),
+      });
+    default:
+      return undefined;
   }
 }
 
