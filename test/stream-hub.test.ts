@@ -40,4 +40,36 @@ describe('StreamHub', () => {
     ]);
     await hub.close();
   });
+
+  it('hands the events of a stream published here straight to its subscribers here, and late joiners replay them', async () => {
+    const { store, channel } = createInProcessTransport();
+    const subscribedTopics: string[] = [];
+    const hub = new StreamHub(store, {
+      ...channel,
+      subscribe: (topic, handler) => {
+        subscribedTopics.push(topic);
+        return channel.subscribe(topic, handler);
+      },
+    });
+    const follow = async (events: AsyncGenerator<{ seq: number; delta: string; done: boolean }>) => {
+      const all = [];
+      for await (const event of events) all.push([event.seq, event.delta, event.done]);
+      return all;
+    };
+    hub.publishHere('m3');
+    const live = follow(hub.subscribe('m3', async () => null));
+    await new Promise((resolve) => setImmediate(resolve));
+    await hub.publish({ messageId: 'm3', seq: 1, delta: 'a', done: false });
+    await hub.publish({ messageId: 'm3', seq: 2, delta: '', done: true });
+    const expected = [
+      [1, 'a', false],
+      [2, '', true],
+    ];
+    expect(await live).toEqual(expected);
+    expect(subscribedTopics).toEqual([]);
+    // Once done, the stream is no longer published here: a late subscriber reads the replay buffer.
+    expect(await follow(hub.subscribe('m3', async () => null))).toEqual(expected);
+    expect(subscribedTopics).toEqual(['stream:m3']);
+    await hub.close();
+  });
 });

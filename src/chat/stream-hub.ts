@@ -32,15 +32,36 @@ const STOP_TOPIC = 'stop-generation';
  * Ordered, replayable token streams. Publishing appends to the replay store before notifying,
  * and subscribing listens before reading the store, so a subscriber joining at any moment gets
  * every event exactly once (duplicates from the overlap are dropped by `seq`).
+ *
+ * Subscribers of a stream published by this instance are handed its events directly, once they
+ * are appended, instead of hearing them back from the live channel: on Redis that saves each
+ * event a pub/sub message in and its parsing. Other instances follow it through the channel.
  */
 export class StreamHub {
+  /** Streams published here (until their `done`), with their local subscribers. */
+  private readonly publishedHere = new Map<string, Set<(event: StreamEvent) => void>>();
+
   constructor(
     private readonly store: ReplayStore,
     private readonly channel: LiveChannel,
   ) {}
 
-  publish(event: StreamEvent): Promise<void> {
-    return this.store.appendAndAnnounce(event, eventTopic(event.messageId), JSON.stringify(event));
+  /** Marks a stream as published by this instance, before its first event, so its subscribers here follow it directly. */
+  publishHere(messageId: string): void {
+    if (!this.publishedHere.has(messageId)) this.publishedHere.set(messageId, new Set());
+  }
+
+  /** Ends local publishing of a stream (after its `done`, or when it could not be published). */
+  stopPublishingHere(messageId: string): void {
+    this.publishedHere.delete(messageId);
+  }
+
+  async publish(event: StreamEvent): Promise<void> {
+    await this.store.appendAndAnnounce(event, eventTopic(event.messageId), JSON.stringify(event));
+    const followers = this.publishedHere.get(event.messageId);
+    if (!followers) return;
+    for (const follower of followers) follower(event);
+    if (event.done) this.publishedHere.delete(event.messageId);
   }
 
   /**
@@ -65,7 +86,10 @@ export class StreamHub {
     queue: AsyncQueue<StreamEvent>,
     whenNothingBuffered: () => Promise<StreamEvent[] | null>,
   ): AsyncGenerator<StreamEvent> {
-    const unsubscribe = await this.channel.subscribe(eventTopic(messageId), (payload) => queue.push(JSON.parse(payload)));
+    const followers = this.publishedHere.get(messageId);
+    const unsubscribe = followers
+      ? followLocally(followers, (event) => queue.push(event))
+      : await this.channel.subscribe(eventTopic(messageId), (payload) => queue.push(JSON.parse(payload)));
     try {
       const buffered = await this.store.read(messageId);
       const pending = buffered.length > 0 ? buffered : ((await whenNothingBuffered()) ?? []);
@@ -106,6 +130,11 @@ export class StreamHub {
     await this.channel.close();
     await this.store.close();
   }
+}
+
+function followLocally(followers: Set<(event: StreamEvent) => void>, follower: (event: StreamEvent) => void) {
+  followers.add(follower);
+  return async () => void followers.delete(follower);
 }
 
 /** A minimal push-to-pull queue: producers push, one consumer iterates. */

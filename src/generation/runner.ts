@@ -69,8 +69,11 @@ export class GenerationRunner {
     const stopController = new AbortController();
     const { running } = this.deps.metrics.generation;
     running.inc();
+    // Before sendMessage returns: whoever follows the reply on this instance is then handed its events directly.
+    this.deps.hub.publishHere(job.messageId);
     const finished = this.run(job, stopController).finally(() => {
       this.running.delete(job.messageId);
+      this.deps.hub.stopPublishingHere(job.messageId);
       running.dec();
     });
     this.running.set(job.messageId, { stop: () => stopController.abort(), finished });

@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Summarizes a V8 CPU profile (`--cpu-prof`, BENCH_PROFILE=1): self time per package or source
+ * file, and the heaviest functions. `npx tsx bench/profile-summary.ts bench/profiles/<file> [top]`.
+ */
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const [file, topArg, windowArg] = process.argv.slice(2);
+if (!file) throw new Error('usage: profile-summary.ts <file.cpuprofile> [top] [from-to seconds, e.g. 20-25]');
+const top = Number(topArg ?? 30);
+// Only the samples taken between these offsets from the start (the phase being studied).
+const [fromSeconds, toSeconds] = (windowArg ?? '0-1e9').split('-').map(Number) as [number, number];
+const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const selfMicros = new Map<number, number>();
+let elapsedMicros = 0;
+profile.samples.forEach((id, i) => {
+  elapsedMicros += profile.timeDeltas[i] ?? 0;
+  if (elapsedMicros < fromSeconds * 1e6 || elapsedMicros > toSeconds * 1e6) return;
+  selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+});
+const total = [...selfMicros.values()].reduce((a, b) => a + b, 0);
+
+function where(url: string): string {
+  if (!url) return '(native)';
+  const modules = url.split('node_modules/');
+  if (modules.length > 1) {
+    const parts = modules.at(-1)!.split('/');
+    return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!;
+  }
+  if (url.startsWith('node:')) return url;
+  return url.replace(/^.*\/(src|bench|test)\//, '$1/');
+}
+
+function tally(key: (node: ProfileNode) => string): [string, number][] {
+  const sums = new Map<string, number>();
+  for (const [id, micros] of selfMicros) {
+    const k = key(byId.get(id)!);
+    sums.set(k, (sums.get(k) ?? 0) + micros);
+  }
+  return [...sums].sort((a, b) => b[1] - a[1]).slice(0, top);
+}
+
+const percent = (micros: number) => `${((micros / total) * 100).toFixed(1)}%`;
+console.log(`total sampled: ${(total / 1e6).toFixed(2)} s\n\nself time by package or file:`);
+for (const [k, v] of tally((n) => where(n.callFrame.url))) console.log(`  ${percent(v).padStart(6)}  ${k}`);
+console.log('\nheaviest functions (self time):');
+for (const [k, v] of tally((n) => `${n.callFrame.functionName || '(anonymous)'} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`)) {
+  console.log(`  ${percent(v).padStart(6)}  ${k}`);
+}
+
+// Inclusive time of our own functions: where the work starts, whatever library does it.
+const parentOf = new Map<number, number>();
+for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+const inclusive = new Map<string, number>();
+for (const [id, micros] of selfMicros) {
+  const seen = new Set<string>();
+  for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+    const frame = byId.get(at)!.callFrame;
+    if (!frame.url.includes('/src/')) continue;
+    const key = `${frame.functionName || '(anonymous)'} ${where(frame.url)}:${frame.lineNumber + 1}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    inclusive.set(key, (inclusive.get(key) ?? 0) + micros);
+  }
+}
+console.log('\nour functions, inclusive time:');
+for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${percent(v).padStart(6)}  ${k}`);
