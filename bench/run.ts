@@ -71,15 +71,15 @@ async function runStreaming(url: URL, tokens: string[]) {
       `arrives, measured from the first delta. Stall: a gap over ${2 * PACED_CHUNK_MS} ms between deltas.\n`,
   );
   console.log(
-    '| pace | streams at once | replies | first token p50 / p99 ms (direct) | first token p50 / p99 ms (Switchboard) | added first token p50 ms | lag p99 ms direct / Switchboard | stalls direct / Switchboard | chunks/s Switchboard | server CPU ms per reply |',
+    '| pace | streams at once | replies | first token p50 / p99 ms (direct) | first token p50 / p99 ms (Switchboard) | added first token p50 ms | lag p99 ms direct / Switchboard | stalls direct / Switchboard | sendMessage p50 ms | chunks/s Switchboard | server CPU ms per reply |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [index, [direct, through]] of rows.entries()) {
     const { pace, concurrency, generations } = through.scenario;
     console.log(
       `| ${pace.name} | ${concurrency} | ${generations} | ${ms(direct.firstTokenP50Ms)} / ${ms(direct.firstTokenP99Ms)} | ` +
         `${ms(through.firstTokenP50Ms)} / ${ms(through.firstTokenP99Ms)} | **${ms(through.firstTokenP50Ms - direct.firstTokenP50Ms)}** | ` +
-        `${ms(direct.lagP99Ms)} / **${ms(through.lagP99Ms)}** | ${direct.stalls} / **${through.stalls}** | ` +
+        `${ms(direct.lagP99Ms)} / **${ms(through.lagP99Ms)}** | ${direct.stalls} / **${through.stalls}** | ${ms(through.sendP50Ms)} | ` +
         `${((generations * CHUNKS) / (through.wallMs / 1000)).toFixed(0)} | ${ms(serverCpuMs[index]! / generations)} |`,
     );
   }

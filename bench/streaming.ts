@@ -21,6 +21,8 @@ export interface StreamingScenario {
 /** What one client saw of one reply: when it asked, and when each delta arrived with how much text. */
 interface Observed {
   startedAt: number;
+  /** When sendMessage answered (Switchboard only). */
+  sentAt?: number;
   deltas: { at: number; textLength: number }[];
 }
 
@@ -35,6 +37,8 @@ export interface StreamingResult {
   lagP99Ms: number;
   /** Gaps between consecutive deltas longer than twice the chunk interval. */
   stalls: number;
+  /** How long sendMessage took to answer (Switchboard only). */
+  sendP50Ms: number;
   wallMs: number;
 }
 
@@ -88,6 +92,10 @@ async function measure(
     lagP50Ms: percentile(lags, 50),
     lagP99Ms: percentile(lags, 99),
     stalls,
+    sendP50Ms: percentile(
+      observed.map((o) => (o.sentAt ?? NaN) - o.startedAt),
+      50,
+    ),
     wallMs,
   };
 }
@@ -135,6 +143,7 @@ export async function benchSwitchboard(url: URL, tokens: string[], scenario: Str
         { input: { content: scenario.pace.prompt, model: 'gpt-4o-mini' } },
         tokenOf(lane),
       );
+      observed.sentAt = performance.now();
       let text = '';
       for await (const result of clients[lane]!.iterate({ query: STREAM, variables: { id: sent.sendMessage.assistantMessage.id } })) {
         const event = (result.data as { messageStream: { delta: string; done: boolean } } | undefined)?.messageStream;

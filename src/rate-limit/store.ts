@@ -20,12 +20,16 @@ export const MAX_TRACKED_CALLS = 1000;
 
 const keyOf = (identity: Identity) => `ratelimit:${identity.contextIdentity}:${identity.fieldIdentity}`;
 
-// One round trip: read the latest calls, then record this one. ARGV: now, member, ttl, how many.
+// One round trip: forget the calls older than the longest window, read the times of the latest
+// ones (scores only: half the reply), then record this one. ARGV: now, member, ttl, how many.
 const RECORD_AND_READ = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
 local previous = redis.call('ZRANGE', KEYS[1], -tonumber(ARGV[4]), -1, 'WITHSCORES')
+local times = {}
+for i = 2, #previous, 2 do times[#times + 1] = previous[i] end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return previous`;
+return times`;
 
 /** Shared by every instance on the same Redis: limits are cluster-wide. */
 export class RedisRateLimitStore implements RateLimitStore {
@@ -46,13 +50,11 @@ export class RedisRateLimitStore implements RateLimitStore {
       this.maxWindowMs,
       MAX_TRACKED_CALLS,
     )) as string[];
-    // WITHSCORES interleaves members and scores; the scores are the timestamps.
-    return previous.filter((_, index) => index % 2 === 1).map(Number);
+    return previous.map(Number);
   }
 
-  async setForIdentity(identity: Identity, _timestamps: readonly number[], windowMs?: number): Promise<void> {
-    if (windowMs) await this.redis.zremrangebyscore(keyOf(identity), '-inf', Date.now() - windowMs);
-  }
+  // Old calls are forgotten as each call is recorded (above), in the same round trip.
+  async setForIdentity(): Promise<void> {}
 
   async callsInWindow(identity: Identity, windowMs: number): Promise<number[]> {
     const members = await this.redis.zrangebyscore(keyOf(identity), Date.now() - windowMs, '+inf');
@@ -71,20 +73,19 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const now = Date.now();
     if (--this.untilSweep === 0) this.sweep(now);
     const key = keyOf(identity);
-    const calls = (this.calls.get(key) ?? []).filter((at) => at > now - this.maxWindowMs);
+    let calls = this.calls.get(key) ?? [];
+    // Only the latest MAX_TRACKED_CALLS are ever read: the list is cut back to them once it holds
+    // twice as many, so each call costs the same however high a limit is set.
+    if (calls.length >= 2 * MAX_TRACKED_CALLS) calls = calls.slice(-MAX_TRACKED_CALLS);
+    calls.splice(0, firstAfter(calls, now - this.maxWindowMs));
     const previous = calls.slice(-MAX_TRACKED_CALLS);
     calls.push(now);
     this.calls.set(key, calls);
     return previous;
   }
 
-  setForIdentity(identity: Identity, _timestamps: readonly number[], windowMs?: number): void {
-    const key = keyOf(identity);
-    const since = Date.now() - (windowMs ?? this.maxWindowMs);
-    const calls = (this.calls.get(key) ?? []).filter((at) => at > since);
-    if (calls.length) this.calls.set(key, calls);
-    else this.calls.delete(key);
-  }
+  // Old calls are forgotten as each call is recorded (above).
+  setForIdentity(): void {}
 
   async callsInWindow(identity: Identity, windowMs: number): Promise<number[]> {
     const since = Date.now() - windowMs;
@@ -101,3 +102,15 @@ export class MemoryRateLimitStore implements RateLimitStore {
 }
 
 const SWEEP_EVERY_CALLS = 10_000;
+
+/** Index of the first time after `since` in an ascending list (binary search). */
+function firstAfter(times: number[], since: number): number {
+  let low = 0;
+  let high = times.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (times[middle]! > since) high = middle;
+    else low = middle + 1;
+  }
+  return low;
+}
