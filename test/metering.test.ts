@@ -146,6 +146,24 @@ describe('reservations', () => {
     expect(me.usage.totals.requests).toBe(1);
   });
 
+  it('are settled at the price they were reserved at, even when the settling caller names another', async () => {
+    const user = await newUser();
+    const model = findModel(t.config.chat.models, 'gpt-4o-mini')!;
+    const reservation = await prisma().$transaction((tx) =>
+      t.app.metering.reserve(tx, { userId: user.id, messageId: randomUUID(), model, promptEstimate: 40, maxOutputTokens: 500, leaseMs: 60_000 }),
+    );
+    const usage = { promptTokens: 1000, cachedTokens: 0, completionTokens: 2000, reasoningTokens: 0 };
+    const tenTimesDearer = { ...model.price, inputMicrosPerMillion: model.price.inputMicrosPerMillion * 10 };
+    const settled = await prisma().$transaction((tx) => t.app.metering.settle(tx, reservation.id, usage, 'RUN', tenTimesDearer));
+    expect(settled?.costMicros).toBe(costMicros(model.price, usage));
+    const me = await balanceOf(user.accessToken);
+    expect(me.credits.ledger.edges.filter((e) => e.node.kind === 'USAGE').map((e) => e.node.amountMicros)).toEqual([
+      -Number(costMicros(model.price, usage)),
+    ]);
+    // Settling is exactly-once, whatever the price named.
+    expect(await prisma().$transaction((tx) => t.app.metering.settle(tx, reservation.id, usage, 'RUN', model.price))).toBeNull();
+  });
+
   it('of an instance that comes back after being presumed dead are corrected once with the real reply and usage', async () => {
     const user = await newUser();
     const before = await balanceOf(user.accessToken);

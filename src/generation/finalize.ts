@@ -1,8 +1,8 @@
 import type { PrismaClient, PrismaTx } from '../db/client.js';
 import type { MessageStatus } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import type { Metering, SettledBy } from '../metering/metering.js';
-import type { MeteredUsage } from '../metering/prices.js';
+import type { Metering, SettleAnswer, SettledBy } from '../metering/metering.js';
+import type { MeteredUsage, ModelPrice } from '../metering/prices.js';
 
 export interface FinalMessage {
   messageId: string;
@@ -21,50 +21,62 @@ export const RUNNING_STATUSES: MessageStatus[] = ['PENDING', 'STREAMING'];
 export type FinalOutcome = 'recorded' | 'corrected' | 'already-final';
 
 /**
- * Closes a generation in one transaction: its reservation is settled (quota, credits, roll-up)
- * and its message written with the usage and cost, or neither. Settling is exactly-once, so when
- * two parties race (the generation itself and a recovery after its instance was presumed dead)
- * one records it. When the generation itself comes second, with the real reply and usage, it
- * corrects what the recovery recorded by estimate, once.
+ * Closes a generation: its reservation is settled (quota, credits, roll-up) and its message
+ * written with the usage and cost, or neither, in one statement (generation_record_final).
+ * Settling is exactly-once, so when two parties race (the generation itself and a recovery after
+ * its instance was presumed dead) one records it. When the generation itself comes second, with
+ * the real reply and usage, it corrects what the recovery recorded by estimate, once.
+ * `price`: the reservation's price, when the caller knows it.
  */
 export async function recordFinalMessage(
   deps: { prisma: PrismaClient; metering: Metering; logger: Logger },
   final: FinalMessage,
   reservationId: string,
   by: SettledBy,
+  price?: ModelPrice,
 ): Promise<FinalOutcome> {
   const { prisma, metering, logger } = deps;
   const now = new Date();
-  const outcome = await prisma.$transaction(async (tx) => {
-    const settled = await metering.settle(tx, reservationId, final.usage, by);
-    if (settled) {
-      await writeFinalMessage(tx, final, settled.costMicros, now, { onlyIfRunning: true });
-      return { kind: 'recorded' as const, settled };
-    }
-    if (by !== 'RUN') return { kind: 'already-final' as const };
-    const corrected = await metering.correct(tx, reservationId, final.usage);
-    if (!corrected) return { kind: 'already-final' as const };
-    await writeFinalMessage(tx, final, corrected.costMicros, now, { onlyIfRunning: false });
-    return { kind: 'corrected' as const };
+  const settled = await metering.settleThrough(prisma, { reservationId, usage: final.usage, by, price }, async (settle) => {
+    const params = { settle, message: finalMessageParams(final, now) };
+    const [row] = await prisma.$queryRaw<[{ answer: SettleAnswer }]>`
+      SELECT "generation_record_final"(${JSON.stringify(params)}::jsonb) AS "answer"`;
+    return row.answer;
   });
-  if (outcome.kind === 'recorded') metering.countCharged(outcome.settled.reservation.model, final.usage, outcome.settled.costMicros);
-  if (outcome.kind === 'corrected') {
-    logger.warn({ messageId: final.messageId }, 'corrected a generation closed while its instance was presumed dead, with its real usage');
+  if (settled) {
+    metering.countCharged(settled.model, final.usage, settled.costMicros);
+    return 'recorded';
   }
-  return outcome.kind;
+  if (by !== 'RUN') return 'already-final';
+  const corrected = await prisma.$transaction(async (tx) => {
+    const correction = await metering.correct(tx, reservationId, final.usage);
+    if (correction) await writeFinalMessage(tx, final, correction.costMicros, now);
+    return correction;
+  });
+  if (!corrected) return 'already-final';
+  logger.warn({ messageId: final.messageId }, 'corrected a generation closed while its instance was presumed dead, with its real usage');
+  return 'corrected';
 }
 
-/** The message may be gone (its conversation deleted): then only the reservation is settled. */
-async function writeFinalMessage(
-  tx: PrismaTx,
-  final: FinalMessage,
-  cost: bigint,
-  now: Date,
-  options: { onlyIfRunning: boolean },
-): Promise<void> {
+function finalMessageParams(final: FinalMessage, now: Date) {
+  return {
+    id: final.messageId,
+    conversationId: final.conversationId,
+    status: final.status,
+    content: final.content,
+    usageEstimated: final.usageEstimated,
+    finishReason: final.finishReason ?? null,
+    errorCode: final.error?.code ?? null,
+    errorMessage: final.error?.message ?? null,
+    now: now.toISOString(),
+  };
+}
+
+/** A correction rewrites the message whatever its status; it may be gone (its conversation deleted). */
+async function writeFinalMessage(tx: PrismaTx, final: FinalMessage, cost: bigint, now: Date): Promise<void> {
   const { usage } = final;
   const written = await tx.message.updateMany({
-    where: { id: final.messageId, ...(options.onlyIfRunning ? { status: { in: RUNNING_STATUSES } } : {}) },
+    where: { id: final.messageId },
     data: {
       status: final.status,
       content: final.content,

@@ -4,7 +4,7 @@ import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from '..
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import { ZERO_METERED_USAGE, type Metering } from '../metering/metering.js';
-import type { MeteredUsage } from '../metering/prices.js';
+import type { MeteredUsage, ModelPrice } from '../metering/prices.js';
 import { estimateCompletionTokens, type ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -147,7 +147,7 @@ export class GenerationRunner {
       finishReason: stopped ? 'stop_requested' : failure ? 'error' : finishReason,
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
-    await this.record(final, job.reservationId);
+    await this.record(final, job.reservationId, job.model.price);
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
     await hub.publish({ messageId: job.messageId, seq: lastSeq + 1, delta: '', done: true }).catch((error) => {
       logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
@@ -159,10 +159,10 @@ export class GenerationRunner {
    * a retry cannot charge twice): given up, the message would be closed by a recovery, with an
    * estimate instead of the real usage.
    */
-  private async record(final: FinalMessage, reservationId: string): Promise<void> {
+  private async record(final: FinalMessage, reservationId: string, price: ModelPrice): Promise<void> {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await recordFinalMessage(this.deps, final, reservationId, 'RUN');
+        await recordFinalMessage(this.deps, final, reservationId, 'RUN', price);
         return;
       } catch (error) {
         const last = attempt >= RECORD_ATTEMPTS;

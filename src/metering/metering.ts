@@ -29,9 +29,13 @@ export interface ReserveRequest {
 export type SettledBy = 'RUN' | 'RECOVERY' | 'SWEEP';
 
 export interface Settlement {
-  reservation: Reservation;
+  /** The model the call was reserved for. */
+  model: string;
   costMicros: bigint;
 }
+
+/** What metering_settle answers. */
+export type SettleAnswer = { settled: true; model: string } | { settled: false; priceChanged?: true } | { settled?: undefined; priceChanged: true };
 
 export const ZERO_METERED_USAGE: MeteredUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
 const SWEEP_BATCH = 100;
@@ -100,36 +104,50 @@ export class Metering {
 
   /**
    * Charges what a call used, exactly once, whatever was held: the quota is charged the tokens
-   * billed and the credits the real cost. Returns null when the reservation was already settled.
+   * billed and the credits the real cost (metering_settle, one statement). Returns null when the
+   * reservation was already settled. `price`: the reservation's price when the caller knows it
+   * (the generation that reserved it), which saves reading it first.
    */
-  async settle(tx: PrismaTx, reservationId: string, usage: MeteredUsage, by: SettledBy): Promise<Settlement | null> {
-    const [reservation] = await tx.$queryRaw<Reservation[]>`
-      SELECT * FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL FOR UPDATE`;
-    if (!reservation) return null;
-    await lockSpendingUser(tx, reservation.userId);
-    const cost = costMicros(storedPrice(reservation), usage);
-    const now = new Date();
-    const settled = await tx.reservation.update({
-      where: { id: reservationId },
-      data: { settledAt: now, settledBy: by, chargedUsage: { ...usage }, chargedMicros: cost },
+  settle(tx: PrismaTx, reservationId: string, usage: MeteredUsage, by: SettledBy, price?: ModelPrice): Promise<Settlement | null> {
+    return this.settleThrough(tx, { reservationId, usage, by, price }, async (params) => {
+      const [row] = await tx.$queryRaw<[{ answer: SettleAnswer }]>`SELECT "metering_settle"(${JSON.stringify(params)}::jsonb) AS "answer"`;
+      return row.answer;
     });
-    const tokens = usage.promptTokens + usage.completionTokens;
-    if (reservation.quotaTokens > 0) {
-      await chargeQuotaTokens(tx, reservation.userId, reservation.period, reservation.quotaTokens, tokens);
-    }
-    await releaseCreditHold(tx, reservation.userId, reservation.creditMicros);
-    if (reservation.apiKeyId) await chargeKeySpend(tx, reservation.apiKeyId, reservation.period, reservation.keyMicros, cost);
-    if (reservation.paysWithCredits && cost > 0n) {
-      await appendCreditEntry(tx, {
-        userId: reservation.userId,
-        kind: 'USAGE',
-        amountMicros: -cost,
-        reason: `${reservation.model}: ${tokens} tokens`,
-        messageId: reservation.messageId ?? undefined,
+  }
+
+  /**
+   * Settles through `statement`: metering_settle, or a database function that calls it with its
+   * parameters and does more in the same statement (generation_record_final). The cost is
+   * computed here, at the reservation's price, which the statement checks.
+   */
+  async settleThrough(
+    tx: PrismaTx,
+    request: { reservationId: string; usage: MeteredUsage; by: SettledBy; price?: ModelPrice },
+    statement: (params: Record<string, unknown>) => Promise<SettleAnswer>,
+  ): Promise<Settlement | null> {
+    let price: { stored: unknown; parsed: ModelPrice } | null | undefined = request.price && {
+      stored: request.price,
+      parsed: request.price,
+    };
+    // Twice at most: a price that is not the reservation's is replaced by the stored one.
+    for (let attempt = 1; attempt <= 2; attempt += 1) {
+      price ??= await storedPriceOf(tx, request.reservationId);
+      if (!price) return null;
+      const cost = costMicros(price.parsed, request.usage);
+      const answer = await statement({
+        reservationId: request.reservationId,
+        price: price.stored,
+        usage: { ...request.usage },
+        costMicros: cost.toString(),
+        by: request.by,
+        day: utcDay(new Date()).toISOString().slice(0, 10),
+        ledgerEntryId: uuidv7(),
       });
+      if (answer.settled) return { model: answer.model, costMicros: cost };
+      if (!answer.priceChanged) return null;
+      price = undefined;
     }
-    await addToDailyRollup(tx, { userId: reservation.userId, day: utcDay(now), model: reservation.model, usage, costMicros: cost, requests: 1 });
-    return { reservation: settled, costMicros: cost };
+    throw new Error(`reservation ${request.reservationId}: its price changed while it was being settled`);
   }
 
   /**
@@ -195,7 +213,7 @@ export class Metering {
       costMicros: deltaCost,
       requests: 0,
     });
-    return { reservation: corrected, costMicros: cost };
+    return { model: corrected.model, costMicros: cost };
   }
 
   /**
@@ -282,10 +300,17 @@ const storedPriceSchema = z.object({
 });
 
 /** The price a reservation was made at; a row that holds no valid price is an error, never a free call. */
-function storedPrice(reservation: Reservation): ModelPrice {
+function storedPrice(reservation: Pick<Reservation, 'id' | 'price'>): ModelPrice {
   const parsed = storedPriceSchema.safeParse(reservation.price);
   if (!parsed.success) throw new Error(`reservation ${reservation.id} holds no valid price`);
   return parsed.data;
+}
+
+/** An unsettled reservation's price, as stored (for the statement to compare) and parsed; null once settled. */
+async function storedPriceOf(tx: PrismaTx, reservationId: string): Promise<{ stored: unknown; parsed: ModelPrice } | null> {
+  const [row] = await tx.$queryRaw<Array<Pick<Reservation, 'id' | 'price'>>>`
+    SELECT "id", "price" FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL`;
+  return row ? { stored: row.price, parsed: storedPrice(row) } : null;
 }
 
 /** The most a call may cost: every prompt token at the dearer of its two rates, likewise every completion token. */
