@@ -38,7 +38,11 @@ export async function startSwitchboard(
   extraEnv: Record<string, string | undefined> = {},
 ): Promise<{ url: URL; pid: number; stop(): Promise<unknown> }> {
   // BENCH_PROFILE=1 writes a V8 CPU profile of the server to bench/profiles/ (open it in Chrome DevTools).
-  const nodeArgs = [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : []), ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  // BENCH_NODE_ARGS: more flags for the server's node (e.g. --max-semi-space-size=32).
+  const nodeArgs = [
+    ...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : []),
+    ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+  ];
   const server = await spawnServer(
     {
       NODE_ENV: 'production',

@@ -229,7 +229,12 @@ async function connectRedis(url: string) {
   // Auto-pipelining: the commands that many streams issue in the same tick share one write.
   const commands = new Redis(url, { ...options, enableAutoPipelining: true });
   const subscriber = new Redis(url, options);
-  const rateLimits = new Redis(url, { disableClientInfo: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const rateLimits = new Redis(url, {
+    disableClientInfo: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    enableAutoPipelining: true,
+  });
   const clients = [commands, subscriber, rateLimits];
   // Connection errors are retried by ioredis; failed commands surface to their callers.
   for (const client of clients) client.on('error', () => {});

@@ -3,7 +3,7 @@ import type { PrismaTx } from '../db/client.js';
 import { AppError, notFound } from '../errors.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import { refusalError, type ReserveDecision } from '../metering/metering.js';
-import { titleFromMessage } from './conversations.js';
+import { PLACEHOLDER_TITLE, titleFromMessage } from './conversations.js';
 
 export interface SendWrites {
   userId: string;
@@ -27,8 +27,6 @@ export interface SentMessages {
   assistantMessage: Message;
 }
 
-const UNTITLED = 'New conversation';
-
 /**
  * Reserves the call and writes the conversation and both messages in one statement (the
  * database function chat_send_message): one round trip, with the user's row lock held only
@@ -39,7 +37,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
   const now = new Date();
   const { existing, userId, content } = send;
   const conversationId = existing?.id ?? uuidv7();
-  const title = !existing || existing.title === UNTITLED ? titleFromMessage(content) : existing.title;
+  const title = !existing || existing.title === PLACEHOLDER_TITLE ? titleFromMessage(content) : existing.title;
   const params = {
     reservation: send.reservation,
     maxRunning: send.maxRunning,

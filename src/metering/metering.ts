@@ -34,8 +34,8 @@ export interface Settlement {
   costMicros: bigint;
 }
 
-/** What metering_settle answers. */
-export type SettleAnswer = { settled: true; model: string } | { settled: false; priceChanged?: true } | { settled?: undefined; priceChanged: true };
+/** What metering_settle answers: settled now (a call for `model`), settled before, or priced wrong (nothing written). */
+export type SettleAnswer = { settled: true; model: string } | { settled: false } | { priceChanged: true };
 
 export const ZERO_METERED_USAGE: MeteredUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
 const SWEEP_BATCH = 100;
@@ -143,9 +143,11 @@ export class Metering {
         day: utcDay(new Date()).toISOString().slice(0, 10),
         ledgerEntryId: uuidv7(),
       });
-      if (answer.settled) return { model: answer.model, costMicros: cost };
-      if (!answer.priceChanged) return null;
-      price = undefined;
+      if ('priceChanged' in answer) {
+        price = undefined;
+        continue;
+      }
+      return answer.settled ? { model: answer.model, costMicros: cost } : null;
     }
     throw new Error(`reservation ${request.reservationId}: its price changed while it was being settled`);
   }

@@ -46,19 +46,16 @@ export function createRateLimiter(deps: {
 
   return {
     async check(checks) {
-      for (const check of checks) {
-        try {
-          await checkOne(check);
-        } catch (error) {
-          if (error instanceof AppError) throw error;
-          // The counters' store (Redis) is unreachable: serve rather than refuse everyone. Quotas,
-          // query limits and the password-hashing bound still hold; /ready reports Redis down.
-          if (Date.now() - storeDownSince > 60_000) {
-            storeDownSince = Date.now();
-            logger.warn({ err: error }, 'rate limits not enforced: their store is unreachable');
-          }
-          return;
-        }
+      // All at once: one round trip's wait, not one per check. Every call counts, refused or not.
+      const outcomes = await Promise.allSettled(checks.map(checkOne));
+      const failures = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
+      const refusal = failures.find((error) => error instanceof AppError);
+      if (refusal) throw refusal;
+      // The counters' store (Redis) is unreachable: serve rather than refuse everyone. Quotas,
+      // query limits and the password-hashing bound still hold; /ready reports Redis down.
+      if (failures.length > 0 && Date.now() - storeDownSince > 60_000) {
+        storeDownSince = Date.now();
+        logger.warn({ err: failures[0] }, 'rate limits not enforced: their store is unreachable');
       }
     },
   };
