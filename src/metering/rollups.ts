@@ -14,19 +14,8 @@ export async function addToDailyRollup(
   tx: PrismaTx,
   row: { userId: string; day: Date; model: string; usage: MeteredUsage; costMicros: bigint; requests: number },
 ): Promise<void> {
-  const { usage } = row;
-  const total = usage.promptTokens + usage.completionTokens;
+  // The database function that settlement uses too (migration settle_in_one_statement).
   await tx.$executeRaw`
-    INSERT INTO "UsageDaily" ("userId", "day", "model", "promptTokens", "cachedTokens", "completionTokens", "reasoningTokens",
-                              "totalTokens", "costMicros", "requests")
-    VALUES (${row.userId}::uuid, ${row.day}::date, ${row.model}, ${usage.promptTokens}, ${usage.cachedTokens},
-            ${usage.completionTokens}, ${usage.reasoningTokens}, ${total}, ${row.costMicros}, ${row.requests})
-    ON CONFLICT ("userId", "day", "model") DO UPDATE SET
-      "promptTokens" = "UsageDaily"."promptTokens" + EXCLUDED."promptTokens",
-      "cachedTokens" = "UsageDaily"."cachedTokens" + EXCLUDED."cachedTokens",
-      "completionTokens" = "UsageDaily"."completionTokens" + EXCLUDED."completionTokens",
-      "reasoningTokens" = "UsageDaily"."reasoningTokens" + EXCLUDED."reasoningTokens",
-      "totalTokens" = "UsageDaily"."totalTokens" + EXCLUDED."totalTokens",
-      "costMicros" = "UsageDaily"."costMicros" + EXCLUDED."costMicros",
-      "requests" = "UsageDaily"."requests" + EXCLUDED."requests"`;
+    SELECT "usage_add_to_daily"(${row.userId}::uuid, ${row.day}::date, ${row.model}, ${JSON.stringify(row.usage)}::jsonb,
+                                ${row.costMicros}, ${row.requests}::int)`;
 }

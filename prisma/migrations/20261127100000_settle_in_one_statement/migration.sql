@@ -3,6 +3,25 @@
 -- interactive transaction. The rules are those of Metering.settle (src/metering/metering.ts);
 -- the cost is computed there, from the reservation's price, which this checks.
 
+-- Adds usage to a user's roll-up of one day and model (usage: promptTokens, cachedTokens,
+-- completionTokens, reasoningTokens); also used by Metering.correct, through rollups.ts.
+CREATE FUNCTION "usage_add_to_daily"(p_user uuid, p_day date, p_model text, p_usage jsonb, p_cost bigint, p_requests int)
+RETURNS void LANGUAGE sql AS $$
+  INSERT INTO "UsageDaily" ("userId", "day", "model", "promptTokens", "cachedTokens", "completionTokens",
+    "reasoningTokens", "totalTokens", "costMicros", "requests")
+  VALUES (p_user, p_day, p_model, (p_usage->>'promptTokens')::bigint, (p_usage->>'cachedTokens')::bigint,
+    (p_usage->>'completionTokens')::bigint, (p_usage->>'reasoningTokens')::bigint,
+    (p_usage->>'promptTokens')::bigint + (p_usage->>'completionTokens')::bigint, p_cost, p_requests)
+  ON CONFLICT ("userId", "day", "model") DO UPDATE SET
+    "promptTokens" = "UsageDaily"."promptTokens" + EXCLUDED."promptTokens",
+    "cachedTokens" = "UsageDaily"."cachedTokens" + EXCLUDED."cachedTokens",
+    "completionTokens" = "UsageDaily"."completionTokens" + EXCLUDED."completionTokens",
+    "reasoningTokens" = "UsageDaily"."reasoningTokens" + EXCLUDED."reasoningTokens",
+    "totalTokens" = "UsageDaily"."totalTokens" + EXCLUDED."totalTokens",
+    "costMicros" = "UsageDaily"."costMicros" + EXCLUDED."costMicros",
+    "requests" = "UsageDaily"."requests" + EXCLUDED."requests";
+$$;
+
 -- Charges what a call used, exactly once. p: reservationId, price (the reservation's, as the
 -- caller computed the cost with), usage { promptTokens, cachedTokens, completionTokens,
 -- reasoningTokens }, costMicros, by (RUN, RECOVERY or SWEEP), day (UTC, for the roll-up),
@@ -57,18 +76,7 @@ BEGIN
     VALUES ((p->>'ledgerEntryId')::uuid, v_reservation."userId", 'USAGE', -v_cost, v_balance,
       v_reservation."model" || ': ' || v_tokens || ' tokens', v_reservation."messageId");
   END IF;
-  INSERT INTO "UsageDaily" ("userId", "day", "model", "promptTokens", "cachedTokens", "completionTokens",
-    "reasoningTokens", "totalTokens", "costMicros", "requests")
-  VALUES (v_reservation."userId", (p->>'day')::date, v_reservation."model", v_prompt,
-    (v_usage->>'cachedTokens')::bigint, v_completion, (v_usage->>'reasoningTokens')::bigint, v_tokens, v_cost, 1)
-  ON CONFLICT ("userId", "day", "model") DO UPDATE SET
-    "promptTokens" = "UsageDaily"."promptTokens" + EXCLUDED."promptTokens",
-    "cachedTokens" = "UsageDaily"."cachedTokens" + EXCLUDED."cachedTokens",
-    "completionTokens" = "UsageDaily"."completionTokens" + EXCLUDED."completionTokens",
-    "reasoningTokens" = "UsageDaily"."reasoningTokens" + EXCLUDED."reasoningTokens",
-    "totalTokens" = "UsageDaily"."totalTokens" + EXCLUDED."totalTokens",
-    "costMicros" = "UsageDaily"."costMicros" + EXCLUDED."costMicros",
-    "requests" = "UsageDaily"."requests" + EXCLUDED."requests";
+  PERFORM "usage_add_to_daily"(v_reservation."userId", (p->>'day')::date, v_reservation."model", v_usage, v_cost, 1);
   RETURN jsonb_build_object('settled', true, 'model', v_reservation."model");
 END $$;
 
