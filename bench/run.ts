@@ -65,7 +65,7 @@ async function runStreaming(url: URL, tokens: string[]) {
     rows.push([direct, through]);
   }
   console.log(
-    `\nStreaming: each reply is ${CHUNKS} chunks; paced: first chunk after ${PACED_FIRST_TOKEN_MS} ms, then one every ` +
+    `\n## Streaming overhead\n\nStreaming: each reply is ${CHUNKS} chunks; paced: first chunk after ${PACED_FIRST_TOKEN_MS} ms, then one every ` +
       `${PACED_CHUNK_MS} ms. Direct: the openai SDK reading aimock's SSE; Switchboard: sendMessage over HTTP, then ` +
       `messageStream over an open graphql-ws socket. Lag: how much later than its nominal time each later delta ` +
       `arrives, measured from the first delta. Stall: a gap over ${2 * PACED_CHUNK_MS} ms between deltas.\n`,
