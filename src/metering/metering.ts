@@ -236,7 +236,7 @@ export class Metering {
       for (const { id, promptEstimate } of lapsed) {
         const usage = { ...ZERO_METERED_USAGE, promptTokens: promptEstimate };
         try {
-          if (await prisma.$transaction((tx) => this.settle(tx, id, usage, 'SWEEP'))) settled += 1;
+          if (await this.settle(prisma, id, usage, 'SWEEP')) settled += 1;
         } catch (error) {
           // One bad row must not stop the others (nor an instance's start-up): it stays for a person to look at.
           failed += 1;

@@ -90,17 +90,16 @@ export function createRealtimeSessions(deps: {
         throw new AppError('LLM_NOT_CONFIGURED', 'Realtime sessions need OPENAI_API_KEY', { feature: 'realtime' });
       }
       const usageModel = realtimeUsageModel(model);
-      const reservation = await prisma.$transaction((tx) =>
-        metering.reserve(tx, {
-          userId: caller.id,
-          apiKeyId: caller.apiKeyId,
-          kind: 'REALTIME',
-          model: { id: usageModel, price },
-          promptEstimate: 0,
-          maxOutputTokens: QUOTA_CHECK_TOKENS,
-          leaseMs,
-        }),
-      );
+      // One statement each: reserving and settling need no transaction of their own.
+      const reservation = await metering.reserve(prisma, {
+        userId: caller.id,
+        apiKeyId: caller.apiKeyId,
+        kind: 'REALTIME',
+        model: { id: usageModel, price },
+        promptEstimate: 0,
+        maxOutputTokens: QUOTA_CHECK_TOKENS,
+        leaseMs,
+      });
 
       let session: RealtimeSession;
       try {
@@ -120,7 +119,7 @@ export function createRealtimeSessions(deps: {
       }
 
       try {
-        const settled = await prisma.$transaction((tx) => metering.settle(tx, reservation.id, ZERO_METERED_USAGE, 'RUN'));
+        const settled = await metering.settle(prisma, reservation.id, ZERO_METERED_USAGE, 'RUN');
         if (settled) metering.countCharged(usageModel, ZERO_METERED_USAGE, settled.costMicros);
       } catch (error) {
         // The secret exists and is the user's: the sweep charges it once the lease lapses.
