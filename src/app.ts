@@ -118,10 +118,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   if (granted) logger.info({ accounts: granted }, 'gave the sign-up credits to accounts created before credits existed');
 
   boundPasswordHashing(config.limits.passwordHashing);
-  const longestWindowMs = Math.max(...Object.values(config.limits.rates).map((rule) => rule.windowMs));
   const rateLimitStore: RateLimitStore = redis
-    ? new RedisRateLimitStore(redis.rateLimits, longestWindowMs)
-    : new MemoryRateLimitStore(longestWindowMs);
+    ? new RedisRateLimitStore(redis.rateLimits)
+    : new MemoryRateLimitStore();
 
   const stripe = config.stripe ? createStripeClient(config.stripe) : undefined;
   const billingDeps = { prisma: db.prisma, billing: config.billing, logger };

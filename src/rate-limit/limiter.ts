@@ -1,5 +1,5 @@
 import type { GraphQLResolveInfo } from 'graphql';
-import { getGraphQLRateLimiter, type Identity } from 'graphql-rate-limit';
+import { getGraphQLRateLimiter, type Identity, type Store } from 'graphql-rate-limit';
 import type { Limits, RateRule } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -27,18 +27,22 @@ export function createRateLimiter(deps: {
   onRefused?: (check: RateCheck) => void;
 }): RateLimiter {
   const { store, rules, logger } = deps;
-  const limit = getGraphQLRateLimiter({ store, identifyContext: (ctx: { who: string }) => ctx.who });
+  const limiters = new Map(
+    Object.entries(rules).map(([name, rule]) => [name, getGraphQLRateLimiter({ store: countingStore(store, rule), identifyContext })]),
+  );
   let storeDownSince = 0;
 
   const checkOne = async (check: RateCheck) => {
     const rule = rules[check.rule];
-    const who = `${check.rule}:${check.who}`;
+    const key = `${check.rule}:${check.who}:${check.scope}`;
     // The library keys calls by the context's identity and the field name; the scope plays the field.
     const info = { fieldName: check.scope } as GraphQLResolveInfo;
-    const refused = await limit({ parent: undefined, args: {}, context: { who }, info }, { max: rule.max, window: rule.window });
+    const limit = limiters.get(check.rule)!;
+    const refused = await limit({ parent: undefined, args: {}, context: { key }, info }, { max: rule.max, window: rule.window });
     if (!refused) return;
     deps.onRefused?.(check);
-    const retryAfter = await secondsUntilFree(store, { contextIdentity: who, fieldIdentity: check.scope }, rule);
+    const freeAt = (await store.freeAt(key, rule)) ?? Date.now();
+    const retryAfter = Math.max(1, Math.ceil((freeAt + rule.windowMs - Date.now()) / 1000));
     throw new AppError('RATE_LIMITED', `Too many requests (${rule.max} per ${rule.window}); retry in ${retryAfter} s`, {
       retryAfter,
     });
@@ -61,9 +65,20 @@ export function createRateLimiter(deps: {
   };
 }
 
-/** When the oldest call that keeps the caller over the limit leaves the window. */
-async function secondsUntilFree(store: RateLimitStore, identity: Identity, rule: RateRule): Promise<number> {
-  const calls = await store.callsInWindow(identity, rule.windowMs);
-  const freeing = calls[Math.max(0, calls.length - rule.max)] ?? Date.now();
-  return Math.max(1, Math.ceil((freeing + rule.windowMs - Date.now()) / 1000));
+const identifyContext = (context: { key: string }) => context.key;
+
+/**
+ * graphql-rate-limit decides from how many earlier calls are in the window, not from their
+ * times, so the store records the call and sends back only its count (capped at the rule's
+ * `max`, which is all the decision needs); the library gets that many timestamps of "now".
+ */
+function countingStore(store: RateLimitStore, rule: RateRule): Store {
+  return {
+    async getForIdentity(identity: Identity) {
+      const earlier = await store.record(identity.contextIdentity, rule);
+      return new Array<number>(earlier).fill(Date.now());
+    },
+    // The call was recorded, and what left the window forgotten, by `record` above.
+    setForIdentity() {},
+  };
 }

@@ -1,102 +1,87 @@
 import { randomUUID } from 'node:crypto';
-import type { Identity, Store } from 'graphql-rate-limit';
 import type { Redis } from 'ioredis';
+import type { RateRule } from '../config.js';
 
 /**
- * graphql-rate-limit reads an identity's timestamps, decides, then writes them back. Its own
- * stores do that as a plain GET and SET, so concurrent calls (a flood, or two instances) all read
- * the same count and all pass. These stores record the call in the read itself, atomically, so
- * each concurrent caller sees every call before it; the write only trims what left the window.
- * Every call counts, refused ones included: a client that keeps hammering stays refused, one
- * that waits `retryAfter` gets through.
+ * Where the calls of each caller under each rule are kept. graphql-rate-limit's own stores read
+ * the timestamps with a plain GET, decide, and SET them back, so concurrent calls (a flood, or two
+ * instances) all read the same count and all pass. These stores record the call in the read
+ * itself, atomically, so each concurrent caller sees every call before it.
+ *
+ * Every call counts, refused ones included: a client that keeps hammering stays refused, one that
+ * waits `retryAfter` gets through. Only the latest `max` calls of a key are kept: they are all a
+ * decision needs, so neither the work per call nor the memory grows with a flood.
  */
-export interface RateLimitStore extends Store {
-  /** Timestamps (ms) of the calls in the window, oldest first. */
-  callsInWindow(identity: Identity, windowMs: number): Promise<number[]>;
+export interface RateLimitStore {
+  /** Records a call and returns how many earlier calls are in the rule's window (at most `rule.max`). */
+  record(key: string, rule: RateRule): Promise<number> | number;
+  /** When (ms since epoch) the oldest call that keeps the key at its limit leaves the window. */
+  freeAt(key: string, rule: RateRule): Promise<number | undefined> | number | undefined;
 }
 
-/** At most this many earlier calls are read back: more than any limit needs, bounded under a flood. */
-export const MAX_TRACKED_CALLS = 1000;
-
-const keyOf = (identity: Identity) => `ratelimit:${identity.contextIdentity}:${identity.fieldIdentity}`;
-
-// One round trip: forget the calls older than the longest window, read the times of the latest
-// ones (scores only: half the reply), then record this one. ARGV: now, member, ttl, how many.
-const RECORD_AND_READ = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
-local previous = redis.call('ZRANGE', KEYS[1], -tonumber(ARGV[4]), -1, 'WITHSCORES')
-local times = {}
-for i = 2, #previous, 2 do times[#times + 1] = previous[i] end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return times`;
+// One round trip: forget the calls that left the window, count the rest, record this one, and
+// keep only the latest `max`. ARGV: now, member, window (ms), max.
+const RECORD_AND_COUNT = `
+local now, window, max = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local earlier = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
+redis.call('PEXPIRE', KEYS[1], window)
+return math.min(earlier, max)`;
 
 /** Shared by every instance on the same Redis: limits are cluster-wide. */
 export class RedisRateLimitStore implements RateLimitStore {
-  constructor(
-    private readonly redis: Redis,
-    /** Keys expire after the longest window of any rule. */
-    private readonly maxWindowMs: number,
-  ) {}
+  constructor(private readonly redis: Redis) {}
 
-  async getForIdentity(identity: Identity): Promise<number[]> {
+  async record(key: string, rule: RateRule): Promise<number> {
     const now = Date.now();
-    const previous = (await this.redis.eval(
-      RECORD_AND_READ,
-      1,
-      keyOf(identity),
-      now,
-      `${now}:${randomUUID()}`,
-      this.maxWindowMs,
-      MAX_TRACKED_CALLS,
-    )) as string[];
-    return previous.map(Number);
+    const member = `${now}:${randomUUID()}`;
+    return (await this.redis.eval(RECORD_AND_COUNT, 1, redisKey(key), now, member, rule.windowMs, rule.max)) as number;
   }
 
-  // Old calls are forgotten as each call is recorded (above), in the same round trip.
-  async setForIdentity(): Promise<void> {}
-
-  async callsInWindow(identity: Identity, windowMs: number): Promise<number[]> {
-    const members = await this.redis.zrangebyscore(keyOf(identity), Date.now() - windowMs, '+inf');
-    return members.map((member) => Number(member.split(':')[0]));
+  async freeAt(key: string, rule: RateRule): Promise<number | undefined> {
+    const [, oldest] = await this.redis.zrangebyscore(redisKey(key), Date.now() - rule.windowMs, '+inf', 'WITHSCORES', 'LIMIT', 0, 1);
+    return oldest === undefined ? undefined : Number(oldest);
   }
 }
 
+const redisKey = (key: string) => `ratelimit:${key}`;
+
 /** The same semantics in process memory, for the embedded default (one instance). */
 export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly calls = new Map<string, number[]>();
+  private readonly calls = new Map<string, { times: number[]; windowMs: number }>();
   private untilSweep = SWEEP_EVERY_CALLS;
 
-  constructor(private readonly maxWindowMs: number) {}
-
-  getForIdentity(identity: Identity): number[] {
+  record(key: string, rule: RateRule): number {
     const now = Date.now();
     if (--this.untilSweep === 0) this.sweep(now);
-    const key = keyOf(identity);
-    let calls = this.calls.get(key) ?? [];
-    // Only the latest MAX_TRACKED_CALLS are ever read: the list is cut back to them once it holds
-    // twice as many, so each call costs the same however high a limit is set.
-    if (calls.length >= 2 * MAX_TRACKED_CALLS) calls = calls.slice(-MAX_TRACKED_CALLS);
-    calls.splice(0, firstAfter(calls, now - this.maxWindowMs));
-    const previous = calls.slice(-MAX_TRACKED_CALLS);
-    calls.push(now);
-    this.calls.set(key, calls);
-    return previous;
+    const entry = this.calls.get(key) ?? { times: [], windowMs: rule.windowMs };
+    this.calls.set(key, entry);
+    const firstCounted = this.firstCounted(entry.times, rule, now);
+    const earlier = entry.times.length - firstCounted;
+    entry.times.push(now);
+    // What no longer counts is dropped once it is half the list: constant work per call on average.
+    const keepFrom = Math.max(firstCounted, entry.times.length - rule.max);
+    if (keepFrom * 2 >= entry.times.length) entry.times.splice(0, keepFrom);
+    return earlier;
   }
 
-  // Old calls are forgotten as each call is recorded (above).
-  setForIdentity(): void {}
+  freeAt(key: string, rule: RateRule): number | undefined {
+    const times = this.calls.get(key)?.times ?? [];
+    return times[this.firstCounted(times, rule, Date.now())];
+  }
 
-  async callsInWindow(identity: Identity, windowMs: number): Promise<number[]> {
-    const since = Date.now() - windowMs;
-    return (this.calls.get(keyOf(identity)) ?? []).filter((at) => at > since);
+  /** Index of the oldest call that still counts: inside the window, and among the latest `max`. */
+  private firstCounted(times: number[], rule: RateRule, now: number): number {
+    return Math.max(firstAfter(times, now - rule.windowMs), times.length - rule.max);
   }
 
   // Callers that never come back (a flood from many addresses) must not stay in memory.
   private sweep(now: number): void {
     this.untilSweep = SWEEP_EVERY_CALLS;
-    for (const [key, calls] of this.calls) {
-      if ((calls.at(-1) ?? 0) <= now - this.maxWindowMs) this.calls.delete(key);
+    for (const [key, { times, windowMs }] of this.calls) {
+      if ((times.at(-1) ?? 0) <= now - windowMs) this.calls.delete(key);
     }
   }
 }
