@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
-import { NestedConversationsDocument } from './helpers/chat-documents.js';
+import { ConversationDocument, NestedConversationsDocument } from './helpers/chat-documents.js';
+import { encodeGlobalId } from '../src/graphql/global-id.js';
 import { MeDocument } from './helpers/documents.js';
 
 let t: TestApp;
@@ -61,5 +62,30 @@ describe('nested reads', () => {
     const data = expectData(await t.execute(MeDocument, {}, { token: user.accessToken }));
     expect(data.me?.email).toBe(user.email);
     expect(statements).toHaveLength(1);
+  });
+
+  it('read one page of a long conversation: the database returns that page, not every message', async () => {
+    const user = await registerUser(t);
+    const { id: userId } = await t.app.db.prisma.user.findUniqueOrThrow({ where: { email: user.email } });
+    const conversation = await t.app.db.prisma.conversation.create({ data: { userId, title: 'long', model: 'm' } });
+    for (let i = 0; i < 300; i += 1) {
+      // One at a time: ids are time-ordered, so the messages keep their order.
+      await t.app.db.prisma.message.create({
+        data: { conversationId: conversation.id, userId, role: 'USER', content: `m${i}`, status: 'COMPLETE' },
+      });
+    }
+    const id = encodeGlobalId('Conversation', conversation.id);
+    for (const [page, expected] of [
+      [{ last: 3 }, ['m297', 'm298', 'm299']],
+      [{ first: 3 }, ['m0', 'm1', 'm2']],
+    ] as const) {
+      statements = [];
+      const data = expectData(await t.execute(ConversationDocument, { id, ...page }, { token: user.accessToken }));
+      expect(data.conversation?.messages.edges.map((edge) => edge.node.content)).toEqual(expected);
+      const messageReads = statements.filter((sql) => sql.includes('"content"'));
+      if (process.env.SHOW_SQL) console.log(messageReads.join('\n'));
+      expect(messageReads.length).toBeGreaterThan(0);
+      for (const sql of messageReads) expect(sql).toMatch(/ORDER BY [^)]*"id" (ASC|DESC) LIMIT/);
+    }
   });
 });

@@ -24,12 +24,14 @@ describe('graceful shutdown', () => {
     // work left that stopping does not cut short, once its lookup has reached the database.
     let lookedUp!: () => void;
     const loginInFlight = new Promise<void>((resolve) => (lookedUp = resolve));
-    const t = await startTestApp({ PASSWORD_HASH_COST: '16' }, { onQuery: (sql) => /"User"\."email" = \$1/.test(sql) && lookedUp() });
+    let loggingIn = false;
+    const t = await startTestApp({ PASSWORD_HASH_COST: '16' }, { onQuery: (sql) => loggingIn && /"email" = \$1/.test(sql) && lookedUp() });
     const url = await t.app.start(0);
     const user = await registerUser(t);
     const socket = connectWs(url, user.accessToken);
     await new Promise((resolve) => socket.on('connected', resolve));
 
+    loggingIn = true;
     const inFlight = executeOver(fetch, url, LoginDocument, { input: { email: user.email, password: user.password } });
     await loginInFlight;
     const stopped = t.app.stop();
