@@ -3,7 +3,7 @@ import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { ConversationDocument, NestedConversationsDocument } from './helpers/chat-documents.js';
 import { encodeGlobalId } from '../src/graphql/global-id.js';
-import { MeDocument } from './helpers/documents.js';
+import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
 
 let t: TestApp;
 let statements: string[] = [];
@@ -56,11 +56,18 @@ describe('nested reads', () => {
     expect(large.count).toBeLessThanOrEqual(6);
   });
 
-  it('answer { me { scalars } } from the row that authenticated the request: one statement', async () => {
+  it('answer { me { scalars } } from the row that authenticated the request: one statement, with a token or an API key', async () => {
     const user = await registerUser(t);
     statements = [];
     const data = expectData(await t.execute(MeDocument, {}, { token: user.accessToken }));
     expect(data.me?.email).toBe(user.email);
+    expect(statements).toHaveLength(1);
+
+    // With an API key, the key and its user are read together.
+    const { secret } = expectData(await t.execute(CreateApiKeyDocument, { input: { name: 'k' } }, { token: user.accessToken })).createApiKey;
+    await t.execute(MeDocument, {}, { token: secret }); // its first use records lastUsedAt
+    statements = [];
+    expect(expectData(await t.execute(MeDocument, {}, { token: secret })).me?.email).toBe(user.email);
     expect(statements).toHaveLength(1);
   });
 

@@ -1,6 +1,6 @@
 import type { PrismaClient } from '../db/client.js';
 import { badInput, notFound } from '../errors.js';
-import type { ApiKey, ApiKeyScope } from '../generated/prisma/client.js';
+import type { ApiKey, ApiKeyScope, User } from '../generated/prisma/client.js';
 import type { RevocationBus } from './revocations.js';
 import { generateSecret, hashSecret } from './secrets.js';
 
@@ -65,9 +65,12 @@ export async function revokeApiKey(
   return revoked;
 }
 
-/** Returns the active (not revoked, not expired) key for a presented secret, recording when it was last used. */
-export async function findActiveApiKey(prisma: PrismaClient, secret: string): Promise<ApiKey | null> {
-  const key = await prisma.apiKey.findUnique({ where: { secretHash: hashSecret(secret) } });
+/**
+ * Returns the active (not revoked, not expired) key for a presented secret, with its user's row
+ * (read in the same statement), recording when it was last used.
+ */
+export async function findActiveApiKey(prisma: PrismaClient, secret: string): Promise<(ApiKey & { user: User }) | null> {
+  const key = await prisma.apiKey.findUnique({ where: { secretHash: hashSecret(secret) }, include: { user: true } });
   const now = new Date();
   if (!key || key.revokedAt || (key.expiresAt && key.expiresAt <= now)) return null;
   if (!key.lastUsedAt || now.getTime() - key.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {

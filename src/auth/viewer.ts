@@ -42,12 +42,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
   const { prisma, config } = deps;
   const verifyOidc = config.oidc ? createOidcVerifier(config.oidc) : undefined;
 
-  const activeUser = async (userId: string): Promise<User> => {
-    const user = await prisma.user.findUnique({ where: { id: userId } });
-    if (!user) throw invalidCredential('Account no longer exists');
-    if (user.deactivatedAt) throw invalidCredential('Account is deactivated');
-    return user;
-  };
+  const activeUser = async (userId: string): Promise<User> => assertActive(await prisma.user.findUnique({ where: { id: userId } }));
 
   return async (authorization) => {
     if (!authorization) return null;
@@ -60,7 +55,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
     if (credential.startsWith(`${API_KEY_PREFIX}_`)) {
       const key = await findActiveApiKey(prisma, credential);
       if (!key) throw invalidCredential('API key is invalid, revoked or expired');
-      const user = await activeUser(key.userId);
+      const user = assertActive(key.user);
       return { id: user.id, role: user.role, via: 'api_key', apiKeyId: key.id, apiKeyScopes: key.scopes, user };
     }
 
@@ -77,6 +72,12 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
     if (revokedBefore(user, issuedAt)) throw invalidCredential('Access token was revoked; sign in again');
     return { id: user.id, role: user.role, via: 'access_token', user };
   };
+}
+
+function assertActive(user: User | null): User {
+  if (!user) throw invalidCredential('Account no longer exists');
+  if (user.deactivatedAt) throw invalidCredential('Account is deactivated');
+  return user;
 }
 
 // `iat` has whole seconds: a token issued in the same second as the revocation is kept, because
