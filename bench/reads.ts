@@ -23,7 +23,8 @@ import { BENCH_JWT_SECRET, graphql, startCountingApp, startSwitchboard, startUps
  */
 
 const DURATION_SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const CONNECTIONS = 32;
+// BENCH_CONNECTIONS: autocannon's concurrent connections.
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const CONVERSATIONS = 50;
 const MESSAGES_EACH = 20;
 const STATEMENT_SIZES = [5, 50, 500];

@@ -18,6 +18,9 @@ const MessageError = builder.objectRef<{ code: string; message: string }>('Messa
 
 export const MessageRef = builder.prismaNode('Message', {
   ...ownedByViewer,
+  // Only the columns a query asks for are read (lists of messages are the largest reads), plus
+  // the owner, which the type's authorization checks.
+  select: { id: true, userId: true },
   fields: (t) => ({
     role: t.expose('role', { type: MessageRole }),
     content: t.exposeString('content', { description: 'While STREAMING, the text is complete only at the end.' }),
@@ -38,6 +41,7 @@ export const MessageRef = builder.prismaNode('Message', {
     error: t.field({
       type: MessageError,
       nullable: true,
+      select: { errorCode: true, errorMessage: true },
       resolve: (m) => (m.errorCode ? { code: m.errorCode, message: m.errorMessage ?? '' } : null),
     }),
     conversation: t.relation('conversation'),
