@@ -80,6 +80,18 @@ describe('HTTP endpoints on a real port', () => {
     expect((await response.json()).errors[0].extensions.code).toBe('BAD_USER_INPUT');
   });
 
+  it('refuses a body of unknown length (chunked) with 411, so no body is read past the limit', async () => {
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(JSON.stringify({ query: '{ __typename }' })));
+        controller.close();
+      },
+    });
+    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half' } as RequestInit);
+    expect(response.status).toBe(411);
+    expect((await response.json()).errors[0].extensions.code).toBe('BAD_USER_INPUT');
+  });
+
   it('answers malformed JSON and unparsable queries with errors, not crashes', async () => {
     const malformed = await post('{"query": ');
     expect(malformed.status).toBe(400);
