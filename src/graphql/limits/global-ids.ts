@@ -10,34 +10,62 @@ import {
   type DocumentNode,
   type GraphQLInputType,
   type GraphQLSchema,
+  type OperationDefinitionNode,
+  type ValueNode,
 } from 'graphql';
 import { badInput, type AppError } from '../../errors.js';
 import { decodeGlobalId } from '../global-id.js';
 
+/** An argument of an operation whose value is, or may contain, an ID. */
+interface IdArgument {
+  name: string;
+  value: ValueNode;
+  type: GraphQLInputType;
+}
+
+// Which arguments to check depends on the operation only; Yoga reuses the parsed operation for
+// the same query text, so it is found once, and each request only reads those arguments.
+const idArgumentsOf = new WeakMap<OperationDefinitionNode, IdArgument[]>();
+
 /**
  * Every ID argument here is a Relay global id. Checking them before execution lets the error
  * name the argument (`messageId`, `input.conversationId`), which the decoder, called deep
- * inside Pothos, cannot know.
+ * inside Pothos, cannot know. `document` holds `operation` and its fragments.
  */
 export function findInvalidGlobalId(
   schema: GraphQLSchema,
   document: DocumentNode,
+  operation: OperationDefinitionNode,
   variables: Record<string, unknown>,
 ): AppError | undefined {
+  let idArguments = idArgumentsOf.get(operation);
+  if (!idArguments) {
+    idArguments = collectIdArguments(schema, document);
+    idArgumentsOf.set(operation, idArguments);
+  }
+  for (const { name, value, type } of idArguments) {
+    const path = invalidIdPath(valueFromAST(value, type, variables), type, name);
+    if (path) return badInput(`${path} is not a valid ID`, path);
+  }
+  return undefined;
+}
+
+function collectIdArguments(schema: GraphQLSchema, document: DocumentNode): IdArgument[] {
   const typeInfo = new TypeInfo(schema);
-  let invalid: AppError | undefined;
+  const found: IdArgument[] = [];
   visit(
     document,
     visitWithTypeInfo(typeInfo, {
       Argument(node) {
         const argument = typeInfo.getArgument();
-        if (invalid || !argument) return;
-        const path = invalidIdPath(valueFromAST(node.value, argument.type, variables), argument.type, node.name.value);
-        if (path) invalid = badInput(`${path} is not a valid ID`, path);
+        const named = argument && getNamedType(argument.type);
+        if (named && (named.name === 'ID' || isInputObjectType(named))) {
+          found.push({ name: node.name.value, value: node.value, type: argument.type });
+        }
       },
     }),
   );
-  return invalid;
+  return found;
 }
 
 function invalidIdPath(value: unknown, type: GraphQLInputType, path: string): string | undefined {

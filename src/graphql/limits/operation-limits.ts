@@ -35,7 +35,7 @@ export function useOperationLimits(limits: Limits, options: { suggestions: boole
     // Measured on this operation alone (with its fragments): the cost helper reads the first one.
     const fragments = args.document.definitions.filter((d) => d.kind === Kind.FRAGMENT_DEFINITION);
     const document: DocumentNode = { kind: Kind.DOCUMENT, definitions: [operation, ...fragments] as DefinitionNode[] };
-    const invalidId = findInvalidGlobalId(args.schema, document, coerced.coerced);
+    const invalidId = findInvalidGlobalId(args.schema, document, operation, coerced.coerced);
     if (invalidId) return { errors: [toGraphQLError(invalidId)] };
     try {
       const { complexity } = complexityFromQuery(document, { schema: args.schema, ctx: args.contextValue as object, variables: args.variableValues ?? {} });
