@@ -9,6 +9,7 @@ import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { hashPassword } from '../src/auth/passwords.js';
 import { databaseTargetOf, openDatabase, type DatabaseTarget } from '../src/db/client.js';
+import { encodeGlobalId } from '../src/graphql/global-id.js';
 import { migrate, type SqlConnection } from '../src/db/migrate.js';
 import { registerUser } from '../test/helpers/accounts.js';
 import { executeRaw } from '../test/helpers/app.js';
@@ -28,6 +29,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const CONVERSATIONS = 50;
 const MESSAGES_EACH = 20;
 const STATEMENT_SIZES = [5, 50, 500];
+/** Messages in the long conversation, of which a chat screen reads the last 20. */
+const LONG_CONVERSATION = 5000;
 const PASSWORD = 'correct horse battery staple';
 // About the length of a short chat message, so that the nested answer (~1000 of them) has a realistic size.
 const FILLER = 'The quick brown fox jumps over the lazy dog, then naps in the afternoon sun.';
@@ -49,6 +52,8 @@ export interface LoadResult {
 interface BenchUser {
   userId: string;
   email: string;
+  /** Another user, with one conversation of LONG_CONVERSATION messages. */
+  long: { userId: string; email: string; conversationId: string };
 }
 
 export async function benchReads(): Promise<string> {
@@ -59,10 +64,10 @@ export async function benchReads(): Promise<string> {
   try {
     const { results, token, nestedData } = await measureSwitchboard(dataDir, user);
     // After the server has stopped, for the same reason, and so that the two never share the CPU.
-    results.push(await measureHandwritten(target, token, nestedData));
+    results.push(...(await measureHandwritten(target, token, nestedData)));
     return report(results, await countNestedStatements());
   } finally {
-    await deleteConversations([user.userId]);
+    await deleteConversations([user.userId, user.long.userId]);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -88,10 +93,10 @@ const post = (url: URL, query: string, token?: string): autocannon.Options => ({
  * Inserts `count` conversations of MESSAGES_EACH messages (alternating user / assistant) for a
  * user, in two statements however many rows. v7 ids, as the app creates them: time-ordered.
  */
-async function insertConversations(conn: SqlConnection, userId: string, count: number): Promise<void> {
+async function insertConversations(conn: SqlConnection, userId: string, count: number, messagesEach = MESSAGES_EACH): Promise<string[]> {
   const conversationIds = Array.from({ length: count }, () => uuidv7());
   const messages = conversationIds.flatMap((conversationId, c) =>
-    Array.from({ length: MESSAGES_EACH }, (_, m) => ({
+    Array.from({ length: messagesEach }, (_, m) => ({
       id: uuidv7(),
       conversationId,
       role: m % 2 === 0 ? 'USER' : 'ASSISTANT',
@@ -109,19 +114,26 @@ async function insertConversations(conn: SqlConnection, userId: string, count: n
      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS m(id, conversation_id, role, content)`,
     [messages.map((m) => m.id), messages.map((m) => m.conversationId), messages.map((m) => m.role), messages.map((m) => m.content), userId],
   );
+  return conversationIds;
 }
 
-/** A user with a password (to log in through the server) and CONVERSATIONS conversations. */
+/** A user with a password (to log in through the server) and CONVERSATIONS conversations, and one with a long conversation. */
 async function seedBenchUser(target: DatabaseTarget): Promise<BenchUser> {
   const db = await openDatabase(target);
   try {
     await db.withConnection((conn) => migrate(conn));
-    const email = `bench-reads-${uuidv7()}@example.com`;
     // The cost the bench server hashes with (PASSWORD_HASH_COST in harness.ts), so login does not rehash.
     const passwordHash = await hashPassword(PASSWORD, 12);
-    const { id: userId } = await db.prisma.user.create({ data: { email, name: 'Bench', passwordHash } });
-    await db.withConnection((conn) => insertConversations(conn, userId, CONVERSATIONS));
-    return { userId, email };
+    const create = async () => {
+      const email = `bench-reads-${uuidv7()}@example.com`;
+      const { id: userId } = await db.prisma.user.create({ data: { email, name: 'Bench', passwordHash } });
+      return { userId, email };
+    };
+    const user = await create();
+    await db.withConnection((conn) => insertConversations(conn, user.userId, CONVERSATIONS));
+    const long = await create();
+    const [conversationId] = await db.withConnection((conn) => insertConversations(conn, long.userId, 1, LONG_CONVERSATION));
+    return { ...user, long: { ...long, conversationId: conversationId! } };
   } finally {
     await db.close();
   }
@@ -146,6 +158,10 @@ async function measureSwitchboard(
       { input: { email: user.email, password: PASSWORD } },
     );
     const token = login.login.accessToken;
+    const longLogin = await graphql<{ login: { accessToken: string } }>(url, 'mutation($input: LoginInput!) { login(input: $input) { accessToken } }', {
+      input: { email: user.long.email, password: PASSWORD },
+    });
+    const lastOfLong = `{ conversation(id: "${encodeGlobalId('Conversation', user.long.conversationId)}") { messages(last: 20) { edges { node { id role content } } } } }`;
     const key = await graphql<{ createApiKey: { secret: string } }>(
       url,
       'mutation { createApiKey(input: { name: "bench" }) { secret } }',
@@ -159,7 +175,11 @@ async function measureSwitchboard(
       await load('{ __typename } anonymous', post(url, '{ __typename }')),
       await load('{ me { id email } } with an access token', post(url, '{ me { id email } }', token)),
       await load('{ me { id email } } with an API key', post(url, '{ me { id email } }', key.createApiKey.secret)),
+      // One request at a time (first: not in the heap the 32 connections leave behind), the cost
+      // of one read; then 32 at once.
+      await load('nested, one connection', { ...post(url, NESTED_QUERY, token), connections: 1 }),
       await load(`nested: ${CONVERSATIONS} conversations × last ${MESSAGES_EACH} messages`, post(url, NESTED_QUERY, token)),
+      await load(`the last 20 of a conversation of ${LONG_CONVERSATION} messages`, post(url, lastOfLong, longLogin.login.accessToken)),
     ];
     return { results, token, nestedData };
   } finally {
@@ -175,7 +195,7 @@ function checkNestedShape(data: any): void {
 }
 
 /** The hand-written handler (bench/handwritten-server.ts) under the same load, after checking it answers the same data. */
-async function measureHandwritten(target: DatabaseTarget, token: string, expected: unknown): Promise<LoadResult> {
+async function measureHandwritten(target: DatabaseTarget, token: string, expected: unknown): Promise<LoadResult[]> {
   const server = await startHandwritten(
     target.kind === 'postgres' ? { DATABASE_URL: target.url } : { PGLITE_DIR: target.dataDir },
   );
@@ -183,7 +203,11 @@ async function measureHandwritten(target: DatabaseTarget, token: string, expecte
     const headers = { authorization: `Bearer ${token}` };
     const answer = (await (await fetch(server.url, { headers })).json()) as { data: unknown };
     if (!isDeepStrictEqual(answer.data, expected)) throw new Error('The hand-written handler answers other data than GraphQL');
-    return await load('hand-written node:http + one SQL statement (same nested data)', { url: server.url.toString(), headers });
+    const options = { url: server.url.toString(), headers };
+    return [
+      await load('hand-written, one connection', { ...options, connections: 1 }),
+      await load('hand-written node:http + one SQL statement (same nested data)', options),
+    ];
   } finally {
     await server.stop();
   }
@@ -258,13 +282,13 @@ async function deleteConversations(userIds: string[]): Promise<void> {
 }
 
 function report(results: LoadResult[], statements: Array<{ conversations: number; statements: number }>): string {
-  const [health, , meToken, meKey, nested, handwritten] = results as [LoadResult, ...LoadResult[]];
+  const [health, , meToken, meKey, nestedAlone, nested, , handwrittenAlone, handwritten] = results as [LoadResult, ...LoadResult[]];
   const ratio = (r: LoadResult | undefined, base: LoadResult | undefined) => (r && base ? r.requestsPerSecond / base.requestsPerSecond : NaN);
   const mark = (value: number, target: number) => `${value.toFixed(3)} ${value >= target ? '✓' : '✗'} (target ≥ ${target})`;
   const database = process.env.DATABASE_URL ? 'PostgreSQL' : 'PGlite (embedded)';
   const constant = statements.every((s) => s.statements === statements[0]?.statements);
   return [
-    `## Reads — ${database}${process.env.REDIS_URL ? ' + Redis' : ''}, ${CONNECTIONS} connections, ${DURATION_SECONDS} s each`,
+    `## Reads — ${database}${process.env.REDIS_URL ? ' + Redis' : ''}, ${CONNECTIONS} connections (unless a row says otherwise), ${DURATION_SECONDS} s each`,
     '',
     '| scenario | req/s | p50 ms | p99 ms | throughput vs /health |',
     '|---|---:|---:|---:|---:|',
@@ -280,7 +304,8 @@ function report(results: LoadResult[], statements: Array<{ conversations: number
     ...statements.map((s) => `| ${s.conversations} | ${s.statements} |`),
     '',
     `**me / health: ${mark(ratio(meToken, health), ME_TARGET)} with a token, ${ratio(meKey, health).toFixed(3)} with an API key; ` +
-      `nested GraphQL / hand-written: ${mark(ratio(nested, handwritten), NESTED_TARGET)}; ` +
+      `nested GraphQL / hand-written: ${mark(ratio(nested, handwritten), NESTED_TARGET)}, ` +
+      `one request at a time ${mark(ratio(nestedAlone, handwrittenAlone), NESTED_TARGET)}; ` +
       `statements per nested read ${constant ? 'constant ✓' : 'NOT constant ✗'}.**`,
     '',
   ].join('\n');
