@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MockUpstream } from './helpers/upstream.js';
 import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
-import { ConversationDocument, NestedConversationsDocument } from './helpers/chat-documents.js';
+import { ConversationDocument, NestedConversationsDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { encodeGlobalId } from '../src/graphql/global-id.js';
 import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
 
@@ -100,3 +101,32 @@ describe('nested reads', () => {
     }
   });
 });
+
+describe('sending a message', () => {
+  let upstream: MockUpstream;
+  let app: TestApp;
+  let sent: string[] = [];
+  beforeAll(async () => {
+    upstream = await MockUpstream.start();
+    app = await startTestApp(upstream.env, { onQuery: (sql) => sent.push(sql) });
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await upstream?.stop();
+  });
+
+  it('answers with the rows it wrote: authentication, one statement and the count, nothing read back', async () => {
+    const user = await registerUser(app);
+    // Slow enough that the reply has not finished (and written anything) when sendMessage answers.
+    const prompt = upstream.prompt({ content: 'a reply still streaming' }, { chunkSize: 2, latency: 200 });
+    sent = [];
+    const data = expectData(await app.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
+    const statements = [...sent];
+    expect(data.sendMessage.assistantMessage.status).toBe('STREAMING');
+    expect(data.sendMessage.userMessage.content).toBe(prompt);
+    if (process.env.SHOW_SQL) console.log(statements.join('\n'));
+    // The viewer, chat_send_message, and the conversation's messageCount.
+    expect(statements).toHaveLength(3);
+  });
+});
+

@@ -68,8 +68,10 @@ const SendMessagePayload = builder
   .implement({
     fields: (t) => ({
       conversation: t.field({ type: ConversationRef, resolve: (p) => p.conversation }),
-      userMessage: t.field({ type: MessageRef, resolve: (p) => p.userMessage }),
-      assistantMessage: t.field({ type: MessageRef, resolve: (p) => p.assistantMessage }),
+      // Whole rows, as written: Prisma fields, so that the plugin answers their columns from them
+      // instead of reading them again (Message loads only the columns a query asks for).
+      userMessage: t.prismaField({ type: 'Message', resolve: (_query, p) => p.userMessage }),
+      assistantMessage: t.prismaField({ type: 'Message', resolve: (_query, p) => p.assistantMessage }),
     }),
   });
 
