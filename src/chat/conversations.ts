@@ -90,17 +90,3 @@ export async function deleteConversation(prisma: PrismaClient, userId: string, i
   const { count } = await prisma.conversation.deleteMany({ where: { id, userId } });
   if (count === 0) throw notFound('Conversation');
 }
-
-/**
- * How many messages each conversation holds, for a page of conversations at once: counted
- * only over those conversations (Prisma's relation count aggregates the whole table first).
- */
-export async function countMessages(prisma: PrismaClient, conversationIds: readonly string[]): Promise<number[]> {
-  const rows = await prisma.message.groupBy({
-    by: ['conversationId'],
-    where: { conversationId: { in: [...conversationIds] } },
-    _count: { _all: true },
-  });
-  const counts = new Map(rows.map((row) => [row.conversationId, row._count._all]));
-  return conversationIds.map((id) => counts.get(id) ?? 0);
-}

@@ -6,7 +6,6 @@ import type { RevocationBus } from '../auth/revocations.js';
 import type { Billing } from '../billing/checkout.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
 import type { ChatService } from '../chat/chat-service.js';
-import { countMessages } from '../chat/conversations.js';
 import { unauthenticated } from '../errors.js';
 import type { Metering } from '../metering/metering.js';
 import { conversationUsage, type UsageTotals } from '../metering/queries.js';
@@ -35,7 +34,6 @@ export interface Services {
 /** Per-request batching of aggregates that plugin-prisma cannot load as relations. */
 export interface Loaders {
   conversationUsage: DataLoader<string, UsageTotals>;
-  messageCount: DataLoader<string, number>;
 }
 
 export interface GraphQLContext {
@@ -49,7 +47,6 @@ export interface GraphQLContext {
 function createLoaders(services: Services): Loaders {
   return {
     conversationUsage: new DataLoader((ids) => conversationUsage(services.prisma, ids)),
-    messageCount: new DataLoader((ids) => countMessages(services.prisma, ids)),
   };
 }
 

@@ -15,7 +15,7 @@ export const ConversationRef = builder.prismaNode('Conversation', {
     systemPrompt: t.exposeString('systemPrompt', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
-    messageCount: t.int({ resolve: (conversation, _args, ctx) => ctx.loaders.messageCount.load(conversation.id) }),
+    messageCount: t.relationCount('messages'),
     messages: t.relatedConnection('messages', {
       cursor: 'id',
       description: 'Oldest first; `last: n` gives the latest n.',
