@@ -69,7 +69,7 @@ describe('an admin', () => {
       reason: 'Goodwill after the outage',
     });
     expect(await auditEntriesAbout(t, admin.token, user.id)).toMatchObject([
-      { action: 'ADJUST_CREDITS', actor: { id: admin.id }, reason: 'Goodwill after the outage', details: { amountMicros: 2_000_000 } },
+      { action: 'ADJUST_CREDITS', actor: { id: admin.id }, reason: 'Goodwill after the outage', details: { amountMicros: 2_000_000, ledgerEntryId: entry.id } },
     ]);
 
     // 3. A slow reply streams to the user over graphql-ws.

@@ -180,8 +180,11 @@ describe('upstream failures', () => {
     expect(errorCodes(result)).toEqual(['UPSTREAM_ERROR']);
     expect(JSON.stringify(result)).not.toContain('internal secret detail');
     expect(upstream.requestsFor(prompt)).toHaveLength(3);
+    // The id in the error is a Relay global id: node(id:) resolves it.
     const messageId = result.errors?.[0]?.extensions?.messageId as string;
-    const message = await t.app.db.prisma.message.findUniqueOrThrow({ where: { id: messageId } });
+    const node = expectData(await t.execute(MessageDocument, { id: messageId }, { token: user.accessToken })).node;
+    expect(node).toMatchObject({ id: messageId, status: 'FAILED' });
+    const message = await t.app.db.prisma.message.findUniqueOrThrow({ where: { id: rawId(messageId) } });
     expect(message).toMatchObject({ status: 'FAILED', errorCode: 'UPSTREAM_ERROR', totalTokens: 0 });
     expect(message.errorMessage).toMatch(/HTTP 500/);
   });

@@ -2,6 +2,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
 import { AppError, badInput, notFound } from '../errors.js';
+import { encodeGlobalId } from '../graphql/global-id.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { isFinal, type Generations } from '../generation/generations.js';
@@ -118,7 +119,7 @@ export class ChatService {
     const assistantMessage = await prisma.message.findUniqueOrThrow({ where: { id: result.assistantMessage.id } });
     if (assistantMessage.status === 'FAILED') {
       throw new AppError('UPSTREAM_ERROR', assistantMessage.errorMessage ?? 'The model provider failed', {
-        messageId: assistantMessage.id,
+        messageId: encodeGlobalId('Message', assistantMessage.id),
       });
     }
     const conversation = await prisma.conversation.findUniqueOrThrow({ where: { id: result.conversation.id } });

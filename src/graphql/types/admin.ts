@@ -20,7 +20,12 @@ builder.prismaNode('AuditEntry', {
     }),
     target: t.relation('target', { nullable: true }),
     reason: t.exposeString('reason', { nullable: true }),
-    details: t.expose('details', { type: 'JSON', nullable: true, description: 'What changed, e.g. { before, after } or { via }.' }),
+    details: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'What changed, e.g. { before, after } or { via }; ids in it are global ids.',
+      resolve: (entry) => withGlobalIds(entry.details),
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
@@ -176,3 +181,10 @@ builder.mutationFields((t) => ({
     },
   }),
 }));
+
+/** Audit details store database ids (`ledgerEntryId`); clients see them as the global ids node(id:) takes. */
+function withGlobalIds(details: unknown): unknown {
+  if (typeof details !== 'object' || details === null || Array.isArray(details)) return details;
+  const { ledgerEntryId, ...rest } = details as Record<string, unknown>;
+  return typeof ledgerEntryId === 'string' ? { ...rest, ledgerEntryId: encodeGlobalId('CreditLedgerEntry', ledgerEntryId) } : details;
+}
