@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
-import { hashPassword } from '../src/auth/passwords.js';
+import { createPasswordHasher } from '../src/auth/passwords.js';
 import { databaseTargetOf, openDatabase, type DatabaseTarget } from '../src/db/client.js';
 import { encodeGlobalId } from '../src/graphql/global-id.js';
 import { migrate, type SqlConnection } from '../src/db/migrate.js';
@@ -123,7 +123,7 @@ async function seedBenchUser(target: DatabaseTarget): Promise<BenchUser> {
   try {
     await db.withConnection((conn) => migrate(conn));
     // The cost the bench server hashes with (PASSWORD_HASH_COST in harness.ts), so login does not rehash.
-    const passwordHash = await hashPassword(PASSWORD, 12);
+    const passwordHash = await createPasswordHasher({ concurrency: 2, queue: 8 }).hash(PASSWORD, 12);
     const create = async () => {
       const email = `bench-reads-${uuidv7()}@example.com`;
       const { id: userId } = await db.prisma.user.create({ data: { email, name: 'Bench', passwordHash } });

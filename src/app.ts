@@ -9,7 +9,7 @@ import { GenerationRecovery } from './generation/recovery.js';
 import { GenerationRunner } from './generation/runner.js';
 import { grantPendingSignupCredits } from './metering/credits.js';
 import { Metering } from './metering/metering.js';
-import { boundPasswordHashing } from './auth/passwords.js';
+import { createPasswordHasher } from './auth/passwords.js';
 import { createRevocationBus } from './auth/revocations.js';
 import { createInProcessTransport, createRedisTransport } from './chat/stream-transports.js';
 import { createUpstream, createUpstreamProbe } from './chat/upstream.js';
@@ -117,7 +117,6 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const granted = await grantPendingSignupCredits(db.prisma, config.billing.signupCreditsMicros);
   if (granted) logger.info({ accounts: granted }, 'gave the sign-up credits to accounts created before credits existed');
 
-  boundPasswordHashing(config.limits.passwordHashing);
   const rateLimitStore: RateLimitStore = redis
     ? new RedisRateLimitStore(redis.rateLimits)
     : new MemoryRateLimitStore();
@@ -132,6 +131,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     config,
     prisma: db.prisma,
     authenticate: createAuthenticator({ prisma: db.prisma, config }),
+    passwords: createPasswordHasher(config.limits.passwordHashing),
     logger,
     metering,
     billing: createBilling({ ...billingDeps, stripe }),

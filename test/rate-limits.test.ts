@@ -112,6 +112,17 @@ describe('rate limits', () => {
     expectData(await hashing.execute(LoginDocument, { input: { email: user.email, password: STRONG_PASSWORD } }));
   });
 
+  it('bounds password hashing per app: an app built later keeps its own limit and leaves the first one its own', async () => {
+    const strict = await startTestApp({ PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '2' });
+    const roomy = await startTestApp({ PASSWORD_HASH_CONCURRENCY: '2', PASSWORD_HASH_QUEUE: '100' });
+    const flood = (app: TestApp) =>
+      Promise.all(Array.from({ length: 30 }, () => login(app, `nobody-${randomUUID()}@example.com`, 'guess guess guess')));
+    const codes = (results: Awaited<ReturnType<typeof flood>>) => results.map((r) => errorCodes(r as never)[0]);
+    const [strictCodes, roomyCodes] = (await Promise.all([flood(strict), flood(roomy)])).map(codes) as [string[], string[]];
+    expect(strictCodes.filter((c) => c === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(20);
+    expect(roomyCodes.every((c) => c === 'UNAUTHENTICATED')).toBe(true);
+  });
+
   it.runIf(process.env.REDIS_URL)('shares one limit between two instances on the same Redis', async () => {
     const env = { RATE_LIMIT_LOGIN_PER_ACCOUNT: '4/15m' };
     const [a, b] = [await startTestApp(env), await startTestApp(env)];

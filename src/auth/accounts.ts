@@ -8,12 +8,14 @@ import { createUserWithSignupCredits } from '../metering/credits.js';
 import { promoteIfListed } from '../admin/promotion.js';
 import { issueAccessToken } from './access-tokens.js';
 import type { RevocationBus } from './revocations.js';
-import { assertStrongPassword, hashPassword, verifyPassword } from './passwords.js';
+import { assertStrongPassword, type PasswordHasher } from './passwords.js';
 import { generateSecret, hashSecret } from './secrets.js';
 
 export interface AccountDeps {
   prisma: PrismaClient;
   auth: Config['auth'];
+  /** This app's bounded password hashing. */
+  passwords: PasswordHasher;
   /** Told when sessions end, so that connections signed in with them are closed everywhere. */
   revocations: Pick<RevocationBus, 'announce'>;
   /** Credits every new account starts with. */
@@ -54,7 +56,7 @@ export async function register(
   const email = normalizeEmail(input.email);
   const name = normalizeName(input.name);
   assertStrongPassword(input.password, email);
-  const passwordHash = await hashPassword(input.password, deps.auth.passwordHashCost);
+  const passwordHash = await deps.passwords.hash(input.password, deps.auth.passwordHashCost);
   try {
     const user = await createUserWithSignupCredits(deps.prisma, { email, name, passwordHash }, deps.signupCreditsMicros);
     return await startSession(deps, await promoteIfListed(deps.prisma, user, deps.adminEmails));
@@ -64,19 +66,14 @@ export async function register(
   }
 }
 
-// Verifying against a real hash when the email is unknown keeps both failures equally slow,
-// so response time does not reveal which emails have accounts.
-let dummyHash: Promise<string> | undefined;
-
 export async function login(deps: AccountDeps, input: { email: string; password: string }): Promise<AuthSession> {
   const email = input.email.trim().toLowerCase();
   const user = await deps.prisma.user.findUnique({ where: { email } });
   if (!user?.passwordHash) {
-    dummyHash ??= hashPassword('not-a-real-password', deps.auth.passwordHashCost);
-    await verifyPassword(input.password.slice(0, 256), await dummyHash);
+    await deps.passwords.verifyUnknownAccount(input.password.slice(0, 256), deps.auth.passwordHashCost);
     throw invalidCredentials();
   }
-  if (input.password.length > 256 || !(await verifyPassword(input.password, user.passwordHash))) {
+  if (input.password.length > 256 || !(await deps.passwords.verify(input.password, user.passwordHash))) {
     throw invalidCredentials();
   }
   if (user.deactivatedAt) throw unauthenticated('Account is deactivated');
@@ -185,11 +182,11 @@ export async function updateProfile(
   if (!user.passwordHash) {
     throw forbidden('This account signs in through its identity provider and cannot have a password');
   }
-  if (!(input.currentPassword && (await verifyPassword(input.currentPassword, user.passwordHash)))) {
+  if (!(input.currentPassword && (await deps.passwords.verify(input.currentPassword, user.passwordHash)))) {
     throw new AppError('FORBIDDEN', 'Current password is incorrect', { field: 'currentPassword' });
   }
   assertStrongPassword(input.newPassword, user.email);
-  data.passwordHash = await hashPassword(input.newPassword, deps.auth.passwordHashCost);
+  data.passwordHash = await deps.passwords.hash(input.newPassword, deps.auth.passwordHashCost);
   // Someone who knew the old password may hold a session: all of them end, this one included.
   const updated = await deps.prisma.$transaction((tx) => revokeSessions(tx, userId, data));
   await deps.revocations.announce({ kind: 'sessions', userId });

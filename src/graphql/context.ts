@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import DataLoader from 'dataloader';
 import type { AccountDeps } from '../auth/accounts.js';
 import type { Admin } from '../admin/admin.js';
+import type { PasswordHasher } from '../auth/passwords.js';
 import type { RevocationBus } from '../auth/revocations.js';
 import type { Billing } from '../billing/checkout.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
@@ -21,6 +22,7 @@ export interface Services {
   config: Config;
   prisma: PrismaClient;
   authenticate: Authenticate;
+  passwords: PasswordHasher;
   logger: Logger;
   chat: ChatService;
   metering: Metering;
@@ -84,6 +86,7 @@ export function accountDeps({ services }: GraphQLContext): AccountDeps {
   return {
     prisma: services.prisma,
     auth: services.config.auth,
+    passwords: services.passwords,
     revocations: services.revocations,
     signupCreditsMicros: services.config.billing.signupCreditsMicros,
     adminEmails: services.config.admin.emails,
