@@ -7,6 +7,8 @@ export interface ModelInfo {
   provider: string;
   contextWindow: number;
   maxOutputTokens: number;
+  /** Takes `max_completion_tokens` and no `temperature` (OpenAI's o-series and gpt-5). */
+  reasoning: boolean;
   /** Never zero by accident: only a model marked free, or the demo model, costs nothing. */
   price: ModelPrice;
   isDemo: boolean;
@@ -18,7 +20,17 @@ export interface ModelEntry {
   provider: string;
   contextWindow: number;
   maxOutputTokens: number;
+  reasoning: boolean;
   price?: ModelPrice;
+}
+
+/**
+ * OpenAI's reasoning models by id (o1, o3-mini, o4-mini, gpt-5, gpt-5-mini, also behind a router's
+ * `openai/` prefix); gpt-5's chat variants are not. MODELS_JSON's `reasoning` overrides it.
+ */
+export function isReasoningModelId(id: string): boolean {
+  const name = id.replace(/^openai\//, '');
+  return /^(o\d+|gpt-5)([-.]|$)/.test(name) && !/^gpt-5[\w.]*-chat/.test(name);
 }
 
 const micros = z
@@ -38,6 +50,7 @@ const modelSchema = z
     cachedInputMicrosPerMillion: micros.optional(),
     reasoningMicrosPerMillion: micros.optional(),
     free: z.boolean().optional(),
+    reasoning: z.boolean().optional(),
   })
   .superRefine((m, ctx) => {
     const rates = [m.promptMicrosPerMillion, m.completionMicrosPerMillion, m.cachedInputMicrosPerMillion, m.reasoningMicrosPerMillion];
@@ -70,7 +83,13 @@ export function modelsFromJson(json: string | undefined): ModelEntry[] | undefin
   if (!json) return undefined;
   return parseJsonSetting(json, z.array(modelSchema).min(1)).map((m) => {
     const price = entryPrice(m);
-    const entry: ModelEntry = { id: m.id, provider: m.provider, contextWindow: m.contextWindow, maxOutputTokens: m.maxOutputTokens };
+    const entry: ModelEntry = {
+      id: m.id,
+      provider: m.provider,
+      contextWindow: m.contextWindow,
+      maxOutputTokens: m.maxOutputTokens,
+      reasoning: m.reasoning ?? isReasoningModelId(m.id),
+    };
     return price ? { ...entry, price } : entry;
   });
 }
@@ -175,6 +194,7 @@ const openai = (id: string, contextWindow: number, maxOutputTokens: number): Mod
   provider: 'openai',
   contextWindow,
   maxOutputTokens,
+  reasoning: isReasoningModelId(id),
 });
 
 /** OpenAI's models, priced from genai-prices. Replace the list with MODELS_JSON, prices with MODEL_PRICES_JSON. */
@@ -192,6 +212,7 @@ export const DEMO_MODEL: ModelInfo = {
   provider: 'demo',
   contextWindow: 16_384,
   maxOutputTokens: 1024,
+  reasoning: false,
   price: zeroPrice('demo'),
   isDemo: true,
 };

@@ -25,6 +25,9 @@ serveWithUpstreamForFile(
     MODELS_JSON: JSON.stringify([
       { id: 'gpt-4o-mini', contextWindow: 128_000, maxOutputTokens: 16_384, promptMicrosPerMillion: 150_000, completionMicrosPerMillion: 600_000 },
       { id: 'tiny-context', contextWindow: 64, maxOutputTokens: 16, promptMicrosPerMillion: 0, completionMicrosPerMillion: 0, free: true },
+      // A reasoning model by its id, and one the operator marks as reasoning.
+      { id: 'o4-mini', contextWindow: 200_000, maxOutputTokens: 100_000, promptMicrosPerMillion: 1_100_000, completionMicrosPerMillion: 4_400_000 },
+      { id: 'house-reasoner', contextWindow: 32_000, maxOutputTokens: 8_000, free: true, reasoning: true },
     ]),
   },
 );
@@ -117,6 +120,19 @@ describe('sendMessage without streaming', () => {
       { role: 'user', content: second },
     ]);
     expect(request).toMatchObject({ max_tokens: 50, temperature: 0.2, stream: true, stream_options: { include_usage: true } });
+  });
+
+  it.each(['o4-mini', 'house-reasoner'])('asks the reasoning model %s for max_completion_tokens, and leaves the temperature out', async (model) => {
+    const user = await registerUser(t);
+    const prompt = upstream.prompt({ content: 'Thought it through.' });
+    const sent = expectData(
+      await t.execute(SendMessageDocument, { input: { content: prompt, model, stream: false, maxTokens: 50, temperature: 0.2 } }, { token: user.accessToken }),
+    ).sendMessage;
+    expect(sent.assistantMessage).toMatchObject({ status: 'COMPLETE', content: 'Thought it through.' });
+    const [request] = upstream.requestsFor(prompt);
+    expect(request).toMatchObject({ model, max_completion_tokens: 50, stream: true });
+    expect(request).not.toHaveProperty('max_tokens');
+    expect(request).not.toHaveProperty('temperature');
   });
 
   it("clamps maxTokens to the model's output limit", async () => {

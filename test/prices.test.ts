@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { problemsOf } from './helpers/config.js';
 import { costMicros, dollarsToMicros, genaiPrice, type MeteredUsage, type ModelPrice } from '../src/metering/prices.js';
 import { executeRaw, startTestApp } from './helpers/app.js';
+import { isReasoningModelId } from '../src/model-catalog.js';
 
 const base = { NODE_ENV: 'test', JWT_SECRET: 'p'.repeat(40), OPENAI_API_KEY: 'sk-test' };
 
@@ -159,6 +160,16 @@ describe('model prices in the configuration', () => {
       cachedInputMicrosPerMillion: 1_250_000,
       outputMicrosPerMillion: 10_000_000,
     });
+  });
+
+  it('knows reasoning models by their id, and MODELS_JSON may say otherwise', () => {
+    for (const id of ['o1', 'o3-mini', 'o4-mini-2025-04-16', 'gpt-5', 'gpt-5-mini', 'gpt-5.1', 'openai/o3']) expect(isReasoningModelId(id), id).toBe(true);
+    for (const id of ['gpt-4o', 'gpt-4.1-mini', 'gpt-5-chat-latest', 'omni-moderation-latest', 'llama-3']) expect(isReasoningModelId(id), id).toBe(false);
+    const models = loadConfig({
+      ...base,
+      MODELS_JSON: modelsJson(model('o3', { free: true, reasoning: false }), model('gpt-5-mini', { free: true }), model('my-thinker', { free: true, reasoning: true })),
+    }).chat.models;
+    expect(models.map((m) => [m.id, m.reasoning])).toEqual([['o3', false], ['gpt-5-mini', true], ['my-thinker', true]]);
   });
 
   it('serves the demo model at no cost, labelled as such', () => {

@@ -258,8 +258,7 @@ export class GenerationRunner {
         {
           model: job.model.id,
           messages: job.messages,
-          max_tokens: job.maxTokens,
-          ...(job.temperature === undefined ? {} : { temperature: job.temperature }),
+          ...generationParams(job),
           stream: true,
           stream_options: { include_usage: true },
         },
@@ -290,6 +289,15 @@ export class GenerationRunner {
       stopSignal.removeEventListener('abort', onStop);
     }
   }
+}
+
+/**
+ * The output cap and sampling for the model: reasoning models refuse `max_tokens` (they take
+ * `max_completion_tokens`) and reject `temperature`, which is then left out rather than failing.
+ */
+function generationParams(job: GenerationJob): { max_tokens?: number; max_completion_tokens?: number; temperature?: number } {
+  if (job.model.reasoning) return { max_completion_tokens: job.maxTokens };
+  return { max_tokens: job.maxTokens, ...(job.temperature === undefined ? {} : { temperature: job.temperature }) };
 }
 
 /** OpenAI's usage, with the cached and reasoning parts that are priced at their own rates. */
