@@ -170,22 +170,27 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     limits: config.limits.ws,
     trustProxyHops: config.http.trustProxyHops,
     revocations,
+    state,
     trustedDocuments,
   });
 
   let stopping: Promise<void> | undefined;
   const stop = async () => {
+    // From here new operations, sends, subscriptions and sockets are refused (SHUTTING_DOWN, 503);
+    // the listener stays open meanwhile, so that they are told so instead of finding no server.
     state.shuttingDown = true;
-    const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
     // Running generations end STOPPED with their text and usage persisted; subscribers get `done`.
     await generations.stopAll();
     await graphqlWs.drain(config.http.shutdownTimeoutMs);
+    const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
     await graphqlWs.dispose();
     httpServer.closeIdleConnections();
     // In-flight requests get until the deadline; then their connections are cut.
     const deadline = setTimeout(() => httpServer.closeAllConnections(), config.http.shutdownTimeoutMs);
     await closed;
     clearTimeout(deadline);
+    // A send accepted before shutdown may have started its reply since: it was stopped at once; wait for its record.
+    await generations.stopAll();
     await yoga.dispose();
     await hub.close();
     await redis?.close();

@@ -8,7 +8,8 @@ export type ErrorCode =
   | 'INSUFFICIENT_CREDITS'
   | 'RATE_LIMITED'
   | 'UPSTREAM_ERROR'
-  | 'LLM_NOT_CONFIGURED';
+  | 'LLM_NOT_CONFIGURED'
+  | 'SHUTTING_DOWN';
 
 /**
  * An expected failure. Domain modules throw these; the GraphQL layer turns them into errors
@@ -38,6 +39,13 @@ export const forbidden = (message = 'Not allowed') => new AppError('FORBIDDEN', 
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 export const badInput = (message: string, field?: string) =>
   new AppError('BAD_USER_INPUT', message, field ? { field } : {});
+
+/** Seconds a client refused during shutdown waits before retrying (another instance takes it). */
+export const SHUTDOWN_RETRY_AFTER_SECONDS = 2;
+export const SHUTTING_DOWN_MESSAGE = 'The server is shutting down; retry shortly';
+/** New work arriving once shutdown has begun: HTTP 503 with Retry-After, safe to retry. */
+export const shuttingDown = () =>
+  new AppError('SHUTTING_DOWN', SHUTTING_DOWN_MESSAGE, { retryAfter: SHUTDOWN_RETRY_AFTER_SECONDS }, 503);
 
 /**
  * The server cannot start for a reason its operator can fix (a taken port, an unreachable Redis,

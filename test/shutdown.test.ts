@@ -3,7 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { print } from 'graphql';
 import { describe, expect, inject, it } from 'vitest';
-import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, uniqueEmail } from './helpers/app.js';
+import WebSocket from 'ws';
+import { openDatabase, type DatabaseTarget, type PrismaClient } from '../src/db/client.js';
+import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, testDatabase, uniqueEmail } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { LoginDocument, RegisterDocument } from './helpers/documents.js';
@@ -12,11 +15,74 @@ import { ROOT } from './helpers/processes.js';
 import { SERVER_PROCESS_TIMEOUT_MS, spawnServer } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
-import { connectWs } from './helpers/ws.js';
+import { connectWs, wsUrl } from './helpers/ws.js';
 
 // Paced so that a reply is still streaming, seconds later, when the server is told to stop.
 const REPLY = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
 const PACED = { chunkSize: 2, latency: 100 };
+
+const rawId = (globalId: string) => decodeGlobalId(globalId).id;
+
+/** A database that outlives the app, so that what stop() left behind can be read afterwards. */
+function lastingDatabase(): DatabaseTarget {
+  const target = testDatabase();
+  if (target.kind === 'postgres') return target;
+  return { kind: 'pglite', dataDir: join(dataDirFromTemplate('sb-shutdown', inject('pgliteDataDirTemplate')), 'pglite') };
+}
+
+/** What the user's rows look like once the app is gone: every message and reservation. */
+async function rowsLeftBehind(target: DatabaseTarget, userId: string) {
+  const db = await openDatabase(target);
+  try {
+    const messages = await db.prisma.message.findMany({ where: { userId }, orderBy: { id: 'asc' } });
+    const reservations = await db.prisma.reservation.findMany({ where: { userId } });
+    return { messages, reservations };
+  } finally {
+    await db.close();
+  }
+}
+
+/**
+ * Holds a lock on a message's row until released: the reply's final record waits for it, so the
+ * shutdown drain is busy for as long as the test needs (on PGlite the whole database waits).
+ */
+async function holdMessageRow(prisma: PrismaClient, messageId: string): Promise<{ release(): Promise<void> }> {
+  let locked!: () => void;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (locked = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const transaction = prisma.$transaction(
+    async (tx) => {
+      await tx.$queryRaw`SELECT "id" FROM "Message" WHERE "id" = ${messageId}::uuid FOR UPDATE`;
+      locked();
+      await released;
+    },
+    { timeout: 120_000 },
+  );
+  await Promise.race([held, transaction]);
+  return {
+    release: async () => {
+      release();
+      await transaction;
+    },
+  };
+}
+
+/** Opens a plain WebSocket to /graphql; resolves with the HTTP answer when the handshake is refused. */
+function refusedHandshake(url: URL): Promise<{ status: number; retryAfter: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(wsUrl(url), 'graphql-transport-ws');
+    socket.on('unexpected-response', (_request, response) => {
+      resolve({ status: response.statusCode ?? 0, retryAfter: response.headers['retry-after'] as string | undefined });
+      socket.terminate();
+    });
+    socket.on('open', () => {
+      socket.close();
+      reject(new Error('the handshake was accepted'));
+    });
+    socket.on('error', () => {});
+  });
+}
 
 describe('graceful shutdown', () => {
   it('lets in-flight requests finish, closes WebSockets with 1001 and refuses new connections', async () => {
@@ -69,6 +135,96 @@ describe('graceful shutdown', () => {
     expect(last?.message?.status).toBe('STOPPED');
     expect(last?.message?.content).toBe(events.map((e) => e.delta).join(''));
     expect(last?.message?.content.length).toBeGreaterThan(0);
+  });
+
+  it('mid-drain refuses new sends, subscriptions and sockets with SHUTTING_DOWN (503, Retry-After), and leaves nothing running', async () => {
+    const upstream = await MockUpstream.start();
+    const database = lastingDatabase();
+    const t = await startTestApp(upstream.env, { database });
+    const url = await t.app.start(0);
+    const user = await registerUser(t);
+    const userId = rawId(user.user.id);
+    const prompt = upstream.prompt({ content: REPLY }, PACED);
+    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken })).sendMessage;
+    const messageId = sent.assistantMessage.id;
+    const socket = connectWs(url, user.accessToken);
+    const events: Array<{ delta: string; done: boolean; message?: { status: string; content: string } | null }> = [];
+    const streamed = (async () => {
+      for await (const result of socket.iterate({ query: print(MessageStreamDocument), variables: { messageId } })) {
+        events.push((result.data as { messageStream: (typeof events)[number] }).messageStream);
+      }
+    })();
+    await waitFor('the first tokens to reach the subscriber', () => events.length > 0);
+
+    // The running reply cannot be recorded while the test holds its row: stop() is mid-drain until released.
+    const hold = await holdMessageRow(t.app.db.prisma, rawId(messageId));
+    let stopped: Promise<void> | undefined;
+    try {
+      stopped = t.app.stop();
+
+      const send = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${user.accessToken}` },
+        body: JSON.stringify({ query: print(SendMessageDocument), variables: { input: { content: 'one more' } } }),
+      });
+      expect(send.status).toBe(503);
+      expect(send.headers.get('retry-after')).toBe('2');
+      expect(await send.json()).toMatchObject({ errors: [{ extensions: { code: 'SHUTTING_DOWN', retryAfter: 2 } }] });
+
+      const subscribed = await new Promise<unknown>((resolve) =>
+        socket.subscribe({ query: print(MessageStreamDocument), variables: { messageId } }, { next: resolve, error: resolve, complete: () => resolve(null) }),
+      );
+      expect(subscribed).toMatchObject([{ extensions: { code: 'SHUTTING_DOWN', retryAfter: 2 } }]);
+
+      expect(await refusedHandshake(url)).toEqual({ status: 503, retryAfter: '2' });
+
+      // A send that reaches the chat use case itself (past the HTTP check) is refused before it writes anything.
+      await expect(t.app.services.chat.sendMessage(userId, { content: 'and another' })).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
+    } finally {
+      await hold.release();
+    }
+    await stopped;
+    await streamed;
+    expect(events.at(-1)).toMatchObject({ done: true, message: { status: 'STOPPED' } });
+
+    const left = await rowsLeftBehind(database, userId);
+    expect(left.messages.map((m) => [m.role, m.status])).toEqual([
+      ['USER', 'COMPLETE'],
+      ['ASSISTANT', 'STOPPED'],
+    ]);
+    expect(left.reservations).toHaveLength(1);
+    expect(left.reservations.every((r) => r.settledAt !== null)).toBe(true);
+  });
+
+  it('a send accepted just before shutdown began has its reply stopped and recorded before stop() resolves', async () => {
+    const upstream = await MockUpstream.start();
+    const database = lastingDatabase();
+    let stopWhenSending = false;
+    let stopped: Promise<void> | undefined;
+    // Shutdown begins the moment the send writes its messages: after it was accepted, before its reply starts.
+    const t = await startTestApp(upstream.env, {
+      database,
+      onQuery: (sql) => {
+        if (stopWhenSending && sql.includes('chat_send_message')) stopped ??= t.app.stop();
+      },
+    });
+    const url = await t.app.start(0);
+    const user = await registerUser(t);
+    const prompt = upstream.prompt({ content: REPLY }, PACED);
+    stopWhenSending = true;
+    const answer = await executeOver(fetch, url, SendMessageDocument, { input: { content: prompt } }, user.accessToken);
+    expect(stopped).toBeDefined();
+    await stopped;
+
+    expect(answer.status).toBe(200);
+    expect(expectData(answer).sendMessage.assistantMessage).toMatchObject({ status: 'STOPPED', content: '' });
+    const left = await rowsLeftBehind(database, rawId(user.user.id));
+    expect(left.messages.map((m) => [m.role, m.status])).toEqual([
+      ['USER', 'COMPLETE'],
+      ['ASSISTANT', 'STOPPED'],
+    ]);
+    expect(left.reservations).toHaveLength(1);
+    expect(left.reservations.every((r) => r.settledAt !== null)).toBe(true);
   });
 
   it('on SIGTERM answers the request in flight, then exits 0', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {

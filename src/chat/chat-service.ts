@@ -55,7 +55,8 @@ export class ChatService {
 
   /** `apiKeyId`: the key the call is made with, whose budget applies too. */
   async sendMessage(userId: string, input: SendMessageInput, apiKeyId?: string): Promise<SendMessageResult> {
-    const { prisma, config } = this.deps;
+    const { prisma, config, generations } = this.deps;
+    generations.assertAcceptingWork();
     const content = checkContent(input.content);
     checkGenerationOptions(input);
     const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
@@ -102,7 +103,7 @@ export class ChatService {
       reservation: reservation.params,
       maxRunning: config.limits.maxConcurrentGenerations,
     });
-    const finished = this.deps.generations.start({
+    const finished = generations.start({
       messageId: result.assistantMessage.id,
       conversationId: result.conversation.id,
       userId,
@@ -113,7 +114,8 @@ export class ChatService {
       promptEstimate: plan.promptEstimate,
       reservationId: reservation.id,
     });
-    if (input.stream ?? true) return result;
+    // Shutdown began while this send was written: its reply was stopped at once; answer its final state.
+    if ((input.stream ?? true) && generations.acceptingWork) return result;
 
     await finished;
     const assistantMessage = await prisma.message.findUniqueOrThrow({ where: { id: result.assistantMessage.id } });
@@ -139,6 +141,7 @@ export class ChatService {
 
   /** Events for a subscriber: replay, then live, ending with `done`. Only the owner may follow. */
   async streamMessage(userId: string, messageId: string): Promise<AsyncGenerator<StreamEvent>> {
+    this.deps.generations.assertAcceptingWork();
     const message = await this.deps.prisma.message.findFirst({ where: { id: messageId, userId } });
     if (!message) throw notFound('Message');
     if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages stream', 'messageId');

@@ -1,6 +1,7 @@
 import type { StreamEvent, StreamHub } from '../chat/stream-hub.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Message } from '../generated/prisma/client.js';
+import { shuttingDown } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { RUNNING_STATUSES } from './finalize.js';
 import type { GenerationRecovery } from './recovery.js';
@@ -15,6 +16,7 @@ export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.i
  */
 export class Generations {
   private background?: { stop(): Promise<void> };
+  private stopping = false;
 
   constructor(
     private readonly deps: {
@@ -58,10 +60,26 @@ export class Generations {
     return this.deps.runner.start(job);
   }
 
-  /** Shutdown: running generations end STOPPED with their text and usage; background work ends. */
+  /** False once shutdown has begun: new sends and followers are refused from then on. */
+  get acceptingWork(): boolean {
+    return !this.stopping;
+  }
+
+  /** Throws SHUTTING_DOWN once shutdown has begun. */
+  assertAcceptingWork(): void {
+    if (this.stopping) throw shuttingDown();
+  }
+
+  /**
+   * Shutdown: running generations end STOPPED with their text and usage, and so does any started
+   * later (by a request accepted before); background work ends. Called again, it waits for those.
+   */
   async stopAll(): Promise<void> {
+    this.stopping = true;
     await this.deps.runner.stopAll();
-    await this.background?.stop();
+    const background = this.background;
+    this.background = undefined;
+    await background?.stop();
   }
 
   /** Stops a running generation wherever it runs; resolves once it is final. */

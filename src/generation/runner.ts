@@ -51,6 +51,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export class GenerationRunner {
   private readonly running = new Map<string, Running>();
+  private stopping = false;
 
   constructor(
     private readonly deps: {
@@ -77,6 +78,8 @@ export class GenerationRunner {
       running.dec();
     });
     this.running.set(job.messageId, { stop: () => stopController.abort(), finished });
+    // Started by a request accepted before shutdown began: it ends STOPPED at once, and is recorded.
+    if (this.stopping) stopController.abort();
     return finished;
   }
 
@@ -88,11 +91,17 @@ export class GenerationRunner {
     return running.finished;
   }
 
-  /** Shutdown: stop everything and wait until each message is persisted. */
+  /**
+   * Shutdown: stop everything, and whatever starts from now on, and wait until each message is
+   * persisted, including those started while waiting.
+   */
   async stopAll(): Promise<void> {
-    const all = [...this.running.values()];
-    for (const running of all) running.stop();
-    await Promise.allSettled(all.map((r) => r.finished));
+    this.stopping = true;
+    while (this.running.size > 0) {
+      const all = [...this.running.values()];
+      for (const running of all) running.stop();
+      await Promise.allSettled(all.map((r) => r.finished));
+    }
   }
 
   get size(): number {

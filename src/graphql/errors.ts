@@ -19,9 +19,14 @@ export function toGraphQLError(appError: AppError, source?: GraphQLError): Graph
     extensions: {
       code: appError.code,
       ...appError.details,
-      ...(appError.httpStatus ? { http: { status: appError.httpStatus } } : {}),
+      ...(appError.httpStatus ? { http: { status: appError.httpStatus, ...retryAfterHeader(appError) } } : {}),
     },
   });
+}
+
+function retryAfterHeader(appError: AppError): { headers?: Record<string, string> } {
+  const seconds = appError.details.retryAfter;
+  return typeof seconds === 'number' ? { headers: { 'Retry-After': String(seconds) } } : {};
 }
 
 /**

@@ -7,6 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { isRevokedBy, type RevocationBus } from '../auth/revocations.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
 import type { Limits } from '../config.js';
+import { SHUTDOWN_RETRY_AFTER_SECONDS, SHUTTING_DOWN_MESSAGE } from '../errors.js';
 import type { GraphQLServer } from '../graphql/server.js';
 import { trustedQueryOf, type TrustedDocuments } from '../graphql/trusted-documents.js';
 import type { Logger } from '../logger.js';
@@ -24,6 +25,8 @@ export interface GraphQLWsOptions {
   limits: Limits['ws'];
   trustProxyHops: number;
   revocations: RevocationBus;
+  /** Once shutting down, new sockets and operations are refused. */
+  state: { shuttingDown: boolean };
   /** When set, only these documents run (see trusted-documents.ts). */
   trustedDocuments?: TrustedDocuments;
 }
@@ -34,6 +37,8 @@ export interface GraphQLWsOptions {
  */
 export const CLOSE_UNAUTHORIZED = 4401;
 export const CLOSE_TOO_MANY_CONNECTIONS = 4429;
+/** "Try Again Later": the client reconnects, to another instance behind a load balancer. */
+export const CLOSE_SHUTTING_DOWN = 1013;
 
 type EnvelopedRoot = {
   execute: (args: ExecutionArgs) => unknown;
@@ -56,7 +61,16 @@ interface Connection {
  */
 export async function attachGraphQLWs(options: GraphQLWsOptions) {
   const { yoga, authenticate, logger, limits } = options;
-  const wss = new WebSocketServer({ server: options.httpServer, path: '/graphql', maxPayload: limits.maxPayloadBytes });
+  const wss = new WebSocketServer({
+    server: options.httpServer,
+    path: '/graphql',
+    maxPayload: limits.maxPayloadBytes,
+    // During shutdown the handshake is answered 503 with Retry-After; clients see 1006 and retry.
+    verifyClient: (_info, accept) =>
+      options.state.shuttingDown
+        ? accept(false, 503, 'Service Unavailable', { 'Retry-After': String(SHUTDOWN_RETRY_AFTER_SECONDS) })
+        : accept(true),
+  });
   const connections = new Map<WebSocket, Connection>();
   let running = 0;
   let onIdle: (() => void) | undefined;
@@ -90,6 +104,10 @@ export async function attachGraphQLWs(options: GraphQLWsOptions) {
         const { socket } = ctx.extra;
         const connection = connections.get(socket);
         if (!connection) return false;
+        if (options.state.shuttingDown) {
+          socket.close(CLOSE_SHUTTING_DOWN, SHUTTING_DOWN_MESSAGE);
+          return false;
+        }
         try {
           connection.viewer = await authenticate(ctx.connectionParams?.authorization as string | undefined);
         } catch (error) {
@@ -107,6 +125,9 @@ export async function attachGraphQLWs(options: GraphQLWsOptions) {
         const { socket } = ctx.extra;
         const connection = connections.get(socket);
         if (!connection) return [operationError('Connection is closing', 'BAD_USER_INPUT')];
+        if (options.state.shuttingDown) {
+          return [operationError(SHUTTING_DOWN_MESSAGE, 'SHUTTING_DOWN', { retryAfter: SHUTDOWN_RETRY_AFTER_SECONDS })];
+        }
         // The slot is taken before anything is awaited: a burst of subscribe messages cannot
         // all pass the check while the first ones are still authenticating.
         if (connection.operations.size >= limits.maxSubscriptionsPerConnection) {
@@ -191,8 +212,8 @@ export async function attachGraphQLWs(options: GraphQLWsOptions) {
   };
 }
 
-function operationError(message: string, code: string): GraphQLError {
-  return createGraphQLError(message, { extensions: { code } });
+function operationError(message: string, code: string, details: Record<string, unknown> = {}): GraphQLError {
+  return createGraphQLError(message, { extensions: { code, ...details } });
 }
 
 // A close reason is at most 123 bytes.

@@ -4,6 +4,7 @@ import type { GraphQLServer } from '../graphql/server.js';
 import type { Logger } from '../logger.js';
 import { runWithRequestId } from '../observability/request-context.js';
 import { acceptedEncoding, createResponseCompressor } from './compression.js';
+import { SHUTDOWN_RETRY_AFTER_SECONDS, SHUTTING_DOWN_MESSAGE } from '../errors.js';
 import { isBodyTooLarge, respondHealth, respondReady, sendJson, type ReadinessChecks } from './health.js';
 import { respondMetrics, type MetricsEndpoint } from './metrics.js';
 import { respondStripeWebhook } from './stripe-webhook.js';
@@ -53,6 +54,8 @@ export function createHttpServer(options: HttpServerOptions): Server {
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       logger.info({ requestId, method: req.method, path: req.url?.split('?')[0], status: res.statusCode, ms }, 'request');
+      // Once shutting down, a connection ends with its response: a kept-alive one would hold the close up until its timeout.
+      if (options.state.shuttingDown) req.socket.end();
     });
 
     const path = (req.url ?? '/').split('?')[0];
@@ -63,6 +66,12 @@ export function createHttpServer(options: HttpServerOptions): Server {
       return void respondStripeWebhook(req, res, { webhooks: options.stripeWebhooks, maxBytes: options.maxRequestBytes, logger });
     }
     if (path === '/graphql') {
+      // The listener stays open while running work drains: new operations get a clear, retryable refusal.
+      if (options.state.shuttingDown) {
+        res.setHeader('retry-after', String(SHUTDOWN_RETRY_AFTER_SECONDS));
+        res.setHeader('connection', 'close');
+        return sendJson(res, 503, graphqlError(SHUTTING_DOWN_MESSAGE, 'SHUTTING_DOWN', { retryAfter: SHUTDOWN_RETRY_AFTER_SECONDS }));
+      }
       if (isBodyTooLarge(req, options.maxRequestBytes)) {
         return sendJson(res, 413, graphqlError(`Request body exceeds ${options.maxRequestBytes} bytes`, 'BAD_USER_INPUT'));
       }
@@ -86,6 +95,6 @@ export function createHttpServer(options: HttpServerOptions): Server {
   }
 }
 
-function graphqlError(message: string, code: string) {
-  return { errors: [{ message, extensions: { code } }] };
+function graphqlError(message: string, code: string, details: Record<string, unknown> = {}) {
+  return { errors: [{ message, extensions: { code, ...details } }] };
 }
