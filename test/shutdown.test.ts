@@ -225,6 +225,8 @@ describe('graceful shutdown', () => {
     ]);
     expect(left.reservations).toHaveLength(1);
     expect(left.reservations.every((r) => r.settledAt !== null)).toBe(true);
+    // Stopped before it began: the upstream was never asked.
+    expect(upstream.requestsFor(prompt)).toHaveLength(0);
   });
 
   it('on SIGTERM answers the request in flight, then exits 0', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {

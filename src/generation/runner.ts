@@ -68,6 +68,8 @@ export class GenerationRunner {
   /** Starts a generation; the promise settles once its final state is persisted and published. */
   start(job: GenerationJob): Promise<void> {
     const stopController = new AbortController();
+    // Started by a request accepted before shutdown began: it ends STOPPED at once, without calling the upstream.
+    if (this.stopping) stopController.abort();
     const { running } = this.deps.metrics.generation;
     running.inc();
     // Before sendMessage returns: whoever follows the reply on this instance is then handed its events directly.
@@ -78,8 +80,6 @@ export class GenerationRunner {
       running.dec();
     });
     this.running.set(job.messageId, { stop: () => stopController.abort(), finished });
-    // Started by a request accepted before shutdown began: it ends STOPPED at once, and is recorded.
-    if (this.stopping) stopController.abort();
     return finished;
   }
 
