@@ -27,7 +27,7 @@ export const builder = new SchemaBuilder<{
   // Key scopes and rate limits run first: a refused call costs no authorization or database work.
   plugins: [RootFieldGuardsPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
   // Costs are checked before execution by the operation-limits plugin, with the request's variables.
-  complexity: { fieldComplexity: (args) => fieldCost(args) },
+  complexity: { fieldComplexity: (args, _ctx, field) => fieldCost(args, field) },
   defaultFieldNullability: false,
   scopeAuth: {
     // Check scopes when a subscription starts, not only when each event resolves.
