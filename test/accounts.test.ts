@@ -107,7 +107,9 @@ describe('register, login and me', () => {
     const me = expectData(await t.execute(MeDocument, {}, { token: login.accessToken })).me;
     expect(me).toMatchObject({ id: registered.user.id, email: email.toLowerCase(), plan: 'FREE' });
 
-    const created = expectData(await t.execute(CreateApiKeyDocument, { input: { name: 'ci' } }, { token: login.accessToken })).createApiKey;
+    // Listing keys is an account read: the key needs ACCOUNT as well as READ.
+    const input = { name: 'ci', scopes: ['READ' as const, 'ACCOUNT' as const] };
+    const created = expectData(await t.execute(CreateApiKeyDocument, { input }, { token: login.accessToken })).createApiKey;
     expect(created.secret).toMatch(/^sk_[\w-]{43}$/);
     expect(created.secret.startsWith(created.apiKey.prefix)).toBe(true);
 

@@ -109,7 +109,7 @@ describe('the usage report', () => {
       const node = expectData(await t.execute(UserAccountDocument, { id: user.id }, { token: admin.token })).node;
       if (node?.__typename !== 'User') throw new Error('expected the user');
       const row = rows.find((r) => r.key === user.id);
-      expect(row).toMatchObject({ ...node.usage.totals, requests: index + 1 });
+      expect(row).toMatchObject({ ...node.usage!.totals, requests: index + 1 });
       expect(row!.costMicros).toBeGreaterThan(0);
     }
   });

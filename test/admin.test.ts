@@ -62,10 +62,10 @@ describe('an admin', () => {
     ).adjustCredits;
     expect(entry).toMatchObject({ kind: 'ADJUSTMENT', amountMicros: 2_000_000, reason: 'Goodwill after the outage' });
     const credited = await account(admin.token, user.id);
-    expect(credited.credits.ledger.edges[0]!.node).toEqual({
+    expect(credited.credits!.ledger!.edges[0]!.node).toEqual({
       kind: 'ADJUSTMENT',
       amountMicros: 2_000_000,
-      balanceAfterMicros: credited.credits.balanceMicros,
+      balanceAfterMicros: credited.credits!.balanceMicros,
       reason: 'Goodwill after the outage',
     });
     expect(await auditEntriesAbout(t, admin.token, user.id)).toMatchObject([
@@ -103,11 +103,11 @@ describe('an admin', () => {
     expect(reservation.settledAt).not.toBeNull();
     const billed = await account(admin.token, user.id);
     expect(billed.active).toBe(false);
-    expect(billed.credits.heldMicros).toBe(0);
-    expect(billed.credits.ledger.edges[0]!.node).toMatchObject({ kind: 'USAGE', amountMicros: -Number(message.costMicros) });
-    expect(billed.credits.balanceMicros).toBe(credited.credits.balanceMicros - Number(message.costMicros));
+    expect(billed.credits!.heldMicros).toBe(0);
+    expect(billed.credits!.ledger!.edges[0]!.node).toMatchObject({ kind: 'USAGE', amountMicros: -Number(message.costMicros) });
+    expect(billed.credits!.balanceMicros).toBe(credited.credits!.balanceMicros - Number(message.costMicros));
     expect(billed.quota).toEqual({ usedTokens: message.totalTokens, reservedTokens: 0 });
-    expect(billed.usage.totals).toMatchObject({ requests: 1, costMicros: Number(message.costMicros) });
+    expect(billed.usage!.totals).toMatchObject({ requests: 1, costMicros: Number(message.costMicros) });
 
     // 5. Access token, API key, refresh token and password: all refused.
     for (const token of [user.token, apiKey]) {
@@ -186,7 +186,7 @@ describe('refused admin calls', () => {
     expect(errorCodes(await adjust({ amountMicros: 1_000_000_000_001 }))).toEqual(['BAD_USER_INPUT']);
     expect(errorCodes(await adjust({ amountMicros: -1_000_000_000_001 }))).toEqual(['BAD_USER_INPUT']);
     expect(errorCodes(await adjust({ amountMicros: 0 }))).toEqual(['BAD_USER_INPUT']);
-    const overdraw = await adjust({ amountMicros: -(before.credits.balanceMicros + 1) });
+    const overdraw = await adjust({ amountMicros: -(before.credits!.balanceMicros + 1) });
     expect(errorCodes(overdraw)).toEqual(['BAD_USER_INPUT']);
     expect(overdraw.errors![0]!.message).toMatch(/would overdraw/);
     expect(errorCodes(await adjust({ amountMicros: 5, reason: '   ' }))).toEqual(['BAD_USER_INPUT']);
@@ -202,7 +202,7 @@ describe('refused admin calls', () => {
     expect(await account(admin.token, user.id)).toEqual(before);
     expect(await prisma().auditEntry.count({ where: { OR: [{ targetUserId: user.userId }, { actorUserId: admin.userId }] } })).toBe(0);
     // Taking away exactly the balance is allowed.
-    const emptied = expectData(await adjust({ amountMicros: -before.credits.balanceMicros, reason: 'Chargeback' })).adjustCredits;
+    const emptied = expectData(await adjust({ amountMicros: -before.credits!.balanceMicros, reason: 'Chargeback' })).adjustCredits;
     expect(emptied.balanceAfterMicros).toBe(0);
   });
 });

@@ -22,13 +22,13 @@ const f = billingAppForFile(() => ({ ...upstream.env, SIGNUP_CREDITS_MICROS: '0'
 describe('paying for chat with credits bought through Stripe', () => {
   it('refuses without credits, credits a paid Checkout once, debits each reply its cost, and reverses a refund', async () => {
     const { token, userId } = await signUp(f.t);
-    const balance = async () => expectData(await f.t.execute(AccountBalanceDocument, {}, { token })).me!.credits;
+    const balance = async () => expectData(await f.t.execute(AccountBalanceDocument, {}, { token })).me!.credits!;
     const prompt = upstream.prompt({ content: 'paid for', usage: { prompt_tokens: 1200, completion_tokens: 300 } }, undefined, 'walk');
     const chat = () => f.t.execute(SendMessageDocument, { input: { content: prompt, stream: false } }, { token });
 
     // 1. No credits: the priced model is refused, and nothing is written.
     expect(errorCodes(await chat())).toEqual(['INSUFFICIENT_CREDITS']);
-    expect((await balance()).ledger.totalCount).toBe(0);
+    expect((await balance()).ledger!.totalCount).toBe(0);
 
     // 2. Checkout through the Stripe API; once Stripe reports the session paid, the pack's credits arrive.
     const session = expectData(await f.t.execute(CreateCheckoutSessionDocument, { input: { pack: PACK.id } }, { token }));
@@ -58,7 +58,7 @@ describe('paying for chat with credits bought through Stripe', () => {
     expect(reply.costMicros).toBeGreaterThan(0);
     const afterChat = await balance();
     expect(afterChat.balanceMicros).toBe(PACK.creditsMicros - reply.costMicros);
-    expect(afterChat.ledger.edges.map((e) => [e.node.kind, e.node.amountMicros])).toEqual([
+    expect(afterChat.ledger!.edges.map((e) => [e.node.kind, e.node.amountMicros])).toEqual([
       ['USAGE', -reply.costMicros],
       ['PURCHASE', PACK.creditsMicros],
     ]);
@@ -71,7 +71,7 @@ describe('paying for chat with credits bought through Stripe', () => {
     const refunded = stripeEvent('charge.refunded', charge(paymentIntent, PACK.priceCents, PACK.priceCents));
     expect((await deliverStripeEvent(f.origin, refunded)).status).toBe(200);
     const afterRefund = await balance();
-    expect(afterRefund.ledger.edges[0]!.node).toMatchObject({ kind: 'REFUND', amountMicros: -PACK.creditsMicros });
+    expect(afterRefund.ledger!.edges[0]!.node).toMatchObject({ kind: 'REFUND', amountMicros: -PACK.creditsMicros });
     expect(afterRefund.balanceMicros).toBe(-reply.costMicros);
     // What was spent stays spent: with a negative balance the next priced call is refused.
     expect(errorCodes(await chat())).toEqual(['INSUFFICIENT_CREDITS']);

@@ -100,20 +100,20 @@ describe('paging', () => {
     let after: string | null | undefined;
     for (;;) {
       const page = expectData(await t.execute(MyConversationsDocument, { first: 3, after }, { token: user.accessToken })).me!.conversations;
-      expect(page.totalCount).toBe(7);
-      seen.push(...page.edges.map((e) => e.node.title));
-      if (!page.pageInfo.hasNextPage) break;
-      after = page.pageInfo.endCursor;
+      expect(page!.totalCount).toBe(7);
+      seen.push(...page!.edges.map((e) => e.node.title));
+      if (!page!.pageInfo.hasNextPage) break;
+      after = page!.pageInfo.endCursor;
     }
     expect(seen).toEqual(newestFirst);
 
     const lastTwo = expectData(await t.execute(MyConversationsDocument, { last: 2 }, { token: user.accessToken })).me!.conversations;
-    expect(lastTwo.edges.map((e) => e.node.title)).toEqual(['c2', 'c1']);
-    expect(lastTwo.pageInfo.hasPreviousPage).toBe(true);
+    expect(lastTwo!.edges.map((e) => e.node.title)).toEqual(['c2', 'c1']);
+    expect(lastTwo!.pageInfo.hasPreviousPage).toBe(true);
     const before = expectData(
-      await t.execute(MyConversationsDocument, { last: 3, before: lastTwo.pageInfo.startCursor }, { token: user.accessToken }),
+      await t.execute(MyConversationsDocument, { last: 3, before: lastTwo!.pageInfo.startCursor }, { token: user.accessToken }),
     ).me!.conversations;
-    expect(before.edges.map((e) => e.node.title)).toEqual(['c5', 'c4', 'c3']);
+    expect(before!.edges.map((e) => e.node.title)).toEqual(['c5', 'c4', 'c3']);
   });
 
   it('pages messages oldest first; last: n gives the latest n', async () => {
@@ -130,23 +130,23 @@ describe('paging', () => {
     }
     const all = expectData(await t.execute(ConversationDocument, { id: conversationId!, first: 100 }, { token: user.accessToken })).conversation!;
     expect(all.messageCount).toBe(6);
-    expect(all.messages.edges.map((e) => e.node.content)).toEqual(contents);
-    expect(all.messages.edges.map((e) => e.node.role)).toEqual(['USER', 'ASSISTANT', 'USER', 'ASSISTANT', 'USER', 'ASSISTANT']);
+    expect(all.messages!.edges.map((e) => e.node.content)).toEqual(contents);
+    expect(all.messages!.edges.map((e) => e.node.role)).toEqual(['USER', 'ASSISTANT', 'USER', 'ASSISTANT', 'USER', 'ASSISTANT']);
 
     const first = expectData(await t.execute(ConversationDocument, { id: conversationId!, first: 2 }, { token: user.accessToken })).conversation!;
     const next = expectData(
-      await t.execute(ConversationDocument, { id: conversationId!, first: 2, after: first.messages.pageInfo.endCursor }, { token: user.accessToken }),
+      await t.execute(ConversationDocument, { id: conversationId!, first: 2, after: first.messages!.pageInfo.endCursor }, { token: user.accessToken }),
     ).conversation!;
-    expect(next.messages.edges.map((e) => e.node.content)).toEqual(contents.slice(2, 4));
-    expect(next.messages.pageInfo.hasNextPage).toBe(true);
+    expect(next.messages!.edges.map((e) => e.node.content)).toEqual(contents.slice(2, 4));
+    expect(next.messages!.pageInfo.hasNextPage).toBe(true);
 
     const latest = expectData(await t.execute(ConversationDocument, { id: conversationId!, last: 2 }, { token: user.accessToken })).conversation!;
-    expect(latest.messages.edges.map((e) => e.node.content)).toEqual(contents.slice(4));
+    expect(latest.messages!.edges.map((e) => e.node.content)).toEqual(contents.slice(4));
     const earlier = expectData(
-      await t.execute(ConversationDocument, { id: conversationId!, last: 4, before: latest.messages.pageInfo.startCursor }, { token: user.accessToken }),
+      await t.execute(ConversationDocument, { id: conversationId!, last: 4, before: latest.messages!.pageInfo.startCursor }, { token: user.accessToken }),
     ).conversation!;
-    expect(earlier.messages.edges.map((e) => e.node.content)).toEqual(contents.slice(0, 4));
-    expect(earlier.messages.pageInfo.hasPreviousPage).toBe(false);
+    expect(earlier.messages!.edges.map((e) => e.node.content)).toEqual(contents.slice(0, 4));
+    expect(earlier.messages!.pageInfo.hasPreviousPage).toBe(false);
   });
 
   it('clamps page sizes to 100', async () => {
@@ -156,8 +156,8 @@ describe('paging', () => {
       data: Array.from({ length: 105 }, (_, i) => ({ userId, title: `bulk ${i}`, model: 'gpt-4o-mini' })),
     });
     const page = expectData(await t.execute(MyConversationsDocument, { first: 500 }, { token: user.accessToken })).me!.conversations;
-    expect(page.edges).toHaveLength(100);
-    expect(page.pageInfo.hasNextPage).toBe(true);
-    expect(page.totalCount).toBe(105);
+    expect(page!.edges).toHaveLength(100);
+    expect(page!.pageInfo.hasNextPage).toBe(true);
+    expect(page!.totalCount).toBe(105);
   });
 });

@@ -49,6 +49,16 @@ describe('query limits', () => {
     expect(codeAndLimit(large)).toEqual([['BAD_USER_INPUT', 'cost']]);
   });
 
+  it('counts the default page of a connection whose page size is left out', async () => {
+    const nested = (page: string) =>
+      `{ me { conversations${page} { edges { node { messages${page} { edges { node { conversation { messages${page} { edges { node { id } } } } } } } } } } } }`;
+    const unsized = await executeRaw(t, { query: nested('') }, { token });
+    const sized = await executeRaw(t, { query: nested('(first: 20)') }, { token });
+    expect(codeAndLimit(unsized)).toEqual([['BAD_USER_INPUT', 'cost']]);
+    // The server returns 20 items a page either way, so both cost the same (25,662 when written).
+    expect(unsized.errors?.[0]?.message).toBe(sized.errors?.[0]?.message);
+  });
+
   it('admits the nested conversations query of the benchmark', async () => {
     expectData(await t.execute(NestedConversationsDocument, undefined, { token }));
   });

@@ -81,8 +81,8 @@ describe('exact cost', () => {
       expect(BigInt(sent.costMicros)).toBe(expected);
 
       const me = expectData(await openRouter.execute(AccountBalanceDocument, {}, { token: user.accessToken })).me!;
-      expect(me.usage.totals).toMatchObject({ promptTokens: 2000, cachedTokens: 1500, completionTokens: 900, reasoningTokens: 600, costMicros: sent.costMicros });
-      expect(me.credits.ledger.edges[0]!.node).toMatchObject({ kind: 'USAGE', amountMicros: -sent.costMicros });
+      expect(me.usage!.totals).toMatchObject({ promptTokens: 2000, cachedTokens: 1500, completionTokens: 900, reasoningTokens: 600, costMicros: sent.costMicros });
+      expect(me.credits!.ledger!.edges[0]!.node).toMatchObject({ kind: 'USAGE', amountMicros: -sent.costMicros });
     } finally {
       await openRouter.stop();
     }
@@ -99,9 +99,9 @@ describe('exact cost', () => {
 
     const after = await balanceOf(user.accessToken);
     expect(after.quota).toMatchObject({ usedTokens: 10_000, reservedTokens: 0 });
-    expect(after.usage.totals).toMatchObject({ totalTokens: 10_000, costMicros: sent.costMicros });
-    expect(after.credits.balanceMicros).toBe(before.credits.balanceMicros - sent.costMicros);
-    expect(after.credits.heldMicros).toBe(0);
+    expect(after.usage!.totals).toMatchObject({ totalTokens: 10_000, costMicros: sent.costMicros });
+    expect(after.credits!.balanceMicros).toBe(before.credits!.balanceMicros - sent.costMicros);
+    expect(after.credits!.heldMicros).toBe(0);
     expect(BigInt(sent.costMicros)).toBe(costMicros(price(), { promptTokens: 5000, cachedTokens: 0, completionTokens: 5000, reasoningTokens: 0 }));
   });
 });
@@ -122,7 +122,7 @@ describe('reservations', () => {
     const quota = await quotaRow(user.id);
     expect(quota.reservedTokens).toBe(0n);
     expect(quota.usedTokens).toBeGreaterThan(0n);
-    expect((await balanceOf(user.accessToken)).credits.heldMicros).toBe(0);
+    expect((await balanceOf(user.accessToken)).credits!.heldMicros).toBe(0);
   });
 
   it('whose instance died with no message left are swept at their estimate, once', async () => {
@@ -141,9 +141,9 @@ describe('reservations', () => {
     expect(quota).toMatchObject({ reservedTokens: 0n, usedTokens: 40n });
     const me = await balanceOf(user.accessToken);
     const estimate = costMicros(model.price, { promptTokens: 40, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 });
-    expect(me.credits.ledger.edges.filter((e) => e.node.kind === 'USAGE').map((e) => e.node.amountMicros)).toEqual([-Number(estimate)]);
-    expect(me.credits.heldMicros).toBe(0);
-    expect(me.usage.totals.requests).toBe(1);
+    expect(me.credits!.ledger!.edges.filter((e) => e.node.kind === 'USAGE').map((e) => e.node.amountMicros)).toEqual([-Number(estimate)]);
+    expect(me.credits!.heldMicros).toBe(0);
+    expect(me.usage!.totals.requests).toBe(1);
   });
 
   it('are settled at the price they were reserved at, even when the settling caller names another', async () => {
@@ -157,7 +157,7 @@ describe('reservations', () => {
     const settled = await prisma().$transaction((tx) => t.app.metering.settle(tx, reservation.id, usage, 'RUN', tenTimesDearer));
     expect(settled?.costMicros).toBe(costMicros(model.price, usage));
     const me = await balanceOf(user.accessToken);
-    expect(me.credits.ledger.edges.filter((e) => e.node.kind === 'USAGE').map((e) => e.node.amountMicros)).toEqual([
+    expect(me.credits!.ledger!.edges.filter((e) => e.node.kind === 'USAGE').map((e) => e.node.amountMicros)).toEqual([
       -Number(costMicros(model.price, usage)),
     ]);
     // Settling is exactly-once, whatever the price named.
@@ -190,7 +190,7 @@ describe('reservations', () => {
     const daily = await prisma().usageDaily.findMany({ where: { userId: user.id } });
     expect(daily.map((d) => [d.requests, d.totalTokens, d.costMicros])).toEqual([[1, 444n, corrected.costMicros]]);
     const after = await balanceOf(user.accessToken);
-    expect(after.credits.balanceMicros).toBe(before.credits.balanceMicros - Number(corrected.costMicros));
+    expect(after.credits!.balanceMicros).toBe(before.credits!.balanceMicros - Number(corrected.costMicros));
   });
 });
 
@@ -227,8 +227,8 @@ describe('accounts from before credits existed', () => {
 
     await Promise.all([1, 2, 3].map(() => grantPendingSignupCredits(prisma(), t.config.billing.signupCreditsMicros)));
     const me = await balanceOf(user.accessToken);
-    expect(me.credits.balanceMicros).toBe(t.config.billing.signupCreditsMicros);
-    expect(me.credits.ledger.edges.filter((e) => e.node.reason === 'Sign-up credits')).toHaveLength(2);
+    expect(me.credits!.balanceMicros).toBe(t.config.billing.signupCreditsMicros);
+    expect(me.credits!.ledger!.edges.filter((e) => e.node.reason === 'Sign-up credits')).toHaveLength(2);
   });
 });
 
@@ -250,12 +250,12 @@ describe('billing model', () => {
   it('PRO includes its quota without credits, continues on credits past it, then refuses with QUOTA_EXCEEDED', async () => {
     const user = await newUser();
     await prisma().user.update({ where: { id: user.id }, data: { plan: 'PRO' } });
-    const start = (await balanceOf(user.accessToken)).credits.balanceMicros;
+    const start = (await balanceOf(user.accessToken)).credits!.balanceMicros;
     const prompt = upstream.prompt({ content: 'included', usage: { prompt_tokens: 10, completion_tokens: 20 } }, undefined, 'pro');
 
     const included = expectData(await send(user.accessToken, prompt)).sendMessage.assistantMessage;
     expect(included.costMicros).toBeGreaterThan(0);
-    expect((await balanceOf(user.accessToken)).credits.balanceMicros).toBe(start);
+    expect((await balanceOf(user.accessToken)).credits!.balanceMicros).toBe(start);
 
     // The quota is used up: the next call is paid from credits.
     await prisma().quotaPeriod.update({
@@ -264,8 +264,8 @@ describe('billing model', () => {
     });
     const overage = expectData(await send(user.accessToken, prompt)).sendMessage.assistantMessage;
     const afterOverage = await balanceOf(user.accessToken);
-    expect(afterOverage.credits.balanceMicros).toBe(start - overage.costMicros);
-    expect(afterOverage.credits.ledger.edges[0]!.node).toMatchObject({ kind: 'USAGE', amountMicros: -overage.costMicros });
+    expect(afterOverage.credits!.balanceMicros).toBe(start - overage.costMicros);
+    expect(afterOverage.credits!.ledger!.edges[0]!.node).toMatchObject({ kind: 'USAGE', amountMicros: -overage.costMicros });
 
     await setCredits(user.id, 0);
     expect(errorCodes(await send(user.accessToken, prompt))).toEqual(['QUOTA_EXCEEDED']);
@@ -293,10 +293,10 @@ describe('billing model', () => {
 
     const me = await balanceOf(user.accessToken);
     const spent = succeeded.reduce((sum, r) => sum + r.data!.sendMessage.assistantMessage.costMicros, 0);
-    expect(me.credits.balanceMicros).toBe(Number(worst * 7n / 2n) - spent);
-    expect(me.credits.balanceMicros).toBeGreaterThanOrEqual(0);
-    expect(me.credits.heldMicros).toBe(0);
-    expect(Math.min(...me.credits.ledger.edges.map((e) => e.node.balanceAfterMicros))).toBeGreaterThanOrEqual(0);
+    expect(me.credits!.balanceMicros).toBe(Number(worst * 7n / 2n) - spent);
+    expect(me.credits!.balanceMicros).toBeGreaterThanOrEqual(0);
+    expect(me.credits!.heldMicros).toBe(0);
+    expect(Math.min(...me.credits!.ledger!.edges.map((e) => e.node.balanceAfterMicros))).toBeGreaterThanOrEqual(0);
     expect(await prisma().message.count({ where: { userId: user.id } })).toBe(2 * succeeded.length);
     expect(await reservationsOf(user.id)).toHaveLength(succeeded.length);
   });

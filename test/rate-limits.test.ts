@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { print } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { registerUser } from './helpers/accounts.js';
@@ -20,6 +21,27 @@ serveWithUpstreamForFile((app, _url, mock) => ((t = app), (upstream = mock)), {
 
 const login = (t: TestApp, email: string, password: string, headers: Record<string, string> = {}) =>
   executeRaw(t, { query: print(LoginDocument), variables: { input: { email, password } } }, { headers });
+
+const randomOctet = () => Math.floor(Math.random() * 250) + 1;
+
+/** POSTs from a given local address (fetch cannot choose one); resolves with the status. */
+function postFrom(localAddress: string, url: URL, body: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      {
+        hostname: '127.0.0.1',
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        localAddress,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+      },
+      (response) => response.resume().on('end', () => resolve(response.statusCode ?? 0)),
+    );
+    request.once('error', reject);
+    request.end(body);
+  });
+}
 
 describe('rate limits', () => {
   it('refuses repeated wrong passwords for one account long before 50, with 429 and Retry-After', async () => {
@@ -67,6 +89,24 @@ describe('rate limits', () => {
     // Someone else, behind the same proxy, is not affected.
     const other = await from(`192.0.2.${Math.floor(Math.random() * 250) + 1}`)(`nobody-${randomUUID()}@example.com`);
     expect(other.status).toBe(200);
+  });
+
+  it('counts a request whose X-Forwarded-For is shorter than the trusted hops against the socket address', async () => {
+    // With two trusted proxies, a one-entry header cannot have come through both: the entry is
+    // the client's own, and changing it on every request must not escape the limit. The requests
+    // come from a loopback address of their own, so that the limit (in a shared Redis) is this test's.
+    const proxied = await startTestApp({ RATE_LIMIT_AUTH_PER_IP: '3/10m', TRUST_PROXY_HOPS: '2' });
+    const url = await proxied.app.start(0);
+    const socketAddress = `127.${randomOctet()}.${randomOctet()}.${randomOctet()}`;
+    const statuses = [];
+    for (let i = 0; i < 4; i += 1) {
+      const body = JSON.stringify({
+        query: print(LoginDocument),
+        variables: { input: { email: `nobody-${randomUUID()}@example.com`, password: 'not the password' } },
+      });
+      statuses.push(await postFrom(socketAddress, url, body, { 'x-forwarded-for': `203.0.113.${i + 1}` }));
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
   });
 
   it('limits sendMessage per minute per user', async () => {

@@ -31,3 +31,8 @@ export function assertApiKeyScope(viewer: Viewer | null, rootType: RootKind, fie
     throw forbidden(`This API key lacks the ${scope} scope that ${field} needs`);
   }
 }
+
+/** Whether the viewer may read data that needs these scopes: a session always, an API key with every one of them. */
+export function keyAllows(viewer: Viewer | null, scopes: readonly ApiKeyScope[]): boolean {
+  return viewer?.via !== 'api_key' || scopes.every((scope) => viewer.apiKeyScopes?.includes(scope));
+}

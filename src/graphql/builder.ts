@@ -3,18 +3,20 @@ import ComplexityPlugin from '@pothos/plugin-complexity';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import { keyAllows } from '../auth/api-key-scopes.js';
 import type PrismaTypes from '../generated/pothos-types.js';
 import { getDatamodel } from '../generated/pothos-types.js';
 import { decodeGlobalId } from './global-id.js';
 import type { GraphQLContext } from './context.js';
 import { AppError, badInput } from '../errors.js';
 import { fieldCost } from './limits/field-cost.js';
+import { missingKeyScopes, MUTATION_RESULT } from './read-scopes.js';
 import RootFieldGuardsPlugin from './root-field-guards.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
   PrismaTypes: PrismaTypes;
-  AuthScopes: { authenticated: boolean; admin: boolean };
+  AuthScopes: { authenticated: boolean; admin: boolean; read: boolean; readAccount: boolean };
   DefaultFieldNullability: false;
   Scalars: {
     ID: { Input: string; Output: string };
@@ -27,16 +29,24 @@ export const builder = new SchemaBuilder<{
   // Key scopes and rate limits run first: a refused call costs no authorization or database work.
   plugins: [RootFieldGuardsPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
   // Costs are checked before execution by the operation-limits plugin, with the request's variables.
-  complexity: { fieldComplexity: (args) => fieldCost(args) },
+  complexity: { fieldComplexity: (args, _ctx, field) => fieldCost(args, field) },
   defaultFieldNullability: false,
   scopeAuth: {
     // Check scopes when a subscription starts, not only when each event resolves.
     authorizeOnSubscribe: true,
-    authScopes: (ctx) => ({ authenticated: ctx.viewer !== null, admin: ctx.viewer?.role === 'ADMIN' }),
-    unauthorizedError: (_parent, ctx) =>
-      ctx.viewer
-        ? new AppError('FORBIDDEN', 'Not allowed to access this')
-        : new AppError('UNAUTHENTICATED', 'Sign in to access this'),
+    authScopes: (ctx) => ({
+      authenticated: ctx.viewer !== null,
+      admin: ctx.viewer?.role === 'ADMIN',
+      read: keyAllows(ctx.viewer, ['READ']),
+      readAccount: keyAllows(ctx.viewer, ['READ', 'ACCOUNT']),
+    }),
+    unauthorizedError: (_parent, ctx, _info, result) => {
+      if (!ctx.viewer) return new AppError('UNAUTHENTICATED', 'Sign in to access this');
+      const missing = ctx.viewer.via === 'api_key' ? missingKeyScopes(result.failure) : undefined;
+      return missing
+        ? new AppError('FORBIDDEN', `Reading this needs an API key with the ${missing.join(' and ')} scope${missing.length > 1 ? 's' : ''}`)
+        : new AppError('FORBIDDEN', 'Not allowed to access this');
+    },
   },
   prisma: {
     // The client differs per app instance (tests run several), so it is read from the context.
@@ -55,7 +65,8 @@ export const builder = new SchemaBuilder<{
 });
 
 builder.queryType({});
-builder.mutationType({});
+// What a mutation returns is its own result, readable by the key that was allowed to run it.
+builder.mutationType({ grantScopes: () => [MUTATION_RESULT] });
 builder.subscriptionType({});
 
 export const MAX_NODES_PER_REQUEST = 100;

@@ -4,6 +4,8 @@ import type { IncomingMessage } from 'node:http';
  * The client's address: the socket's, or, behind `trustedHops` proxies, the address the
  * outermost trusted proxy saw (X-Forwarded-For is appended to by each hop, so only the last
  * `trustedHops` entries can be trusted; anything before them is whatever the client sent).
+ * A header with fewer entries than that did not come through every trusted proxy, so none of it
+ * is trusted: the socket's address is used.
  */
 export function clientIp(req: IncomingMessage | undefined, trustedHops: number): string {
   if (!req) return 'unknown';
@@ -14,5 +16,5 @@ export function clientIp(req: IncomingMessage | undefined, trustedHops: number):
     .split(',')
     .map((hop) => hop.trim())
     .filter(Boolean);
-  return hops[hops.length - trustedHops] ?? hops[0] ?? socketAddress;
+  return hops.length >= trustedHops ? hops[hops.length - trustedHops]! : socketAddress;
 }

@@ -5,13 +5,15 @@ import { builder } from '../builder.js';
 import { requireViewer, type GraphQLContext } from '../context.js';
 import { encodeGlobalId, NO_ROW_ID } from '../global-id.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
+import { readGuarded } from '../read-scopes.js';
 import { PlanEnum, RoleEnum, UserRef } from './user.js';
 
 builder.prismaNode('AuditEntry', {
   id: { field: 'id' },
   nullable: true,
   findUnique: (id, ctx) => ({ id: ctx.viewer?.role === 'ADMIN' ? id : NO_ROW_ID }),
-  authScopes: { admin: true },
+  runScopesOnType: true,
+  authScopes: { $all: { admin: true, read: true } },
   description: 'Something an admin did (or how an account became an admin). Entries are never changed or removed.',
   fields: (t) => ({
     actor: t.relation('actor', { description: 'Who did it; for PROMOTE_ADMIN, the promoted user.' }),
@@ -33,6 +35,7 @@ builder.prismaNode('AuditEntry', {
 const UsageGroupByEnum = builder.enumType('UsageGroupBy', { values: ['USER', 'MODEL', 'DAY'] as const });
 
 const UsageReportRowRef = builder.objectRef<UsageReportRow>('UsageReportRow').implement({
+  ...readGuarded,
   description: 'Usage of the whole service for one user, model or day.',
   fields: (t) => ({
     key: t.string({

@@ -5,13 +5,14 @@ import { quotaPeriodOf } from '../../metering/quota.js';
 import { builder } from '../builder.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { ownedByViewer } from '../ownership.js';
+import { MUTATION_RESULT, READ_ACCOUNT, readAccountGuarded } from '../read-scopes.js';
 import { requireViewer } from '../context.js';
 import { UserRef } from './user.js';
 
 export const ApiKeyScopeEnum = builder.enumType('ApiKeyScope', { values: ['CHAT', 'READ', 'ACCOUNT'] as const });
 
 export const ApiKeyRef = builder.prismaNode('ApiKey', {
-  ...ownedByViewer,
+  ...ownedByViewer(READ_ACCOUNT),
   fields: (t) => ({
     name: t.exposeString('name'),
     prefix: t.exposeString('prefix', { description: 'The first characters of the secret, to tell keys apart.' }),
@@ -35,14 +36,20 @@ export const ApiKeyRef = builder.prismaNode('ApiKey', {
 });
 
 builder.prismaObjectField(UserRef, 'apiKeys', (t) =>
-  t.relatedConnection('apiKeys', {
-    cursor: 'id',
-    description: 'API keys of this user, newest first. Only the user themself can list them.',
-    authScopes: (user, _args, ctx) => user.id === ctx.viewer?.id,
-    maxSize: MAX_PAGE_SIZE,
-    totalCount: true,
-    query: () => ({ orderBy: { id: 'desc' } }),
-  }),
+  t.relatedConnection(
+    'apiKeys',
+    {
+      cursor: 'id',
+      description:
+        'API keys of this user, newest first. Only the user themself can list them; null for an API key without READ and ACCOUNT.',
+      nullable: true,
+      authScopes: (user, _args, ctx) => user.id === ctx.viewer?.id,
+      maxSize: MAX_PAGE_SIZE,
+      totalCount: true,
+      query: () => ({ orderBy: { id: 'desc' } }),
+    },
+    readAccountGuarded,
+  ),
 );
 
 const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
@@ -58,6 +65,7 @@ const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
 });
 
 const CreateApiKeyPayload = builder.objectRef<{ apiKey: ApiKey; secret: string }>('CreateApiKeyPayload').implement({
+  grantScopes: () => [MUTATION_RESULT],
   fields: (t) => ({
     apiKey: t.field({ type: ApiKeyRef, resolve: (payload) => payload.apiKey }),
     secret: t.exposeString('secret', { description: 'Shown only once; store it now.' }),

@@ -2,13 +2,14 @@ import { createConversation, updateConversation } from '../../chat/conversations
 import { builder } from '../builder.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { ownedByViewer } from '../ownership.js';
+import { READ, readGuarded } from '../read-scopes.js';
 import { requireViewer } from '../context.js';
 import { encodeGlobalId } from '../global-id.js';
 import { UsageTotalsRef } from './usage.js';
 import { UserRef } from './user.js';
 
 export const ConversationRef = builder.prismaNode('Conversation', {
-  ...ownedByViewer,
+  ...ownedByViewer(READ),
   fields: (t) => ({
     title: t.exposeString('title'),
     model: t.exposeString('model'),
@@ -16,30 +17,41 @@ export const ConversationRef = builder.prismaNode('Conversation', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     messageCount: t.relationCount('messages'),
-    messages: t.relatedConnection('messages', {
-      cursor: 'id',
-      description: 'Oldest first; `last: n` gives the latest n.',
-      maxSize: MAX_PAGE_SIZE,
-      totalCount: true,
-      query: () => ({ orderBy: { id: 'asc' } }),
-    }),
+    messages: t.relatedConnection(
+      'messages',
+      {
+        cursor: 'id',
+        description: 'Oldest first; `last: n` gives the latest n. Null for an API key without READ.',
+        nullable: true,
+        maxSize: MAX_PAGE_SIZE,
+        totalCount: true,
+        query: () => ({ orderBy: { id: 'asc' } }),
+      },
+      readGuarded,
+    ),
     usage: t.field({
       type: UsageTotalsRef,
-      description: 'Tokens and cost of the replies in this conversation.',
+      nullable: true,
+      description: 'Tokens and cost of the replies in this conversation. Null for an API key without READ.',
       resolve: (conversation, _args, ctx) => ctx.loaders.conversationUsage.load(conversation.id),
     }),
   }),
 });
 
 builder.prismaObjectField(UserRef, 'conversations', (t) =>
-  t.relatedConnection('conversations', {
-    cursor: 'id',
-    description: 'Newest first.',
-    authScopes: (user, _args, ctx) => user.id === ctx.viewer?.id,
-    maxSize: MAX_PAGE_SIZE,
-    totalCount: true,
-    query: () => ({ orderBy: { id: 'desc' } }),
-  }),
+  t.relatedConnection(
+    'conversations',
+    {
+      cursor: 'id',
+      description: 'Newest first. Null for an API key without READ.',
+      nullable: true,
+      authScopes: (user, _args, ctx) => user.id === ctx.viewer?.id,
+      maxSize: MAX_PAGE_SIZE,
+      totalCount: true,
+      query: () => ({ orderBy: { id: 'desc' } }),
+    },
+    readGuarded,
+  ),
 );
 
 builder.queryField('conversation', (t) =>

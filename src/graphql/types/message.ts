@@ -2,6 +2,7 @@ import type { StreamEvent } from '../../chat/stream-hub.js';
 import type { Conversation, Message } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
 import { ownedByViewer } from '../ownership.js';
+import { MUTATION_RESULT, READ, readGuarded } from '../read-scopes.js';
 import { requireViewer } from '../context.js';
 import { encodeGlobalId } from '../global-id.js';
 import { ConversationRef } from './conversation.js';
@@ -17,7 +18,7 @@ const MessageError = builder.objectRef<{ code: string; message: string }>('Messa
 });
 
 export const MessageRef = builder.prismaNode('Message', {
-  ...ownedByViewer,
+  ...ownedByViewer(READ),
   // Only the columns a query asks for are read (lists of messages are the largest reads), plus
   // the owner, which the type's authorization checks.
   select: { id: true, userId: true },
@@ -44,7 +45,7 @@ export const MessageRef = builder.prismaNode('Message', {
       select: { errorCode: true, errorMessage: true },
       resolve: (m) => (m.errorCode ? { code: m.errorCode, message: m.errorMessage ?? '' } : null),
     }),
-    conversation: t.relation('conversation'),
+    conversation: t.relation('conversation', { nullable: true, description: 'Null for an API key without READ.' }),
   }),
 });
 
@@ -66,6 +67,8 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
 const SendMessagePayload = builder
   .objectRef<{ conversation: Conversation; userMessage: Message; assistantMessage: Message }>('SendMessagePayload')
   .implement({
+    // The conversation and the two messages are what the send made: the key that sent them sees them.
+    grantScopes: () => [MUTATION_RESULT],
     fields: (t) => ({
       conversation: t.field({ type: ConversationRef, resolve: (p) => p.conversation }),
       // Whole rows, as written: Prisma fields, so that the plugin answers their columns from them
@@ -92,6 +95,7 @@ builder.mutationFields((t) => ({
 }));
 
 const MessageUsage = builder.objectRef<Message>('MessageUsage').implement({
+  ...readGuarded,
   fields: (t) => ({
     promptTokens: t.exposeInt('promptTokens'),
     cachedTokens: t.exposeInt('cachedTokens'),
@@ -104,6 +108,7 @@ const MessageUsage = builder.objectRef<Message>('MessageUsage').implement({
 });
 
 const MessageStreamEvent = builder.objectRef<StreamEvent>('MessageStreamEvent').implement({
+  ...readGuarded,
   fields: (t) => ({
     messageId: t.field({ type: 'ID', resolve: (e) => encodeGlobalId('Message', e.messageId) }),
     seq: t.exposeInt('seq', { description: 'Position of this event, from 1, without gaps.' }),

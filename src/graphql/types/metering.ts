@@ -3,6 +3,7 @@ import { builder } from '../builder.js';
 import { isSelfOrAdmin } from '../ownership.js';
 import { NO_ROW_ID } from '../global-id.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
+import { READ_ACCOUNT, readAccountGuarded, readGuarded } from '../read-scopes.js';
 import { UserRef } from './user.js';
 
 
@@ -15,7 +16,8 @@ builder.prismaNode('CreditLedgerEntry', {
   nullable: true,
   findUnique: (id, ctx) =>
     ctx.viewer?.role === 'ADMIN' ? { id } : { id, userId: ctx.viewer?.id ?? NO_ROW_ID },
-  authScopes: (entry, ctx) => isSelfOrAdmin(entry.userId, ctx),
+  runScopesOnType: true,
+  authScopes: (entry, ctx) => isSelfOrAdmin(entry.userId, ctx) && READ_ACCOUNT,
   description: 'One movement of credits. Entries are never changed or removed.',
   fields: (t) => ({
     kind: t.expose('kind', { type: CreditEntryKind }),
@@ -31,6 +33,7 @@ builder.prismaNode('CreditLedgerEntry', {
 
 const Credits = builder.prismaObject('User', {
   variant: 'Credits',
+  ...readGuarded,
   description: 'Prepaid credits in micro-dollars (1e-6 USD).',
   fields: (t) => ({
     balanceMicros: t.expose('creditBalanceMicros', { type: 'SafeInt' }),
@@ -44,13 +47,18 @@ const Credits = builder.prismaObject('User', {
       select: { creditBalanceMicros: true, creditHeldMicros: true },
       resolve: (user) => user.creditBalanceMicros - user.creditHeldMicros,
     }),
-    ledger: t.relatedConnection('creditEntries', {
-      cursor: 'id',
-      description: 'Newest first.',
-      maxSize: MAX_PAGE_SIZE,
-      totalCount: true,
-      query: () => ({ orderBy: { id: 'desc' } }),
-    }),
+    ledger: t.relatedConnection(
+      'creditEntries',
+      {
+        cursor: 'id',
+        description: 'Newest first. Null for an API key without READ and ACCOUNT.',
+        nullable: true,
+        maxSize: MAX_PAGE_SIZE,
+        totalCount: true,
+        query: () => ({ orderBy: { id: 'desc' } }),
+      },
+      readAccountGuarded,
+    ),
   }),
 });
 
@@ -62,6 +70,7 @@ interface QuotaShape {
 }
 
 const Quota = builder.objectRef<QuotaShape>('Quota').implement({
+  ...readGuarded,
   description: "This month's token quota (UTC months).",
   fields: (t) => ({
     period: t.expose('period', { type: 'Date', description: 'The first day of the month.' }),
@@ -80,9 +89,16 @@ const Quota = builder.objectRef<QuotaShape>('Quota').implement({
 });
 
 builder.prismaObjectFields(UserRef, (t) => ({
-  credits: t.variant(Credits, { authScopes: (user, _args, ctx) => isSelfOrAdmin(user.id, ctx) }),
+  credits: t.variant(Credits, {
+    // Always there, but nullable: an API key without READ gets null here.
+    isNull: () => false,
+    description: 'Null for an API key without READ.',
+    authScopes: (user, _args, ctx) => isSelfOrAdmin(user.id, ctx),
+  }),
   quota: t.field({
     type: Quota,
+    nullable: true,
+    description: 'Null for an API key without READ.',
     select: { plan: true },
     authScopes: (user, _args, ctx) => isSelfOrAdmin(user.id, ctx),
     resolve: async (user, _args, ctx) => {

@@ -1,6 +1,7 @@
 import { userUsage, type UsageDay, type UsageTotals } from '../../metering/queries.js';
 import { builder } from '../builder.js';
 import { isSelfOrAdmin } from '../ownership.js';
+import { readGuarded } from '../read-scopes.js';
 import { UserRef } from './user.js';
 
 type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer Types> ? Types : never;
@@ -17,6 +18,7 @@ function tokenFields(t: PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, Usage
 }
 
 export const UsageTotalsRef = builder.objectRef<UsageTotals>('UsageTotals').implement({
+  ...readGuarded,
   fields: (t) => ({
     ...tokenFields(t),
     costMicros: t.expose('costMicros', { type: 'SafeInt', description: 'Cost in micro-dollars (1e-6 USD).' }),
@@ -25,6 +27,7 @@ export const UsageTotalsRef = builder.objectRef<UsageTotals>('UsageTotals').impl
 });
 
 const UsageDayRef = builder.objectRef<UsageDay>('UsageDay').implement({
+  ...readGuarded,
   fields: (t) => ({
     date: t.expose('date', { type: 'Date' }),
     ...tokenFields(t),
@@ -34,6 +37,7 @@ const UsageDayRef = builder.objectRef<UsageDay>('UsageDay').implement({
 });
 
 const UsageRef = builder.objectRef<{ totals: UsageTotals; daily: UsageDay[] }>('Usage').implement({
+  ...readGuarded,
   fields: (t) => ({
     totals: t.field({ type: UsageTotalsRef, resolve: (usage) => usage.totals }),
     daily: t.field({ type: [UsageDayRef], resolve: (usage) => usage.daily }),
@@ -43,7 +47,8 @@ const UsageRef = builder.objectRef<{ totals: UsageTotals; daily: UsageDay[] }>('
 builder.prismaObjectField(UserRef, 'usage', (t) =>
   t.field({
     type: UsageRef,
-    description: 'Usage between two UTC days, inclusive (default: this month so far), with daily buckets.',
+    nullable: true,
+    description: 'Usage between two UTC days, inclusive (default: this month so far), with daily buckets. Null for an API key without READ.',
     args: { from: t.arg({ type: 'Date' }), to: t.arg({ type: 'Date' }) },
     authScopes: (user, _args, ctx) => isSelfOrAdmin(user.id, ctx),
     resolve: (user, args, ctx) => userUsage(ctx.services.prisma, user.id, args),
