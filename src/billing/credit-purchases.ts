@@ -3,7 +3,7 @@ import type { PrismaTx } from '../db/client.js';
 import type { CreditEntryKind } from '../generated/prisma/client.js';
 import { lockUser } from '../db/user-lock.js';
 import { appendCreditEntry } from '../metering/credits.js';
-import { lockEventUser, stripeIdOf, warnUnapplied, type EffectContext, type StripeEventEffect } from './webhook-users.js';
+import { eventUserId, stripeIdOf, warnUnapplied, type EffectContext, type StripeEventEffect } from './webhook-users.js';
 
 /**
  * A paid credit-pack checkout: the pack's credits, once per payment. A session paid at once
@@ -14,8 +14,9 @@ import { lockEventUser, stripeIdOf, warnUnapplied, type EffectContext, type Stri
 export const creditPurchase: StripeEventEffect = async (tx, event, context) => {
   const session = event.data.object as Stripe.Checkout.Session;
   if (session.mode !== 'payment' || session.payment_status !== 'paid') return;
-  const user = await lockEventUser(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
-  if (!user) return warnUnapplied(context, event, 'no such user');
+  const userId = await eventUserId(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
+  if (!userId) return warnUnapplied(context, event, 'no such user');
+  const user = await lockUser(tx, userId);
   // What was sold travels with the session: a pack repriced or withdrawn since still buys what was paid for.
   const pack = packSold(session.metadata) ?? context.billing.creditPacks.find((p) => p.id === session.metadata?.pack);
   if (!pack) return warnUnapplied(context, event, 'unknown credit pack', { pack: session.metadata?.pack?.slice(0, 40) });

@@ -1,8 +1,6 @@
 import type Stripe from 'stripe';
 import type { PrismaTx } from '../db/client.js';
-import { lockUser } from '../db/user-lock.js';
 import type { Config } from '../config.js';
-import type { User } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 
 /** What every webhook effect is given besides its transaction and event. */
@@ -22,22 +20,18 @@ export function stripeIdOf(value: string | { id: string } | null | undefined): s
 }
 
 /**
- * The user an event is about, locked for the rest of the transaction so that two events for the
- * same user (a retry racing the original, a refund racing the purchase) apply one after the other.
- * By the user id our checkout sessions carry, else by the Stripe customer recorded on the user.
+ * The user an event is about: by the user id our checkout sessions carry, else by the Stripe
+ * customer recorded on the user; undefined when neither names a user. Effects then lock the user
+ * (lockUser) for the rest of the transaction, so that two events for the same user (a retry
+ * racing the original, a refund racing the purchase) apply one after the other.
  */
-export async function lockEventUser(
-  tx: PrismaTx,
-  ids: { userId?: string | null; customerId?: string | null },
-): Promise<User | undefined> {
-  let id: string | undefined;
+export async function eventUserId(tx: PrismaTx, ids: { userId?: string | null; customerId?: string | null }): Promise<string | undefined> {
   if (ids.userId && UUID.test(ids.userId)) {
-    id = (await tx.user.findUnique({ where: { id: ids.userId }, select: { id: true } }))?.id;
+    const user = await tx.user.findUnique({ where: { id: ids.userId }, select: { id: true } });
+    if (user) return user.id;
   }
-  if (!id && ids.customerId) {
-    id = (await tx.user.findUnique({ where: { stripeCustomerId: ids.customerId }, select: { id: true } }))?.id;
-  }
-  return id ? lockUser(tx, id) : undefined;
+  if (!ids.customerId) return undefined;
+  return (await tx.user.findUnique({ where: { stripeCustomerId: ids.customerId }, select: { id: true } }))?.id;
 }
 
 

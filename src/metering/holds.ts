@@ -1,14 +1,4 @@
 import type { PrismaTx } from '../db/client.js';
-import { lockUser } from '../db/user-lock.js';
-import { AppError } from '../errors.js';
-import type { Plan } from '../generated/prisma/client.js';
-
-/** Locks the user's row (see lockUser) and returns their plan; an unknown user is NOT_FOUND. */
-export async function lockSpendingUser(tx: PrismaTx, userId: string): Promise<{ plan: Plan }> {
-  const user = await lockUser(tx, userId);
-  if (!user) throw new AppError('NOT_FOUND', 'User not found');
-  return user;
-}
 
 export async function releaseCreditHold(tx: PrismaTx, userId: string, micros: bigint): Promise<void> {
   if (micros === 0n) return;

@@ -7,7 +7,8 @@ import type { Logger } from '../logger.js';
 import type { UsageMetrics } from '../observability/metrics.js';
 import { appendCreditEntry } from './credits.js';
 import { costMicros, isFree, type MeteredUsage, type ModelPrice } from './prices.js';
-import { chargeKeySpend, lockSpendingUser, releaseCreditHold } from './holds.js';
+import { chargeKeySpend, releaseCreditHold } from './holds.js';
+import { lockUser } from '../db/user-lock.js';
 import { chargeQuotaTokens, quotaPeriodOf, type PlanQuotas } from './quota.js';
 import { addToDailyRollup, utcDay } from './rollups.js';
 
@@ -160,7 +161,7 @@ export class Metering {
     const [reservation] = await tx.$queryRaw<Reservation[]>`
       SELECT * FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL FOR UPDATE`;
     if (!reservation) return null;
-    await lockSpendingUser(tx, reservation.userId);
+    await lockUser(tx, reservation.userId);
     const released = await tx.reservation.update({
       where: { id: reservationId },
       data: { settledAt: new Date(), settledBy: 'RUN', chargedUsage: { ...ZERO_METERED_USAGE }, chargedMicros: 0n },
@@ -181,7 +182,7 @@ export class Metering {
       WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NOT NULL AND "settledBy" <> 'RUN' AND "correctedAt" IS NULL
       FOR UPDATE`;
     if (!reservation) return null;
-    await lockSpendingUser(tx, reservation.userId);
+    await lockUser(tx, reservation.userId);
     const charged = (reservation.chargedUsage as unknown as MeteredUsage | null) ?? ZERO_METERED_USAGE;
     const cost = costMicros(storedPrice(reservation), usage);
     const corrected = await tx.reservation.update({
