@@ -1,11 +1,19 @@
+-- Charges what a call used, exactly once: the quota the tokens billed, the credits (when the call
+-- pays with them) and the key's spend the cost, the roll-up of the day (UTC) both. A released call
+-- (the upstream refused it before doing any work) has its holds released, is charged nothing and
+-- counts no request. p: reservationId, price (the reservation's, as the caller computed the cost
+-- with), usage { promptTokens, cachedTokens, completionTokens, reasoningTokens }, costMicros, by
+-- (RUN, RECOVERY or SWEEP), released (optional), ledgerEntryId. Returns { settled: false } when it
+-- was settled already, { priceChanged: true } when the price is not the reservation's (nothing
+-- written), else { settled: true, model }.
 CREATE OR REPLACE FUNCTION "metering_settle"(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_reservation "Reservation"%ROWTYPE;
+  v_released boolean := COALESCE((p->>'released')::boolean, false);
   v_usage jsonb := p->'usage';
   v_cost bigint := (p->>'costMicros')::bigint;
-  v_prompt bigint := (v_usage->>'promptTokens')::bigint;
-  v_completion bigint := (v_usage->>'completionTokens')::bigint;
-  v_tokens bigint := v_prompt + v_completion;
+  v_tokens bigint := (v_usage->>'promptTokens')::bigint + (v_usage->>'completionTokens')::bigint;
+  v_now timestamp := timezone('UTC', now());
   v_balance bigint;
 BEGIN
   SELECT * INTO v_reservation FROM "Reservation"
@@ -13,40 +21,40 @@ BEGIN
   IF NOT FOUND THEN
     RETURN jsonb_build_object('settled', false);
   END IF;
-  IF v_reservation."price" <> p->'price' THEN
+  IF NOT v_released AND v_reservation."price" <> p->'price' THEN
     RETURN jsonb_build_object('priceChanged', true);
+  END IF;
+  IF v_released THEN
+    v_usage := jsonb_build_object('promptTokens', 0, 'cachedTokens', 0, 'completionTokens', 0, 'reasoningTokens', 0);
+    v_cost := 0;
+    v_tokens := 0;
   END IF;
   PERFORM 1 FROM "User" WHERE "id" = v_reservation."userId" FOR NO KEY UPDATE;
 
-  UPDATE "Reservation" SET "settledAt" = now(), "settledBy" = p->>'by',
+  UPDATE "Reservation" SET "settledAt" = v_now, "settledBy" = p->>'by',
     "chargedUsage" = v_usage, "chargedMicros" = v_cost
     WHERE "id" = v_reservation."id";
   IF v_reservation."quotaTokens" > 0 THEN
     UPDATE "QuotaPeriod"
       SET "reservedTokens" = GREATEST("reservedTokens" - v_reservation."quotaTokens", 0),
-          "usedTokens" = GREATEST("usedTokens" + v_tokens, 0), "updatedAt" = now()
+          "usedTokens" = GREATEST("usedTokens" + v_tokens, 0), "updatedAt" = v_now
       WHERE "userId" = v_reservation."userId" AND "period" = v_reservation."period";
   END IF;
   IF v_reservation."creditMicros" > 0 THEN
     UPDATE "User" SET "creditHeldMicros" = GREATEST("creditHeldMicros" - v_reservation."creditMicros", 0)
       WHERE "id" = v_reservation."userId";
   END IF;
-  IF v_reservation."apiKeyId" IS NOT NULL THEN
-    INSERT INTO "ApiKeySpend" ("apiKeyId", "period", "spentMicros", "heldMicros", "updatedAt")
-    VALUES (v_reservation."apiKeyId", v_reservation."period", GREATEST(v_cost, 0), 0, now())
-    ON CONFLICT ("apiKeyId", "period") DO UPDATE SET
-      "heldMicros" = GREATEST("ApiKeySpend"."heldMicros" - v_reservation."keyMicros", 0),
-      "spentMicros" = GREATEST("ApiKeySpend"."spentMicros" + v_cost, 0),
-      "updatedAt" = now();
-  END IF;
+  PERFORM "metering_charge_key"(v_reservation, v_reservation."keyMicros", v_cost, v_now);
   IF v_reservation."paysWithCredits" AND v_cost > 0 THEN
-    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" - v_cost, "updatedAt" = now()
+    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" - v_cost, "updatedAt" = v_now
       WHERE "id" = v_reservation."userId"
       RETURNING "creditBalanceMicros" INTO v_balance;
-    INSERT INTO "CreditLedgerEntry" ("id", "userId", "kind", "amountMicros", "balanceAfterMicros", "reason", "messageId")
+    INSERT INTO "CreditLedgerEntry" ("id", "userId", "kind", "amountMicros", "balanceAfterMicros", "reason", "messageId", "createdAt")
     VALUES ((p->>'ledgerEntryId')::uuid, v_reservation."userId", 'USAGE', -v_cost, v_balance,
-      v_reservation."model" || ': ' || v_tokens || ' tokens', v_reservation."messageId");
+      v_reservation."model" || ': ' || v_tokens || ' tokens', v_reservation."messageId", v_now);
   END IF;
-  PERFORM "usage_add_to_daily"(v_reservation."userId", (p->>'day')::date, v_reservation."model", v_usage, v_cost, 1);
+  IF NOT v_released THEN
+    PERFORM "usage_add_to_daily"(v_reservation."userId", v_now::date, v_reservation."model", v_usage, v_cost, 1);
+  END IF;
   RETURN jsonb_build_object('settled', true, 'model', v_reservation."model");
 END $$;

@@ -27,7 +27,7 @@ export async function appendCreditEntry(tx: PrismaTx, entry: CreditEntryInput): 
   if (ADDS.includes(entry.kind) && entry.amountMicros < 0n) throw new Error(`${entry.kind} entries add credits`);
   if (TAKES.includes(entry.kind) && entry.amountMicros > 0n) throw new Error(`${entry.kind} entries take credits away`);
   const [user] = await tx.$queryRaw<Array<{ creditBalanceMicros: bigint }>>`
-    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" + ${entry.amountMicros}, "updatedAt" = now()
+    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" + ${entry.amountMicros}, "updatedAt" = ${new Date()}
     WHERE "id" = ${entry.userId}::uuid
     RETURNING "creditBalanceMicros"`;
   if (!user) throw new Error('no such user');
