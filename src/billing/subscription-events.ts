@@ -3,20 +3,20 @@ import type { PrismaTx } from '../db/client.js';
 import { lockUser } from '../db/user-lock.js';
 import type { User } from '../generated/prisma/client.js';
 import { isPastDue, LIVE_SUBSCRIPTION_STATUSES, planFor, subscribedPlan, supersedes } from './subscription-state.js';
-import { eventUserId, stripeIdOf, warnUnapplied, type StripeEventEffect } from './webhook-users.js';
+import { eventUserId, stripeIdOf, recordUnapplied, type StripeEventEffect } from './webhook-users.js';
 
 /** `customer.subscription.created/.updated/.deleted`: the plan, status and past-due flag the subscription gives. */
 export const applySubscriptionChange: StripeEventEffect = async (tx, event, context) => {
   const subscription = event.data.object as Stripe.Subscription;
   const customerId = stripeIdOf(subscription.customer);
   const userId = await eventUserId(tx, { userId: subscription.metadata?.userId, customerId });
-  if (!userId) return warnUnapplied(context, event, 'no user for this subscription');
+  if (!userId) return recordUnapplied(tx, context, event, 'no user for this subscription');
   const user = await lockUser(tx, userId);
   // A deleted subscription is reported with its last status, which may still read active.
   const status = event.type === 'customer.subscription.deleted' ? 'canceled' : subscription.status;
   const plan = subscribedPlan(subscription, context.billing.plans);
   if (!plan && LIVE_SUBSCRIPTION_STATUSES.has(status)) {
-    return warnUnapplied(context, event, 'the subscription is for no known plan', { subscription: subscription.id });
+    return recordUnapplied(tx, context, event, 'the subscription is for no known plan', { subscription: subscription.id });
   }
   const eventAt = new Date(event.created * 1000);
   if (!supersedes(user, { subscriptionId: subscription.id, status, eventAt })) {
@@ -41,7 +41,7 @@ export const markPastDue: StripeEventEffect = async (tx, event, context) => {
   const invoice = event.data.object as Stripe.Invoice;
   const details = invoice.parent?.subscription_details;
   const userId = await eventUserId(tx, { userId: details?.metadata?.userId, customerId: stripeIdOf(invoice.customer) });
-  if (!userId) return warnUnapplied(context, event, 'no user for this invoice');
+  if (!userId) return recordUnapplied(tx, context, event, 'no user for this invoice');
   const user = await lockUser(tx, userId);
   const subscriptionId = stripeIdOf(details?.subscription);
   const eventAt = new Date(event.created * 1000);
@@ -61,7 +61,7 @@ export const markPastDue: StripeEventEffect = async (tx, event, context) => {
 export const recordSubscriptionCheckout: StripeEventEffect = async (tx, event, context) => {
   const session = event.data.object as Stripe.Checkout.Session;
   const userId = await eventUserId(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
-  if (!userId) return warnUnapplied(context, event, 'no such user');
+  if (!userId) return recordUnapplied(tx, context, event, 'no such user');
   const user = await lockUser(tx, userId);
   const subscriptionId = stripeIdOf(session.subscription);
   await tx.user.update({

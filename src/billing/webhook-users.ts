@@ -35,7 +35,28 @@ export async function eventUserId(tx: PrismaTx, ids: { userId?: string | null; c
 }
 
 
-/** Logs an event that cannot be applied: acknowledged to Stripe all the same, so it is not retried forever. */
-export function warnUnapplied(context: EffectContext, event: Stripe.Event, why: string, details: Record<string, unknown> = {}): void {
+/**
+ * Records and logs an event that cannot be applied: acknowledged to Stripe all the same, so it is
+ * not retried forever. `paymentId`: the payment an unapplied purchase was for, which its refund
+ * or dispute finds (unappliedPurchaseOf).
+ */
+export async function recordUnapplied(
+  tx: PrismaTx,
+  context: EffectContext,
+  event: Stripe.Event,
+  why: string,
+  details: Record<string, unknown> = {},
+  paymentId?: string,
+): Promise<void> {
+  await tx.processedStripeEvent.update({ where: { id: event.id }, data: { unappliedReason: why, stripePaymentIntentId: paymentId } });
   context.logger.warn({ stripeEventId: event.id, stripeEventType: event.type, ...details }, `Stripe event not applied: ${why}`);
+}
+
+/** Whether a purchase paid with this payment was acknowledged without being applied. */
+export async function unappliedPurchaseOf(tx: PrismaTx, paymentId: string): Promise<boolean> {
+  const found = await tx.processedStripeEvent.findFirst({
+    where: { stripePaymentIntentId: paymentId, unappliedReason: { not: null }, type: { startsWith: 'checkout.session.' } },
+    select: { id: true },
+  });
+  return found !== null;
 }
