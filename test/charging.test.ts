@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { appendCreditEntry } from '../src/metering/credits.js';
+import { costMicros } from '../src/metering/prices.js';
+import { quotaPeriodOf } from '../src/metering/quota.js';
 import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
@@ -79,5 +82,42 @@ describe('an attempt that timed out and was retried', () => {
     expect(attempt).toMatchObject({ attempt: 1, model: 'gpt-4o-mini' });
     expect(attempt!.promptEstimate).toBeGreaterThan(0);
     expect((await unbilled()) - before).toBe(attempt!.promptEstimate);
+  });
+});
+
+describe('a PRO call near the end of the quota', () => {
+  it('uses what is left of the quota and pays only the rest from credits', async () => {
+    const user = await registerUser(t);
+    const { id: userId } = await prisma().user.update({ where: { email: user.email }, data: { plan: 'PRO' } });
+    await prisma().$transaction((tx) => appendCreditEntry(tx, { userId, kind: 'ADJUSTMENT', amountMicros: 1_000_000n, reason: 'test set-up' }));
+    const period = quotaPeriodOf();
+    const quota = t.config.quotas.PRO;
+    await prisma().quotaPeriod.upsert({
+      where: { userId_period: { userId, period } },
+      create: { userId, period, usedTokens: BigInt(quota - 20) },
+      update: { usedTokens: BigInt(quota - 20) },
+    });
+    const balanceBefore = (await prisma().user.findUniqueOrThrow({ where: { id: userId } })).creditBalanceMicros;
+
+    // 30 tokens, 20 of them within the quota: credits pay a third of the cost, rounded up.
+    const prompt = upstream.prompt({ content: 'split', usage: { prompt_tokens: 10, completion_tokens: 20 } }, undefined, 'split');
+    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt, maxTokens: 100, stream: false } }, { token: user.accessToken }));
+    const messageId = decodeGlobalId(sent.sendMessage.assistantMessage.id).id;
+    const cost = costMicros(t.config.chat.models[0]!.price, { promptTokens: 10, cachedTokens: 0, completionTokens: 20, reasoningTokens: 0 });
+    const fromCredits = cost - (cost * 20n) / 30n;
+    expect(fromCredits).toBeGreaterThan(0n);
+    expect(fromCredits).toBeLessThan(cost);
+
+    expect(await prisma().message.findUniqueOrThrow({ where: { id: messageId } })).toMatchObject({ totalTokens: 30, costMicros: cost });
+    expect(await prisma().quotaPeriod.findUniqueOrThrow({ where: { userId_period: { userId, period } } })).toMatchObject({
+      usedTokens: BigInt(quota),
+      reservedTokens: 0n,
+    });
+    const after = await prisma().user.findUniqueOrThrow({ where: { id: userId } });
+    expect(after).toMatchObject({ creditBalanceMicros: balanceBefore - fromCredits, creditHeldMicros: 0n });
+    const usage = await prisma().creditLedgerEntry.findMany({ where: { userId, kind: 'USAGE' } });
+    expect(usage.map((e) => [e.amountMicros, e.reason])).toEqual([[-fromCredits, 'gpt-4o-mini: 30 tokens, 10 past the quota']]);
+    const [daily] = await prisma().usageDaily.findMany({ where: { userId } });
+    expect(daily).toMatchObject({ totalTokens: 30n, costMicros: cost, requests: 1 });
   });
 });

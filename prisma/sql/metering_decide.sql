@@ -1,7 +1,7 @@
 -- Decides, under the user's row lock, what a call holds, or why it is refused.
 -- p: userId, apiKeyId (or null), period (first day of the month), quotas (each plan's monthly
 -- tokens), tokens (the call's worst case), free (the model costs nothing), worstCostMicros.
--- Returns { refused, ...details } or { quotaTokens, creditMicros, keyMicros }.
+-- Returns { refused, ...details } or { quotaTokens, creditMicros, creditsPastQuota, keyMicros }.
 CREATE OR REPLACE FUNCTION "metering_decide"(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_user record;
@@ -16,6 +16,7 @@ DECLARE
   v_key_counted bigint;
   v_quota_tokens bigint := 0;
   v_credit_micros bigint := 0;
+  v_past_quota boolean := false;
 BEGIN
   SELECT "plan", "creditBalanceMicros", "creditHeldMicros", "deactivatedAt" INTO v_user
     FROM "User" WHERE "id" = (p->>'userId')::uuid FOR NO KEY UPDATE;
@@ -40,8 +41,13 @@ BEGIN
       END IF;
       v_credit_micros := v_worst;
     END IF;
-  ELSIF v_user."plan" <> 'FREE' AND NOT v_free AND v_available >= v_worst THEN
-    v_credit_micros := v_worst;
+  ELSIF v_user."plan" <> 'FREE' AND NOT v_free
+      AND v_available >= v_worst - v_worst * GREATEST(v_quota - v_counted, 0) / GREATEST(v_tokens, 1) THEN
+    -- Past the quota a paid plan continues on credits: what is left of the quota covers its share
+    -- of the call, credits the rest of the worst case (metering_share divides the real cost alike).
+    v_quota_tokens := GREATEST(v_quota - v_counted, 0);
+    v_credit_micros := v_worst - v_worst * v_quota_tokens / GREATEST(v_tokens, 1);
+    v_past_quota := true;
   ELSE
     RETURN jsonb_build_object('refused', 'QUOTA_EXCEEDED',
       'quota', v_quota, 'remaining', GREATEST(v_quota - v_counted, 0), 'requested', v_tokens);
@@ -59,6 +65,6 @@ BEGIN
     END IF;
   END IF;
 
-  RETURN jsonb_build_object('quotaTokens', v_quota_tokens, 'creditMicros', v_credit_micros,
+  RETURN jsonb_build_object('quotaTokens', v_quota_tokens, 'creditMicros', v_credit_micros, 'creditsPastQuota', v_past_quota,
     'keyMicros', CASE WHEN v_budget IS NULL THEN 0 ELSE v_worst END);
 END $$;

@@ -22,8 +22,8 @@ BEGIN
       SET "heldMicros" = "ApiKeySpend"."heldMicros" + EXCLUDED."heldMicros", "updatedAt" = v_now;
   END IF;
   INSERT INTO "Reservation" ("id", "userId", "messageId", "apiKeyId", "keyMicros", "kind", "model", "period",
-    "quotaTokens", "creditMicros", "paysWithCredits", "promptEstimate", "price", "leaseExpiresAt", "createdAt")
+    "quotaTokens", "creditMicros", "paysWithCredits", "creditsPastQuota", "promptEstimate", "price", "leaseExpiresAt", "createdAt")
   VALUES ((p->>'reservationId')::uuid, (p->>'userId')::uuid, (p->>'messageId')::uuid, (p->>'apiKeyId')::uuid,
     v_key_micros, p->>'kind', p->>'model', v_period, (d->>'quotaTokens')::int, v_credit_micros,
-    v_credit_micros > 0, (p->>'promptEstimate')::int, p->'price', (p->>'leaseExpiresAt')::timestamp, v_now);
+    v_credit_micros > 0, COALESCE((d->>'creditsPastQuota')::boolean, false), (p->>'promptEstimate')::int, p->'price', (p->>'leaseExpiresAt')::timestamp, v_now);
 END $$;

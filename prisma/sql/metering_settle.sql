@@ -1,5 +1,5 @@
--- Charges what a call used, exactly once: the quota the tokens billed, the credits (when the call
--- pays with them) and the key's spend the cost, the roll-up of the day (UTC) both. A released call
+-- Charges what a call used, exactly once: the quota the tokens billed and the credits the cost, as
+-- metering_share divides them, the key's spend the cost, the roll-up of the day (UTC) both. A released call
 -- (the upstream refused it before doing any work) has its holds released, is charged nothing and
 -- counts no request. p: reservationId, price (the reservation's, as the caller computed the cost
 -- with), usage { promptTokens, cachedTokens, completionTokens, reasoningTokens }, costMicros, by
@@ -14,6 +14,7 @@ DECLARE
   v_cost bigint := (p->>'costMicros')::bigint;
   v_tokens bigint := (v_usage->>'promptTokens')::bigint + (v_usage->>'completionTokens')::bigint;
   v_now timestamp := timezone('UTC', now());
+  v_share record;
   v_balance bigint;
 BEGIN
   SELECT * INTO v_reservation FROM "Reservation"
@@ -30,6 +31,7 @@ BEGIN
     v_tokens := 0;
   END IF;
   PERFORM 1 FROM "User" WHERE "id" = v_reservation."userId" FOR NO KEY UPDATE;
+  v_share := "metering_share"(v_reservation, v_tokens, v_cost);
 
   UPDATE "Reservation" SET "settledAt" = v_now, "settledBy" = p->>'by',
     "chargedUsage" = v_usage, "chargedMicros" = v_cost
@@ -37,7 +39,7 @@ BEGIN
   IF v_reservation."quotaTokens" > 0 THEN
     UPDATE "QuotaPeriod"
       SET "reservedTokens" = GREATEST("reservedTokens" - v_reservation."quotaTokens", 0),
-          "usedTokens" = GREATEST("usedTokens" + v_tokens, 0), "updatedAt" = v_now
+          "usedTokens" = GREATEST("usedTokens" + v_share.quota_tokens, 0), "updatedAt" = v_now
       WHERE "userId" = v_reservation."userId" AND "period" = v_reservation."period";
   END IF;
   IF v_reservation."creditMicros" > 0 THEN
@@ -45,13 +47,15 @@ BEGIN
       WHERE "id" = v_reservation."userId";
   END IF;
   PERFORM "metering_charge_key"(v_reservation, v_reservation."keyMicros", v_cost, v_now);
-  IF v_reservation."paysWithCredits" AND v_cost > 0 THEN
-    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" - v_cost, "updatedAt" = v_now
+  IF v_share.credit_micros > 0 THEN
+    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" - v_share.credit_micros, "updatedAt" = v_now
       WHERE "id" = v_reservation."userId"
       RETURNING "creditBalanceMicros" INTO v_balance;
     INSERT INTO "CreditLedgerEntry" ("id", "userId", "kind", "amountMicros", "balanceAfterMicros", "reason", "messageId", "createdAt")
-    VALUES ((p->>'ledgerEntryId')::uuid, v_reservation."userId", 'USAGE', -v_cost, v_balance,
-      v_reservation."model" || ': ' || v_tokens || ' tokens', v_reservation."messageId", v_now);
+    VALUES ((p->>'ledgerEntryId')::uuid, v_reservation."userId", 'USAGE', -v_share.credit_micros, v_balance,
+      v_reservation."model" || ': ' || v_tokens || ' tokens'
+        || CASE WHEN v_reservation."creditsPastQuota" THEN ', ' || (v_tokens - v_share.quota_tokens) || ' past the quota' ELSE '' END,
+      v_reservation."messageId", v_now);
   END IF;
   IF NOT v_released THEN
     PERFORM "usage_add_to_daily"(v_reservation."userId", v_now::date, v_reservation."model", v_usage, v_cost, 1);
