@@ -15,7 +15,6 @@ DECLARE
   v_after record;
   v_delta_credits bigint;
   v_now timestamp := timezone('UTC', now());
-  v_balance bigint;
 BEGIN
   SELECT * INTO v_reservation FROM "Reservation"
     WHERE "id" = (p->>'reservationId')::uuid AND "settledAt" IS NOT NULL AND "settledBy" <> 'RUN'
@@ -50,13 +49,10 @@ BEGIN
   END IF;
   PERFORM "metering_charge_key"(v_reservation, 0, v_delta_cost, v_now);
   IF v_delta_credits <> 0 THEN
-    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" - v_delta_credits, "updatedAt" = v_now
-      WHERE "id" = v_reservation."userId"
-      RETURNING "creditBalanceMicros" INTO v_balance;
-    INSERT INTO "CreditLedgerEntry" ("id", "userId", "kind", "amountMicros", "balanceAfterMicros", "reason", "messageId", "createdAt")
-    VALUES ((p->>'ledgerEntryId')::uuid, v_reservation."userId",
-      (CASE WHEN v_delta_credits > 0 THEN 'USAGE' ELSE 'ADJUSTMENT' END)::"CreditEntryKind", -v_delta_credits, v_balance,
-      v_reservation."model" || ': correction to the usage the provider reported', v_reservation."messageId", v_now);
+    PERFORM "credit_ledger_append"(jsonb_build_object('id', p->>'ledgerEntryId', 'userId', v_reservation."userId",
+      'kind', CASE WHEN v_delta_credits > 0 THEN 'USAGE' ELSE 'ADJUSTMENT' END, 'amountMicros', -v_delta_credits,
+      'messageId', v_reservation."messageId",
+      'reason', v_reservation."model" || ': correction to the usage the provider reported'));
   END IF;
   PERFORM "usage_add_to_daily"(v_reservation."userId", v_reservation."settledAt"::date, v_reservation."model", v_delta,
     v_delta_cost, 0);

@@ -15,7 +15,6 @@ DECLARE
   v_tokens bigint := (v_usage->>'promptTokens')::bigint + (v_usage->>'completionTokens')::bigint;
   v_now timestamp := timezone('UTC', now());
   v_share record;
-  v_balance bigint;
 BEGIN
   SELECT * INTO v_reservation FROM "Reservation"
     WHERE "id" = (p->>'reservationId')::uuid AND "settledAt" IS NULL FOR UPDATE;
@@ -48,14 +47,10 @@ BEGIN
   END IF;
   PERFORM "metering_charge_key"(v_reservation, v_reservation."keyMicros", v_cost, v_now);
   IF v_share.credit_micros > 0 THEN
-    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" - v_share.credit_micros, "updatedAt" = v_now
-      WHERE "id" = v_reservation."userId"
-      RETURNING "creditBalanceMicros" INTO v_balance;
-    INSERT INTO "CreditLedgerEntry" ("id", "userId", "kind", "amountMicros", "balanceAfterMicros", "reason", "messageId", "createdAt")
-    VALUES ((p->>'ledgerEntryId')::uuid, v_reservation."userId", 'USAGE', -v_share.credit_micros, v_balance,
-      v_reservation."model" || ': ' || v_tokens || ' tokens'
-        || CASE WHEN v_reservation."creditsPastQuota" THEN ', ' || (v_tokens - v_share.quota_tokens) || ' past the quota' ELSE '' END,
-      v_reservation."messageId", v_now);
+    PERFORM "credit_ledger_append"(jsonb_build_object('id', p->>'ledgerEntryId', 'userId', v_reservation."userId",
+      'kind', 'USAGE', 'amountMicros', -v_share.credit_micros, 'messageId', v_reservation."messageId",
+      'reason', v_reservation."model" || ': ' || v_tokens || ' tokens'
+        || CASE WHEN v_reservation."creditsPastQuota" THEN ', ' || (v_tokens - v_share.quota_tokens) || ' past the quota' ELSE '' END));
   END IF;
   IF NOT v_released THEN
     PERFORM "usage_add_to_daily"(v_reservation."userId", v_now::date, v_reservation."model", v_usage, v_cost, 1);
