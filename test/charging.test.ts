@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { decodeGlobalId } from '../src/graphql/global-id.js';
 import { appendCreditEntry } from '../src/metering/credits.js';
 import { costMicros } from '../src/metering/prices.js';
@@ -56,6 +56,28 @@ describe('a call that was never sent', () => {
     expect(stored).toMatchObject({ status: 'STOPPED', totalTokens: 0, costMicros: 0n, usageEstimated: false });
     const reservation = await prisma().reservation.findFirstOrThrow({ where: { messageId: message.id } });
     expect(reservation).toMatchObject({ settledBy: 'RUN', chargedMicros: 0n });
+    expect(upstream.requestsFor(prompt)).toHaveLength(1);
+  });
+
+  // The row is read after the stopped instance closed its database: a shared PostgreSQL only.
+  it.skipIf(!inject('databaseUrl'))('costs nothing when the instance shuts down during a retry wait', async () => {
+    const other = captureLogs('info');
+    const instance = await startTestApp({ ...upstream.env, UPSTREAM_MAX_ATTEMPTS: '3' }, { logger: other.logger });
+    const user = await registerUser(instance);
+    const prompt = upstream.promptSequence([
+      { response: { error: { message: 'slow down', type: 'rate_limit_error' }, status: 429, retryAfter: 8 } },
+      { response: { content: 'never asked for' } },
+    ]);
+    const sent = expectData(await instance.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.accessToken }));
+    const messageId = decodeGlobalId(sent.sendMessage.assistantMessage.id).id;
+    await waitFor('the runner to wait before its retry', () =>
+      other.entries().some((e) => e.msg === 'retrying upstream call' && e.messageId === messageId),
+    );
+    await instance.stop();
+
+    const stored = await prisma().message.findUniqueOrThrow({ where: { id: messageId } });
+    expect(stored).toMatchObject({ status: 'STOPPED', totalTokens: 0, costMicros: 0n, usageEstimated: false });
+    expect(await prisma().reservation.findFirstOrThrow({ where: { messageId } })).toMatchObject({ settledBy: 'RUN', chargedMicros: 0n });
     expect(upstream.requestsFor(prompt)).toHaveLength(1);
   });
 });
