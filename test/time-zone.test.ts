@@ -55,6 +55,10 @@ describe.skipIf(!databaseUrl)('on a PostgreSQL whose sessions are not in UTC', (
     }
     const ledger = await prisma.creditLedgerEntry.findMany({ where: { userId } });
     for (const entry of ledger) expect(Math.abs(now - entry.createdAt.getTime()), entry.kind).toBeLessThan(60_000);
+    // Rows the Prisma client creates, with their @default(now()) and @updatedAt.
+    const account = await prisma.user.findUniqueOrThrow({ where: { id: userId } });
+    expect(Math.abs(now - account.createdAt.getTime()), 'User.createdAt').toBeLessThan(60_000);
+    expect(Math.abs(now - account.updatedAt.getTime()), 'User.updatedAt').toBeLessThan(60_000);
 
     const message = await prisma.message.findUniqueOrThrow({ where: { id: messageId } });
     expect(message).toMatchObject({ status: 'COMPLETE', totalTokens: 340 });
@@ -63,5 +67,18 @@ describe.skipIf(!databaseUrl)('on a PostgreSQL whose sessions are not in UTC', (
     const daily = await prisma.usageDaily.findMany({ where: { userId } });
     expect(daily.map((d) => [d.day.toISOString().slice(0, 10), d.requests, d.totalTokens])).toEqual([[utcDayOf(reservation.settledAt!), 1, 340n]]);
     expect(utcDayOf(reservation.settledAt!)).toBe(utcDayOf(new Date(now)));
+  });
+
+  it('sweeps a reservation once its lease lapsed, not before', async () => {
+    const user = await registerUser(t);
+    const { id: userId } = await t.app.db.prisma.user.findUniqueOrThrow({ where: { email: user.email } });
+    const model = t.config.chat.models[0]!;
+    const reserve = (leaseMs: number) =>
+      t.app.metering.reserve(t.app.db.prisma, { userId, model, promptEstimate: 10, maxOutputTokens: 10, leaseMs });
+    const live = await reserve(60_000);
+    const lapsed = await reserve(-1_000);
+    await t.app.metering.sweep();
+    const rows = await t.app.db.prisma.reservation.findMany({ where: { id: { in: [live.id, lapsed.id] } } });
+    expect(Object.fromEntries(rows.map((r) => [r.id === live.id ? 'live' : 'lapsed', r.settledBy]))).toEqual({ live: null, lapsed: 'SWEEP' });
   });
 });
