@@ -5,7 +5,6 @@ import { AppError, invalidCredential } from '../errors.js';
 import type { Reservation } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import type { UsageMetrics } from '../observability/metrics.js';
-import { appendCreditEntry } from './credits.js';
 import { costMicros, isFree, type MeteredUsage, type ModelPrice } from './prices.js';
 import { quotaPeriodOf, type PlanQuotas } from './quota.js';
 
