@@ -1,5 +1,5 @@
-import type { PrismaClient, PrismaTx } from '../db/client.js';
 import { v7 as uuidv7 } from 'uuid';
+import type { PrismaClient, PrismaTx } from '../db/client.js';
 import type { CreditEntryKind, CreditLedgerEntry, Prisma, User } from '../generated/prisma/client.js';
 
 export interface CreditEntryInput {
