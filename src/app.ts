@@ -83,7 +83,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     transport = createInProcessTransport();
   }
   const hub = new StreamHub(transport.store, transport.channel);
-  const revocations = createRevocationBus(transport.channel);
+  const revocations = createRevocationBus(transport.channel, logger);
 
   let demo: DemoUpstream | undefined;
   if (config.chat.demo) {

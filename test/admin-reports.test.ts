@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageGroupBy } from '../src/admin/usage-report.js';
-import { addToDailyRollup } from '../src/metering/rollups.js';
 import { signUp } from './helpers/admin.js';
 import { UsageReportDocument, UserAccountDocument } from './helpers/admin-documents.js';
 import { errorCodes, expectData, startTestApp, uniqueEmail, type TestApp } from './helpers/app.js';
@@ -54,14 +53,10 @@ describe('the usage report', () => {
     const users = { a: await signUp(t), b: await signUp(t) };
     await t.app.db.prisma.$transaction(async (tx) => {
       for (const s of SEEDS) {
-        await addToDailyRollup(tx, {
-          userId: users[s.user].userId,
-          day: new Date(`${s.day}T00:00:00Z`),
-          model: s.model,
-          usage: { promptTokens: s.p, cachedTokens: s.cached, completionTokens: s.c, reasoningTokens: s.reasoning },
-          costMicros: BigInt(s.cost),
-          requests: s.requests,
-        });
+        const usage = { promptTokens: s.p, cachedTokens: s.cached, completionTokens: s.c, reasoningTokens: s.reasoning };
+        await tx.$executeRaw`
+          SELECT "usage_add_to_daily"(${users[s.user].userId}::uuid, ${s.day}::date, ${s.model}, ${JSON.stringify(usage)}::jsonb,
+                                      ${BigInt(s.cost)}, ${s.requests}::int)`;
       }
     });
     const inRange = SEEDS.filter((s) => s.day <= '2003-03-03');

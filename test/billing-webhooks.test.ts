@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CREDIT_PACKS } from '../src/billing/credit-packs.js';
 import { expectData, type TestApp } from './helpers/app.js';
@@ -111,6 +112,25 @@ describe('refunds and disputes', () => {
       ['PURCHASE', PACK.creditsMicros],
       ['REFUND', -PACK.creditsMicros],
     ]);
+  });
+
+  it('acknowledges, and records as unapplied, the refund of a purchase acknowledged without being applied', async () => {
+    const { userId } = await signUp(f.t);
+    const purchases = [
+      paidPackSession(randomUUID(), PACK.id), // no such user
+      paidPackSession(userId, 'withdrawn-pack'), // no such pack
+    ];
+    for (const session of purchases) {
+      const purchase = stripeEvent('checkout.session.completed', session);
+      const refund = stripeEvent('charge.refunded', { ...charge(session.payment_intent, 500, 500), metadata: session.metadata });
+      await deliver(purchase, refund);
+      const recorded = await f.t.app.db.prisma.processedStripeEvent.findMany({ where: { id: { in: [purchase.id, refund.id] } }, orderBy: { type: 'asc' } });
+      expect(recorded.map((e) => [e.type, e.unappliedReason, e.stripePaymentIntentId])).toEqual([
+        ['charge.refunded', 'the purchase it reverses was never applied', session.payment_intent],
+        ['checkout.session.completed', expect.any(String), session.payment_intent],
+      ]);
+    }
+    expect(await stripeLedger(f.t, userId)).toEqual([]);
   });
 
   it('acknowledges a refund of a payment that bought no credits', async () => {

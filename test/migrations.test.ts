@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate, MigrationError, readMigrations, type SqlConnection } from '../src/db/migrate.js';
+import { PGlite } from '@electric-sql/pglite';
+import { migrate, MigrationError, readDatabaseFunctions, readMigrations, type SqlConnection } from '../src/db/migrate.js';
 import * as enums from '../src/generated/prisma/enums.js';
 import { getDatamodel } from '../src/generated/pothos-types.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
@@ -212,5 +213,49 @@ describe('the migrator', () => {
     expect(half).toHaveLength(0);
     const recorded = await sql(`SELECT 1 FROM "_prisma_migrations" WHERE migration_name = $1`, [failing.name]);
     expect(recorded).toHaveLength(0);
+  });
+});
+
+/** Each function's body as its source file has it (between the $$ quotes), by name. */
+function functionSources(): Map<string, string> {
+  return new Map(
+    readDatabaseFunctions().map((fn) => {
+      const name = /CREATE OR REPLACE FUNCTION "(\w+)"\(/.exec(fn.sql)?.[1];
+      const body = /\$\$([\s\S]*)\$\$/.exec(fn.sql)?.[1];
+      expect(name, `${fn.name}.sql creates one function named after its file`).toBe(fn.name);
+      return [fn.name, body ?? ''];
+    }),
+  );
+}
+
+async function databaseFunctions(query: SqlConnection['query']): Promise<Map<string, string>> {
+  const rows = await query<{ name: string; source: string }>(`
+    SELECT p.proname AS name, p.prosrc AS source FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = current_schema() AND p.prokind = 'f'`);
+  return new Map(rows.map((r) => [r.name, r.source]));
+}
+
+describe('the database functions', () => {
+  it('are exactly what prisma/sql says, no more and no fewer', async () => {
+    const inDatabase = await t.app.db.withConnection((conn) => databaseFunctions(conn.query.bind(conn)));
+    expect(inDatabase).toEqual(functionSources());
+  });
+
+  it('are brought up to the files from the state before the last migration', async () => {
+    const migrations = readMigrations();
+    const before = migrations.slice(0, -1);
+    const pglite = await PGlite.create('memory://');
+    try {
+      const conn: SqlConnection = {
+        query: async (sql, params) => (await pglite.query(sql, params as unknown[])).rows as never,
+        exec: async (sql) => void (await pglite.exec(sql)),
+      };
+      // The earlier state: its migrations, and the functions as those migrations left them.
+      await migrate(conn, before, []);
+      expect(await migrate(conn)).toEqual(migrations.slice(before.length).map((m) => m.name));
+      expect(await databaseFunctions(conn.query)).toEqual(functionSources());
+    } finally {
+      await pglite.close();
+    }
   });
 });

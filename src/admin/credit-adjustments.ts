@@ -3,7 +3,7 @@ import { badInput } from '../errors.js';
 import type { CreditLedgerEntry } from '../generated/prisma/client.js';
 import { appendCreditEntry } from '../metering/credits.js';
 import { recordAudit } from './audit-log.js';
-import { lockTargetUser } from './locks.js';
+import { lockUser } from '../db/user-lock.js';
 
 export const MAX_REASON_LENGTH = 500;
 /** One million dollars: anything larger is a typo (or worse), not an adjustment. */
@@ -38,7 +38,7 @@ export async function adjustCredits(prisma: PrismaClient, actorUserId: string, i
   }
   const amountMicros = BigInt(input.amountMicros);
   return prisma.$transaction(async (tx) => {
-    const user = await lockTargetUser(tx, input.userId);
+    const user = await lockUser(tx, input.userId);
     const available = user.creditBalanceMicros - user.creditHeldMicros;
     if (amountMicros < 0n && available + amountMicros < 0n) {
       throw badInput(`This adjustment would overdraw the account: ${available} micro-dollars are available`, 'amountMicros');

@@ -7,7 +7,7 @@ import type { Plan, Role, User } from '../generated/prisma/client.js';
 import { RUNNING_STATUSES } from '../generation/finalize.js';
 import type { Logger } from '../logger.js';
 import { recordAudit } from './audit-log.js';
-import { lockTargetUser } from './locks.js';
+import { lockUser } from '../db/user-lock.js';
 
 export interface UserManagementDeps {
   prisma: PrismaClient;
@@ -22,7 +22,7 @@ export interface UserManagementDeps {
 export async function setUserRole(deps: UserManagementDeps, actorUserId: string, userId: string, role: Role): Promise<User> {
   if (userId === actorUserId && role !== 'ADMIN') throw badInput('You cannot remove your own admin role', 'role');
   return deps.prisma.$transaction(async (tx) => {
-    const before = await lockTargetUser(tx, userId);
+    const before = await lockUser(tx, userId);
     if (before.role === role) return before;
     const user = await tx.user.update({ where: { id: userId }, data: { role } });
     await recordAudit(tx, { actorUserId, action: 'SET_ROLE', targetUserId: userId, details: { before: before.role, after: role } });
@@ -33,7 +33,7 @@ export async function setUserRole(deps: UserManagementDeps, actorUserId: string,
 /** Sets the plan by hand; a later Stripe subscription event for the user sets it again. */
 export async function setUserPlan(deps: UserManagementDeps, actorUserId: string, userId: string, plan: Plan): Promise<User> {
   return deps.prisma.$transaction(async (tx) => {
-    const before = await lockTargetUser(tx, userId);
+    const before = await lockUser(tx, userId);
     if (before.plan === plan) return before;
     const user = await tx.user.update({ where: { id: userId }, data: { plan } });
     await recordAudit(tx, { actorUserId, action: 'SET_PLAN', targetUserId: userId, details: { before: before.plan, after: plan } });
@@ -50,7 +50,7 @@ export async function setUserPlan(deps: UserManagementDeps, actorUserId: string,
 export async function deactivateUser(deps: UserManagementDeps, actorUserId: string, userId: string): Promise<User> {
   if (userId === actorUserId) throw badInput('You cannot deactivate your own account', 'userId');
   await deps.prisma.$transaction(async (tx) => {
-    const before = await lockTargetUser(tx, userId);
+    const before = await lockUser(tx, userId);
     if (before.deactivatedAt) return;
     await revokeSessions(tx, userId, { deactivatedAt: new Date() });
     await recordAudit(tx, { actorUserId, action: 'DEACTIVATE_USER', targetUserId: userId });
@@ -62,7 +62,7 @@ export async function deactivateUser(deps: UserManagementDeps, actorUserId: stri
 
 export async function reactivateUser(deps: UserManagementDeps, actorUserId: string, userId: string): Promise<User> {
   return deps.prisma.$transaction(async (tx) => {
-    const before = await lockTargetUser(tx, userId);
+    const before = await lockUser(tx, userId);
     if (!before.deactivatedAt) return before;
     const user = await tx.user.update({ where: { id: userId }, data: { deactivatedAt: null } });
     await recordAudit(tx, { actorUserId, action: 'REACTIVATE_USER', targetUserId: userId });

@@ -1,4 +1,5 @@
 import type { LiveChannel } from '../chat/stream-hub.js';
+import type { Logger } from '../logger.js';
 
 /**
  * A credential that stopped working: one API key, a user's sign-in sessions (logout
@@ -10,20 +11,46 @@ export type Revocation =
   | { kind: 'user'; userId: string };
 
 export interface RevocationBus {
+  /** Never fails: see createRevocationBus. */
   announce(revocation: Revocation): Promise<void>;
   onRevoked(handler: (revocation: Revocation) => void): Promise<() => Promise<void>>;
 }
 
 const TOPIC = 'revocations';
+/** Waits before each further try of a notice that could not be published. */
+const RETRY_DELAYS_MS = [1_000, 5_000, 30_000];
 
 /**
  * Tells every instance (through the cluster channel) that a credential was revoked, so that
- * connections authenticated with it are closed at once; new operations are refused anyway,
- * since each one authenticates again.
+ * connections authenticated with it are closed at once. The notice is best effort, after the
+ * revocation committed: the change stands whatever the channel does, so announcing never fails.
+ * A notice that could not be published is logged and tried again a few times in the background;
+ * meanwhile every new operation is refused anyway, since each one authenticates again.
  */
-export function createRevocationBus(channel: LiveChannel): RevocationBus {
+export function createRevocationBus(channel: LiveChannel, logger: Logger): RevocationBus {
+  const publish = (revocation: Revocation) => channel.publish(TOPIC, JSON.stringify(revocation));
+  const retry = async (revocation: Revocation) => {
+    for (const delay of RETRY_DELAYS_MS) {
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      try {
+        await publish(revocation);
+        logger.info({ revocation: revocation.kind }, 'announced a revocation after a failed try');
+        return;
+      } catch {
+        // Tried again after the next delay; the last failure is logged below.
+      }
+    }
+    logger.error({ revocation: revocation.kind }, 'gave up announcing a revocation: operations already running with the credential run on until they end');
+  };
   return {
-    announce: (revocation) => channel.publish(TOPIC, JSON.stringify(revocation)),
+    async announce(revocation) {
+      try {
+        await publish(revocation);
+      } catch (error) {
+        logger.warn({ err: error, revocation: revocation.kind }, 'could not announce a revocation; trying again in the background');
+        void retry(revocation);
+      }
+    },
     onRevoked: (handler) => channel.subscribe(TOPIC, (payload) => handler(JSON.parse(payload) as Revocation)),
   };
 }

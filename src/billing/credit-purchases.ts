@@ -3,7 +3,7 @@ import type { PrismaTx } from '../db/client.js';
 import type { CreditEntryKind } from '../generated/prisma/client.js';
 import { lockUser } from '../db/user-lock.js';
 import { appendCreditEntry } from '../metering/credits.js';
-import { lockEventUser, stripeIdOf, warnUnapplied, type EffectContext, type StripeEventEffect } from './webhook-users.js';
+import { eventUserId, recordUnapplied, stripeIdOf, unappliedPurchaseOf, type EffectContext, type StripeEventEffect } from './webhook-users.js';
 
 /**
  * A paid credit-pack checkout: the pack's credits, once per payment. A session paid at once
@@ -14,13 +14,14 @@ import { lockEventUser, stripeIdOf, warnUnapplied, type EffectContext, type Stri
 export const creditPurchase: StripeEventEffect = async (tx, event, context) => {
   const session = event.data.object as Stripe.Checkout.Session;
   if (session.mode !== 'payment' || session.payment_status !== 'paid') return;
-  const user = await lockEventUser(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
-  if (!user) return warnUnapplied(context, event, 'no such user');
-  // What was sold travels with the session: a pack repriced or withdrawn since still buys what was paid for.
-  const pack = packSold(session.metadata) ?? context.billing.creditPacks.find((p) => p.id === session.metadata?.pack);
-  if (!pack) return warnUnapplied(context, event, 'unknown credit pack', { pack: session.metadata?.pack?.slice(0, 40) });
   // A session without a payment (nothing to charge) still has an id of its own to key on.
   const paymentId = stripeIdOf(session.payment_intent) ?? session.id;
+  const userId = await eventUserId(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
+  if (!userId) return recordUnapplied(tx, context, event, 'no such user', {}, paymentId);
+  const user = await lockUser(tx, userId);
+  // What was sold travels with the session: a pack repriced or withdrawn since still buys what was paid for.
+  const pack = packSold(session.metadata) ?? context.billing.creditPacks.find((p) => p.id === session.metadata?.pack);
+  if (!pack) return recordUnapplied(tx, context, event, 'unknown credit pack', { pack: session.metadata?.pack?.slice(0, 40) }, paymentId);
   const credited = await tx.creditLedgerEntry.findFirst({
     where: { stripePaymentIntentId: paymentId, kind: 'PURCHASE' },
     select: { id: true },
@@ -51,14 +52,15 @@ function packSold(metadata: Stripe.Metadata | null): { name: string; creditsMicr
 export const reverseRefundedCredits: StripeEventEffect = async (tx, event, context) => {
   const charge = event.data.object as Stripe.Charge;
   const paymentId = stripeIdOf(charge.payment_intent);
-  if (!paymentId || charge.amount <= 0) return warnUnapplied(context, event, 'the charge names no payment');
+  if (!paymentId || charge.amount <= 0) return recordUnapplied(tx, context, event, 'the charge names no payment');
   await reversePurchase(tx, event, context, {
     paymentId,
     kind: 'REFUND',
     share: { part: BigInt(charge.amount_refunded), whole: BigInt(charge.amount) },
     reason: 'Payment refunded',
     // A charge of a credit pack (our checkout's metadata) whose purchase is not applied yet: its
-    // delivery failed and Stripe will retry it. Failing this one too makes Stripe retry it later.
+    // delivery failed and Stripe will retry it. Failing this one too makes Stripe retry it later,
+    // unless the purchase was acknowledged without being applied: then there is nothing to reverse.
     boughtCredits: Boolean(charge.metadata?.pack),
   });
 };
@@ -70,7 +72,7 @@ export const reverseRefundedCredits: StripeEventEffect = async (tx, event, conte
 export const reverseDisputedCredits: StripeEventEffect = async (tx, event, context) => {
   const dispute = event.data.object as Stripe.Dispute;
   const paymentId = stripeIdOf(dispute.payment_intent);
-  if (!paymentId) return warnUnapplied(context, event, 'the dispute has no payment');
+  if (!paymentId) return recordUnapplied(tx, context, event, 'the dispute has no payment');
   await reversePurchase(tx, event, context, { paymentId, kind: 'DISPUTE', share: { part: BigInt(dispute.amount) }, reason: 'Payment disputed' });
 };
 
@@ -91,7 +93,12 @@ async function reversePurchase(tx: PrismaTx, event: Stripe.Event, context: Effec
     where: { stripePaymentIntentId: reversal.paymentId, kind: 'PURCHASE' },
     select: { userId: true, amountMicros: true, stripeAmountCents: true },
   });
-  if (!purchase && reversal.boughtCredits) throw new Error('the purchase this reverses is not applied yet');
+  if (!purchase && reversal.boughtCredits) {
+    if (await unappliedPurchaseOf(tx, reversal.paymentId)) {
+      return recordUnapplied(tx, context, event, 'the purchase it reverses was never applied', {}, reversal.paymentId);
+    }
+    throw new Error('the purchase this reverses is not applied yet');
+  }
   // Subscription invoices are refunded and disputed too; they bought no credits to take back.
   if (!purchase) {
     context.logger.info({ stripeEventId: event.id, stripeEventType: event.type }, 'Stripe refund or dispute of a payment that bought no credits');

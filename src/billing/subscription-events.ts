@@ -1,20 +1,22 @@
 import type Stripe from 'stripe';
 import type { PrismaTx } from '../db/client.js';
+import { lockUser } from '../db/user-lock.js';
 import type { User } from '../generated/prisma/client.js';
 import { isPastDue, LIVE_SUBSCRIPTION_STATUSES, planFor, subscribedPlan, supersedes } from './subscription-state.js';
-import { lockEventUser, stripeIdOf, warnUnapplied, type StripeEventEffect } from './webhook-users.js';
+import { eventUserId, stripeIdOf, recordUnapplied, type StripeEventEffect } from './webhook-users.js';
 
 /** `customer.subscription.created/.updated/.deleted`: the plan, status and past-due flag the subscription gives. */
 export const applySubscriptionChange: StripeEventEffect = async (tx, event, context) => {
   const subscription = event.data.object as Stripe.Subscription;
   const customerId = stripeIdOf(subscription.customer);
-  const user = await lockEventUser(tx, { userId: subscription.metadata?.userId, customerId });
-  if (!user) return warnUnapplied(context, event, 'no user for this subscription');
+  const userId = await eventUserId(tx, { userId: subscription.metadata?.userId, customerId });
+  if (!userId) return recordUnapplied(tx, context, event, 'no user for this subscription');
+  const user = await lockUser(tx, userId);
   // A deleted subscription is reported with its last status, which may still read active.
   const status = event.type === 'customer.subscription.deleted' ? 'canceled' : subscription.status;
   const plan = subscribedPlan(subscription, context.billing.plans);
   if (!plan && LIVE_SUBSCRIPTION_STATUSES.has(status)) {
-    return warnUnapplied(context, event, 'the subscription is for no known plan', { subscription: subscription.id });
+    return recordUnapplied(tx, context, event, 'the subscription is for no known plan', { subscription: subscription.id });
   }
   const eventAt = new Date(event.created * 1000);
   if (!supersedes(user, { subscriptionId: subscription.id, status, eventAt })) {
@@ -38,8 +40,9 @@ export const applySubscriptionChange: StripeEventEffect = async (tx, event, cont
 export const markPastDue: StripeEventEffect = async (tx, event, context) => {
   const invoice = event.data.object as Stripe.Invoice;
   const details = invoice.parent?.subscription_details;
-  const user = await lockEventUser(tx, { userId: details?.metadata?.userId, customerId: stripeIdOf(invoice.customer) });
-  if (!user) return warnUnapplied(context, event, 'no user for this invoice');
+  const userId = await eventUserId(tx, { userId: details?.metadata?.userId, customerId: stripeIdOf(invoice.customer) });
+  if (!userId) return recordUnapplied(tx, context, event, 'no user for this invoice');
+  const user = await lockUser(tx, userId);
   const subscriptionId = stripeIdOf(details?.subscription);
   const eventAt = new Date(event.created * 1000);
   const otherSubscription = subscriptionId && user.stripeSubscriptionId && subscriptionId !== user.stripeSubscriptionId;
@@ -57,8 +60,9 @@ export const markPastDue: StripeEventEffect = async (tx, event, context) => {
  */
 export const recordSubscriptionCheckout: StripeEventEffect = async (tx, event, context) => {
   const session = event.data.object as Stripe.Checkout.Session;
-  const user = await lockEventUser(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
-  if (!user) return warnUnapplied(context, event, 'no such user');
+  const userId = await eventUserId(tx, { userId: session.client_reference_id ?? session.metadata?.userId });
+  if (!userId) return recordUnapplied(tx, context, event, 'no such user');
+  const user = await lockUser(tx, userId);
   const subscriptionId = stripeIdOf(session.subscription);
   await tx.user.update({
     where: { id: user.id },

@@ -1,8 +1,6 @@
 import type Stripe from 'stripe';
 import type { PrismaTx } from '../db/client.js';
-import { lockUser } from '../db/user-lock.js';
 import type { Config } from '../config.js';
-import type { User } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 
 /** What every webhook effect is given besides its transaction and event. */
@@ -22,26 +20,43 @@ export function stripeIdOf(value: string | { id: string } | null | undefined): s
 }
 
 /**
- * The user an event is about, locked for the rest of the transaction so that two events for the
- * same user (a retry racing the original, a refund racing the purchase) apply one after the other.
- * By the user id our checkout sessions carry, else by the Stripe customer recorded on the user.
+ * The user an event is about: by the user id our checkout sessions carry, else by the Stripe
+ * customer recorded on the user; undefined when neither names a user. Effects then lock the user
+ * (lockUser) for the rest of the transaction, so that two events for the same user (a retry
+ * racing the original, a refund racing the purchase) apply one after the other.
  */
-export async function lockEventUser(
-  tx: PrismaTx,
-  ids: { userId?: string | null; customerId?: string | null },
-): Promise<User | undefined> {
-  let id: string | undefined;
+export async function eventUserId(tx: PrismaTx, ids: { userId?: string | null; customerId?: string | null }): Promise<string | undefined> {
   if (ids.userId && UUID.test(ids.userId)) {
-    id = (await tx.user.findUnique({ where: { id: ids.userId }, select: { id: true } }))?.id;
+    const user = await tx.user.findUnique({ where: { id: ids.userId }, select: { id: true } });
+    if (user) return user.id;
   }
-  if (!id && ids.customerId) {
-    id = (await tx.user.findUnique({ where: { stripeCustomerId: ids.customerId }, select: { id: true } }))?.id;
-  }
-  return id ? lockUser(tx, id) : undefined;
+  if (!ids.customerId) return undefined;
+  return (await tx.user.findUnique({ where: { stripeCustomerId: ids.customerId }, select: { id: true } }))?.id;
 }
 
 
-/** Logs an event that cannot be applied: acknowledged to Stripe all the same, so it is not retried forever. */
-export function warnUnapplied(context: EffectContext, event: Stripe.Event, why: string, details: Record<string, unknown> = {}): void {
+/**
+ * Records and logs an event that cannot be applied: acknowledged to Stripe all the same, so it is
+ * not retried forever. `paymentId`: the payment an unapplied purchase was for, which its refund
+ * or dispute finds (unappliedPurchaseOf).
+ */
+export async function recordUnapplied(
+  tx: PrismaTx,
+  context: EffectContext,
+  event: Stripe.Event,
+  why: string,
+  details: Record<string, unknown> = {},
+  paymentId?: string,
+): Promise<void> {
+  await tx.processedStripeEvent.update({ where: { id: event.id }, data: { unappliedReason: why, stripePaymentIntentId: paymentId } });
   context.logger.warn({ stripeEventId: event.id, stripeEventType: event.type, ...details }, `Stripe event not applied: ${why}`);
+}
+
+/** Whether a purchase paid with this payment was acknowledged without being applied. */
+export async function unappliedPurchaseOf(tx: PrismaTx, paymentId: string): Promise<boolean> {
+  const found = await tx.processedStripeEvent.findFirst({
+    where: { stripePaymentIntentId: paymentId, unappliedReason: { not: null }, type: { startsWith: 'checkout.session.' } },
+    select: { id: true },
+  });
+  return found !== null;
 }

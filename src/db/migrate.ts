@@ -15,9 +15,12 @@ export interface Migration {
 }
 
 // src/db/ under tsx, dist/src/db/ when compiled: look upwards for the repository's prisma folder.
-export const defaultMigrationsDir =
-  [2, 3].map((up) => join(import.meta.dirname, ...Array<string>(up).fill('..'), 'prisma', 'migrations')).find(existsSync) ??
-  join(process.cwd(), 'prisma', 'migrations');
+const prismaDir =
+  [2, 3].map((up) => join(import.meta.dirname, ...Array<string>(up).fill('..'), 'prisma')).find((dir) => existsSync(join(dir, 'migrations'))) ??
+  join(process.cwd(), 'prisma');
+export const defaultMigrationsDir = join(prismaDir, 'migrations');
+/** The database functions, one per file, each a CREATE OR REPLACE: their one source. */
+export const defaultFunctionsDir = join(prismaDir, 'sql');
 
 // Same table as `prisma migrate deploy`, so the Prisma CLI keeps working wherever its engine exists.
 const createMigrationsTable = `
@@ -45,16 +48,31 @@ export function readMigrations(dir = defaultMigrationsDir): Migration[] {
     });
 }
 
+/** A database function's source file: its name (the file's) and its CREATE OR REPLACE statement. */
+export interface DatabaseFunction {
+  name: string;
+  sql: string;
+}
+
+export function readDatabaseFunctions(dir = defaultFunctionsDir): DatabaseFunction[] {
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.sql'))
+    .sort()
+    .map((file) => ({ name: file.slice(0, -'.sql'.length), sql: readFileSync(join(dir, file), 'utf8') }));
+}
+
 export class MigrationError extends Error {
   override name = 'MigrationError';
 }
 
 /**
- * Applies pending migrations, each in its own transaction, recording them the way Prisma does.
- * Refuses to start when an applied migration was edited or an earlier one failed half-way.
- * Returns the names of the migrations it applied.
+ * Applies pending migrations, each in its own transaction, recording them the way Prisma does,
+ * then (re)creates every database function from its source file, all in one transaction: the
+ * functions then say what prisma/sql says, whichever migration created them first. Refuses to
+ * start when an applied migration was edited or an earlier one failed half-way. Returns the names
+ * of the migrations it applied.
  */
-export async function migrate(conn: SqlConnection, migrations = readMigrations()): Promise<string[]> {
+export async function migrate(conn: SqlConnection, migrations = readMigrations(), functions = readDatabaseFunctions()): Promise<string[]> {
   await conn.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
   try {
     await conn.exec(createMigrationsTable);
@@ -75,6 +93,7 @@ export async function migrate(conn: SqlConnection, migrations = readMigrations()
       await applyMigration(conn, migration);
       done.push(migration.name);
     }
+    await applyFunctions(conn, functions);
     return done;
   } finally {
     await conn.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
@@ -94,5 +113,20 @@ async function applyMigration(conn: SqlConnection, migration: Migration): Promis
   } catch (error) {
     await conn.exec('ROLLBACK');
     throw new MigrationError(`Migration ${migration.name} failed: ${(error as Error).message}`);
+  }
+}
+
+async function applyFunctions(conn: SqlConnection, functions: DatabaseFunction[]): Promise<void> {
+  await conn.exec('BEGIN');
+  let current = '';
+  try {
+    for (const fn of functions) {
+      current = fn.name;
+      await conn.exec(fn.sql);
+    }
+    await conn.exec('COMMIT');
+  } catch (error) {
+    await conn.exec('ROLLBACK');
+    throw new MigrationError(`Database function ${current} could not be created: ${(error as Error).message}`);
   }
 }

@@ -1,4 +1,4 @@
-import type { PrismaClient, PrismaTx } from '../db/client.js';
+import type { PrismaClient } from '../db/client.js';
 import type { MessageStatus } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import type { Metering, SettleAnswer, SettledBy } from '../metering/metering.js';
@@ -25,7 +25,7 @@ export type FinalOutcome = 'recorded' | 'corrected' | 'already-final';
  * written with the usage and cost, or neither, in one statement (generation_record_final).
  * Settling is exactly-once, so when two parties race (the generation itself and a recovery after
  * its instance was presumed dead) one records it. When the generation itself comes second, with
- * the real reply and usage, it corrects what the recovery recorded by estimate, once.
+ * the real reply and usage, the same statement corrects what the recovery recorded by estimate, once.
  * `price`: the reservation's price, when the caller knows it.
  */
 export async function recordFinalMessage(
@@ -36,29 +36,22 @@ export async function recordFinalMessage(
   price?: ModelPrice,
 ): Promise<FinalOutcome> {
   const { prisma, metering, logger } = deps;
-  const now = new Date();
   const settled = await metering.settleThrough(prisma, { reservationId, usage: final.usage, by, price }, async (settle) => {
-    const params = { settle, message: finalMessageParams(final, now) };
+    const params = { settle, message: finalMessageParams(final) };
     const [row] = await prisma.$queryRaw<[{ answer: SettleAnswer }]>`
       SELECT "generation_record_final"(${JSON.stringify(params)}::jsonb) AS "answer"`;
     return row.answer;
   });
-  if (settled) {
-    metering.countCharged(settled.model, final.usage, settled.costMicros);
-    return 'recorded';
+  if (!settled) return 'already-final';
+  if (settled.corrected) {
+    logger.warn({ messageId: final.messageId }, 'corrected a generation closed while its instance was presumed dead, with its real usage');
+    return 'corrected';
   }
-  if (by !== 'RUN') return 'already-final';
-  const corrected = await prisma.$transaction(async (tx) => {
-    const correction = await metering.correct(tx, reservationId, final.usage);
-    if (correction) await writeFinalMessage(tx, final, correction.costMicros, now);
-    return correction;
-  });
-  if (!corrected) return 'already-final';
-  logger.warn({ messageId: final.messageId }, 'corrected a generation closed while its instance was presumed dead, with its real usage');
-  return 'corrected';
+  metering.countCharged(settled.model, final.usage, settled.costMicros);
+  return 'recorded';
 }
 
-function finalMessageParams(final: FinalMessage, now: Date) {
+function finalMessageParams(final: FinalMessage) {
   return {
     id: final.messageId,
     conversationId: final.conversationId,
@@ -68,30 +61,5 @@ function finalMessageParams(final: FinalMessage, now: Date) {
     finishReason: final.finishReason ?? null,
     errorCode: final.error?.code ?? null,
     errorMessage: final.error?.message ?? null,
-    now: now.toISOString(),
   };
-}
-
-/** A correction rewrites the message whatever its status; it may be gone (its conversation deleted). */
-async function writeFinalMessage(tx: PrismaTx, final: FinalMessage, cost: bigint, now: Date): Promise<void> {
-  const { usage } = final;
-  const written = await tx.message.updateMany({
-    where: { id: final.messageId },
-    data: {
-      status: final.status,
-      content: final.content,
-      promptTokens: usage.promptTokens,
-      cachedTokens: usage.cachedTokens,
-      completionTokens: usage.completionTokens,
-      reasoningTokens: usage.reasoningTokens,
-      totalTokens: usage.promptTokens + usage.completionTokens,
-      costMicros: cost,
-      usageEstimated: final.usageEstimated,
-      finishReason: final.finishReason ?? null,
-      errorCode: final.error?.code ?? null,
-      errorMessage: final.error?.message ?? null,
-      completedAt: now,
-    },
-  });
-  if (written.count > 0) await tx.conversation.updateMany({ where: { id: final.conversationId }, data: { updatedAt: now } });
 }

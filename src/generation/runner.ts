@@ -43,6 +43,17 @@ const MAX_RETRY_WAIT_MS = 10_000;
 const RECORD_ATTEMPTS = 3;
 const RECORD_RETRY_MS = 500;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A retry's wait, cut short by a stop (or shutdown): the retry is then never sent. */
+const waitUnlessStopped = (ms: number, stop: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stop.addEventListener('abort', done, { once: true });
+  });
 
 /**
  * Runs generations independently of any client: tokens go to the stream hub, the final state
@@ -119,6 +130,8 @@ export class GenerationRunner {
     let usage: MeteredUsage | undefined;
     let finishReason: string | null = null;
     let failure: UpstreamFailure | undefined;
+    // Whether the last attempt's request went out: a call never sent costs nothing.
+    let sent = false;
     const deadline = Date.now() + this.deps.settings.generationMaxMs;
     // A message deleted, or stopped elsewhere (its owner asked while this instance seemed gone), is
     // not worth finishing. One closed by a recovery after a lapsed lease is: the upstream bills the
@@ -135,13 +148,15 @@ export class GenerationRunner {
       usage = attemptResult.usage ?? usage;
       finishReason = attemptResult.finishReason ?? finishReason;
       failure = attemptResult.failure;
+      sent = attemptResult.sent;
       if (failure) metrics.upstreamErrors.inc({ status: failure.status ? String(failure.status) : 'none' });
+      if (attemptResult.timedOut && !attemptResult.usage && !publisher.started) this.recordUnbilledAttempt(job, attempt);
       // Retry only while nothing has reached a client: once a token is out, a retry would repeat it.
       const mayRetry = failure?.retryable && !publisher.started && !stopSignal.aborted && attempt < this.deps.settings.maxAttempts;
       if (!mayRetry) break;
       const waitMs = Math.min((failure?.retryAfterSeconds ?? 2 ** (attempt - 1) * 0.25) * 1000, MAX_RETRY_WAIT_MS);
       logger.warn({ messageId: job.messageId, attempt, status: failure?.status, waitMs }, 'retrying upstream call');
-      await sleep(waitMs);
+      await waitUnlessStopped(waitMs, stopSignal);
     }
 
     const lastSeq = await publisher.drain();
@@ -152,7 +167,7 @@ export class GenerationRunner {
       conversationId: job.conversationId,
       content: text,
       status: stopped ? 'STOPPED' : failure ? 'FAILED' : 'COMPLETE',
-      ...this.usageFor(job, text, usage, failure),
+      ...this.usageFor(job, text, usage, failure, sent),
       finishReason: stopped ? 'stop_requested' : failure ? 'error' : finishReason,
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
@@ -222,21 +237,37 @@ export class GenerationRunner {
 
   /**
    * Usage as reported by the upstream; when it reported none (stopped, failed mid-way, or an
-   * upstream that omits it) an estimate from the local tokenizer, marked as such. A call refused
-   * before any output was not processed by the upstream and costs nothing.
+   * upstream that omits it) an estimate from the local tokenizer, marked as such. A call never
+   * sent (stopped, or shut down, before it or during a retry's wait), or one that failed before
+   * any output, costs nothing.
    */
   private usageFor(
     job: GenerationJob,
     text: string,
     reported: MeteredUsage | undefined,
     failure: UpstreamFailure | undefined,
+    sent: boolean,
   ): { usage: MeteredUsage; usageEstimated: boolean } {
     if (reported) return { usage: reported, usageEstimated: false };
-    if (failure && text.length === 0) return { usage: ZERO_METERED_USAGE, usageEstimated: false };
+    if (!sent || (failure && text.length === 0)) return { usage: ZERO_METERED_USAGE, usageEstimated: false };
     return {
       usage: { ...ZERO_METERED_USAGE, promptTokens: job.promptEstimate, completionTokens: estimateCompletionTokens(text) },
       usageEstimated: true,
     };
+  }
+
+  /**
+   * An attempt that timed out before any output, whose usage nobody is charged: the provider may
+   * have billed its prompt, but the user gets one reply and pays for the attempt that made it,
+   * and the operator's cost of the others is counted here (by estimate) to reconcile with the
+   * provider's bill.
+   */
+  private recordUnbilledAttempt(job: GenerationJob, attempt: number): void {
+    this.deps.metrics.generation.unbilledAttemptTokens.inc({ model: job.model.id }, job.promptEstimate);
+    this.deps.logger.warn(
+      { messageId: job.messageId, attempt, model: job.model.id, promptEstimate: job.promptEstimate },
+      'an upstream attempt timed out: the provider may bill its prompt, the user is not charged for it',
+    );
   }
 
   private async attempt(
@@ -248,6 +279,9 @@ export class GenerationRunner {
     usage?: MeteredUsage;
     finishReason?: string;
     failure?: UpstreamFailure;
+    /** The request went to the upstream. */
+    sent: boolean;
+    timedOut?: boolean;
   }> {
     const controller = new AbortController();
     const onStop = () => controller.abort('stopped');
@@ -260,9 +294,11 @@ export class GenerationRunner {
     };
     let usage: MeteredUsage | undefined;
     let finishReason: string | undefined;
+    let sent = false;
     try {
-      if (stopSignal.aborted) return {};
+      if (stopSignal.aborted) return { sent };
       armIdleTimer();
+      sent = true;
       const stream = await this.deps.upstream.chat.completions.create(
         {
           model: job.model.id,
@@ -285,14 +321,14 @@ export class GenerationRunner {
       // Aborting does not throw: the loop just ends, so the reason is checked here.
       if (controller.signal.aborted) {
         return controller.signal.reason === 'timeout'
-          ? { usage, failure: describeUpstreamFailure(undefined, 'timeout') }
-          : { usage };
+          ? { usage, failure: describeUpstreamFailure(undefined, 'timeout'), sent, timedOut: true }
+          : { usage, sent };
       }
-      return { usage, finishReason };
+      return { usage, finishReason, sent };
     } catch (error) {
-      if (controller.signal.reason === 'stopped') return { usage };
-      const reason = controller.signal.reason === 'timeout' ? 'timeout' : undefined;
-      return { usage, failure: describeUpstreamFailure(error, reason) };
+      if (controller.signal.reason === 'stopped') return { usage, sent };
+      const timedOut = controller.signal.reason === 'timeout';
+      return { usage, failure: describeUpstreamFailure(error, timedOut ? 'timeout' : undefined), sent, timedOut };
     } finally {
       clearTimeout(idleTimer);
       stopSignal.removeEventListener('abort', onStop);

@@ -1,3 +1,4 @@
+import { v7 as uuidv7 } from 'uuid';
 import type { PrismaClient, PrismaTx } from '../db/client.js';
 import type { CreditEntryKind, CreditLedgerEntry, Prisma, User } from '../generated/prisma/client.js';
 
@@ -14,37 +15,16 @@ export interface CreditEntryInput {
   messageId?: string;
 }
 
-const ADDS: CreditEntryKind[] = ['GRANT', 'PURCHASE'];
-const TAKES: CreditEntryKind[] = ['USAGE', 'REFUND', 'DISPUTE'];
-
 /**
  * Appends an entry to the append-only ledger and moves the balance cached on the user, in the
- * caller's transaction. The UPDATE takes the user's row lock, so concurrent entries line up and
- * each `balanceAfterMicros` is the running balance.
+ * caller's transaction, through the database function that settlement uses too
+ * (prisma/sql/credit_ledger_append.sql): it takes the user's row lock, so concurrent entries line
+ * up and each `balanceAfterMicros` is the running balance, and refuses an amount of the wrong sign.
  */
 export async function appendCreditEntry(tx: PrismaTx, entry: CreditEntryInput): Promise<CreditLedgerEntry> {
-  if (entry.amountMicros === 0n) throw new Error('a ledger entry moves a non-zero amount');
-  if (ADDS.includes(entry.kind) && entry.amountMicros < 0n) throw new Error(`${entry.kind} entries add credits`);
-  if (TAKES.includes(entry.kind) && entry.amountMicros > 0n) throw new Error(`${entry.kind} entries take credits away`);
-  const [user] = await tx.$queryRaw<Array<{ creditBalanceMicros: bigint }>>`
-    UPDATE "User" SET "creditBalanceMicros" = "creditBalanceMicros" + ${entry.amountMicros}, "updatedAt" = now()
-    WHERE "id" = ${entry.userId}::uuid
-    RETURNING "creditBalanceMicros"`;
-  if (!user) throw new Error('no such user');
-  return tx.creditLedgerEntry.create({
-    data: {
-      userId: entry.userId,
-      kind: entry.kind,
-      amountMicros: entry.amountMicros,
-      balanceAfterMicros: user.creditBalanceMicros,
-      reason: entry.reason,
-      stripeEventId: entry.stripeEventId,
-      stripePaymentIntentId: entry.stripePaymentIntentId,
-      stripeAmountCents: entry.stripeAmountCents,
-      actorUserId: entry.actorUserId,
-      messageId: entry.messageId,
-    },
-  });
+  const params = { ...entry, id: uuidv7(), amountMicros: entry.amountMicros.toString() };
+  const [appended] = await tx.$queryRaw<CreditLedgerEntry[]>`SELECT * FROM "credit_ledger_append"(${JSON.stringify(params)}::jsonb)`;
+  return appended!;
 }
 
 /** Creates an account with its sign-up credits, in one transaction. */

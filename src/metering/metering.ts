@@ -5,11 +5,8 @@ import { AppError, invalidCredential } from '../errors.js';
 import type { Reservation } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import type { UsageMetrics } from '../observability/metrics.js';
-import { appendCreditEntry } from './credits.js';
 import { costMicros, isFree, type MeteredUsage, type ModelPrice } from './prices.js';
-import { chargeKeySpend, lockSpendingUser, releaseCreditHold } from './holds.js';
-import { chargeQuotaTokens, quotaPeriodOf, type PlanQuotas } from './quota.js';
-import { addToDailyRollup, utcDay } from './rollups.js';
+import { quotaPeriodOf, type PlanQuotas } from './quota.js';
 
 export interface ReserveRequest {
   userId: string;
@@ -32,10 +29,21 @@ export interface Settlement {
   /** The model the call was reserved for. */
   model: string;
   costMicros: bigint;
+  /** A correction of a call settled by estimate earlier, rather than its settlement. */
+  corrected?: boolean;
 }
 
-/** What metering_settle answers: settled now (a call for `model`), settled before, or priced wrong (nothing written). */
-export type SettleAnswer = { settled: true; model: string } | { settled: false } | { priceChanged: true };
+/**
+ * What metering_settle answers: settled now (a call for `model`), settled before, or priced wrong
+ * (nothing written); generation_record_final may answer metering_correct's instead: corrected now
+ * (a call for `model`), or nothing to correct.
+ */
+export type SettleAnswer =
+  | { settled: true; model: string }
+  | { settled: false }
+  | { priceChanged: true }
+  | { corrected: true; model: string }
+  | { corrected: false };
 
 export const ZERO_METERED_USAGE: MeteredUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
 const SWEEP_BATCH = 100;
@@ -118,7 +126,8 @@ export class Metering {
   /**
    * Settles through `statement`: metering_settle, or a database function that calls it with its
    * parameters and does more in the same statement (generation_record_final). The cost is
-   * computed here, at the reservation's price, which the statement checks.
+   * computed here, at the reservation's price, which the statement checks. Null when there was
+   * nothing to settle (or correct).
    */
   async settleThrough(
     tx: PrismaTx,
@@ -140,13 +149,13 @@ export class Metering {
         usage: { ...request.usage },
         costMicros: cost.toString(),
         by: request.by,
-        day: utcDay(new Date()).toISOString().slice(0, 10),
         ledgerEntryId: uuidv7(),
       });
       if ('priceChanged' in answer) {
         price = undefined;
         continue;
       }
+      if ('corrected' in answer) return answer.corrected ? { model: answer.model, costMicros: cost, corrected: true } : null;
       return answer.settled ? { model: answer.model, costMicros: cost } : null;
     }
     throw new Error(`reservation ${request.reservationId}: its price changed while it was being settled`);
@@ -154,68 +163,13 @@ export class Metering {
 
   /**
    * Releases the holds of a call that never happened (the upstream refused it before doing any
-   * work): nothing is charged and no request is counted. Null when it was already settled.
+   * work): nothing is charged and no request is counted (metering_settle, released). False when
+   * it was already settled.
    */
-  async release(tx: PrismaTx, reservationId: string): Promise<Reservation | null> {
-    const [reservation] = await tx.$queryRaw<Reservation[]>`
-      SELECT * FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL FOR UPDATE`;
-    if (!reservation) return null;
-    await lockSpendingUser(tx, reservation.userId);
-    const released = await tx.reservation.update({
-      where: { id: reservationId },
-      data: { settledAt: new Date(), settledBy: 'RUN', chargedUsage: { ...ZERO_METERED_USAGE }, chargedMicros: 0n },
-    });
-    if (reservation.quotaTokens > 0) await chargeQuotaTokens(tx, reservation.userId, reservation.period, reservation.quotaTokens, 0);
-    await releaseCreditHold(tx, reservation.userId, reservation.creditMicros);
-    if (reservation.apiKeyId) await chargeKeySpend(tx, reservation.apiKeyId, reservation.period, reservation.keyMicros, 0n);
-    return released;
-  }
-
-  /**
-   * A call settled without its usage (its instance was presumed dead) that later reports what
-   * it really used: the difference is charged, once. Returns null when there is nothing to correct.
-   */
-  async correct(tx: PrismaTx, reservationId: string, usage: MeteredUsage): Promise<Settlement | null> {
-    const [reservation] = await tx.$queryRaw<Reservation[]>`
-      SELECT * FROM "Reservation"
-      WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NOT NULL AND "settledBy" <> 'RUN' AND "correctedAt" IS NULL
-      FOR UPDATE`;
-    if (!reservation) return null;
-    await lockSpendingUser(tx, reservation.userId);
-    const charged = (reservation.chargedUsage as unknown as MeteredUsage | null) ?? ZERO_METERED_USAGE;
-    const cost = costMicros(storedPrice(reservation), usage);
-    const corrected = await tx.reservation.update({
-      where: { id: reservationId },
-      data: { correctedAt: new Date(), chargedUsage: { ...usage }, chargedMicros: cost },
-    });
-    const delta: MeteredUsage = {
-      promptTokens: usage.promptTokens - charged.promptTokens,
-      cachedTokens: usage.cachedTokens - charged.cachedTokens,
-      completionTokens: usage.completionTokens - charged.completionTokens,
-      reasoningTokens: usage.reasoningTokens - charged.reasoningTokens,
-    };
-    const deltaCost = cost - reservation.chargedMicros;
-    const deltaTokens = delta.promptTokens + delta.completionTokens;
-    if (reservation.quotaTokens > 0) await chargeQuotaTokens(tx, reservation.userId, reservation.period, 0, deltaTokens);
-    if (reservation.apiKeyId) await chargeKeySpend(tx, reservation.apiKeyId, reservation.period, 0n, deltaCost);
-    if (reservation.paysWithCredits && deltaCost !== 0n) {
-      await appendCreditEntry(tx, {
-        userId: reservation.userId,
-        kind: deltaCost > 0n ? 'USAGE' : 'ADJUSTMENT',
-        amountMicros: -deltaCost,
-        reason: `${reservation.model}: correction to the usage the provider reported`,
-        messageId: reservation.messageId ?? undefined,
-      });
-    }
-    await addToDailyRollup(tx, {
-      userId: reservation.userId,
-      day: utcDay(reservation.settledAt ?? new Date()),
-      model: reservation.model,
-      usage: delta,
-      costMicros: deltaCost,
-      requests: 0,
-    });
-    return { model: corrected.model, costMicros: cost };
+  async release(tx: PrismaTx, reservationId: string): Promise<boolean> {
+    const params = { reservationId, released: true, by: 'RUN', usage: { ...ZERO_METERED_USAGE }, costMicros: '0' };
+    const [row] = await tx.$queryRaw<[{ answer: SettleAnswer }]>`SELECT "metering_settle"(${JSON.stringify(params)}::jsonb) AS "answer"`;
+    return 'settled' in row.answer && row.answer.settled;
   }
 
   /**
@@ -308,10 +262,10 @@ function storedPrice(reservation: Pick<Reservation, 'id' | 'price'>): ModelPrice
   return parsed.data;
 }
 
-/** An unsettled reservation's price, as stored (for the statement to compare) and parsed; null once settled. */
+/** A reservation's price, as stored (for the statement to compare) and parsed; null when there is no such reservation. */
 async function storedPriceOf(tx: PrismaTx, reservationId: string): Promise<{ stored: unknown; parsed: ModelPrice } | null> {
   const [row] = await tx.$queryRaw<Array<Pick<Reservation, 'id' | 'price'>>>`
-    SELECT "id", "price" FROM "Reservation" WHERE "id" = ${reservationId}::uuid AND "settledAt" IS NULL`;
+    SELECT "id", "price" FROM "Reservation" WHERE "id" = ${reservationId}::uuid`;
   return row ? { stored: row.price, parsed: storedPrice(row) } : null;
 }
 

@@ -85,6 +85,12 @@ export function createMetrics() {
         labelNames: ['status'] as const,
         registers,
       }),
+      unbilledAttemptTokens: new Counter({
+        name: 'switchboard_unbilled_attempt_prompt_tokens_total',
+        help: 'Estimated prompt tokens of upstream attempts that timed out before any output: the provider may bill them, no user is charged',
+        labelNames: ['model'] as const,
+        registers,
+      }),
     },
     usage: {
       tokens: new Counter({

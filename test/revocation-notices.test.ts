@@ -1,0 +1,94 @@
+import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { DeactivateUserDocument } from './helpers/admin-documents.js';
+import { signUp } from './helpers/admin.js';
+import { errorCodes, expectData, startTestApp, STRONG_PASSWORD, uniqueEmail, type TestApp } from './helpers/app.js';
+import { SendMessageDocument } from './helpers/chat-documents.js';
+import { MeDocument, RefreshDocument, UpdateProfileDocument } from './helpers/documents.js';
+import { registerLeftover } from './helpers/leftovers.js';
+import { captureLogs } from './helpers/logs.js';
+import { MockUpstream } from './helpers/upstream.js';
+import { waitFor } from './helpers/wait.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A redis-server of this test's own (the shared one is never touched), killed when the file ends. */
+async function startOwnRedis(): Promise<{ url: string; control: Redis }> {
+  const port = await freePort();
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  registerLeftover(() => server.kill('SIGKILL'));
+  const control = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+  control.on('error', () => {}); // refused until the server listens
+  registerLeftover(() => control.disconnect());
+  await waitFor('the redis-server to answer', async () => (await control.ping().catch(() => undefined)) === 'PONG');
+  return { url: `redis://127.0.0.1:${port}`, control };
+}
+
+const ADMIN = uniqueEmail('root');
+const REPLY = Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ');
+const logs = captureLogs('info');
+let upstream: MockUpstream;
+let redis: { url: string; control: Redis };
+let t: TestApp;
+beforeAll(async () => {
+  upstream = await MockUpstream.start();
+  redis = await startOwnRedis();
+  t = await startTestApp({ ...upstream.env, REDIS_URL: redis.url, ADMIN_EMAILS: ADMIN }, { logger: logs.logger });
+});
+afterAll(async () => {
+  await t.stop();
+  await upstream.stop();
+});
+
+const failedNotices = () => logs.entries().filter((e) => e.msg === 'could not announce a revocation; trying again in the background');
+
+describe('when the revocation notice cannot be published', () => {
+  it('a deactivation still succeeds, stops the running reply, and the credential is refused', async () => {
+    const admin = await signUp(t, { email: ADMIN });
+    const user = await signUp(t);
+    const prompt = upstream.prompt({ content: REPLY }, { chunkSize: 1, latency: 50 }, 'deactivated');
+    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt } }, { token: user.token })).sendMessage;
+    await upstream.waitForRequest(prompt);
+
+    // From now on every PUBLISH on this Redis is refused (NOPERM); everything else works.
+    await redis.control.call('ACL', 'SETUSER', 'default', '-publish');
+    try {
+      const before = failedNotices().length;
+      const result = await t.execute(DeactivateUserDocument, { userId: user.id }, { token: admin.token });
+      expect(result.errors).toBeUndefined();
+      expect(result.data?.deactivateUser).toEqual({ id: user.id, active: false });
+      expect(failedNotices().length).toBe(before + 1);
+
+      const message = await t.app.db.prisma.message.findUniqueOrThrow({ where: { id: decodeGlobalId(sent.assistantMessage.id).id } });
+      expect(message.status).toBe('STOPPED');
+      const me = await t.execute(MeDocument, {}, { token: user.token });
+      expect(errorCodes(me)).toEqual(['UNAUTHENTICATED']);
+    } finally {
+      await redis.control.call('ACL', 'SETUSER', 'default', '+publish');
+    }
+  });
+
+  it('a password change still succeeds, and the sessions from before are refused', async () => {
+    const user = await signUp(t);
+    await redis.control.call('ACL', 'SETUSER', 'default', '-publish');
+    try {
+      const before = failedNotices().length;
+      const input = { currentPassword: STRONG_PASSWORD, newPassword: 'another horse battery staple' };
+      const result = await t.execute(UpdateProfileDocument, { input }, { token: user.token });
+      expect(result.errors).toBeUndefined();
+      expect(failedNotices().length).toBe(before + 1);
+      expect(errorCodes(await t.execute(RefreshDocument, { refreshToken: user.refreshToken }))).toEqual(['UNAUTHENTICATED']);
+    } finally {
+      await redis.control.call('ACL', 'SETUSER', 'default', '+publish');
+    }
+  });
+});
