@@ -176,24 +176,22 @@ export class GenerationRunner {
   /**
    * While a generation runs its reservation's lease is renewed and its text so far saved, so
    * that if this process dies another instance can tell (the lease lapses) and close the message
-   * with that text. `giveUp` runs when the message is gone or was stopped elsewhere.
+   * with that text. Each checkpoint appends only what came since the last one, so a long reply
+   * costs writes in proportion to its length. `giveUp` runs when the message is gone or was
+   * stopped elsewhere.
    */
   private keepLease(job: GenerationJob, textSoFar: () => string, giveUp: () => void): { end(): Promise<void> } {
     const { prisma, metering, settings, logger } = this.deps;
     const { messageId } = job;
     let renewal: Promise<unknown> = Promise.resolve();
-    let savedLength = 0;
+    let saved = '';
     const renew = async () => {
       const held = await metering.renewLease(job.reservationId, settings.leaseMs);
-      // The text only grows: rewrite it only when there is more than was saved last time.
+      // The text only grows: write only when there is more than was saved last time.
       const text = textSoFar();
-      if (held && text.length <= savedLength) return;
-      const saved = await prisma.message.updateMany({
-        where: { id: messageId, status: { in: RUNNING_STATUSES } },
-        data: { content: text },
-      });
-      if (saved.count === 1) {
-        savedLength = text.length;
+      if (held && text.length <= saved.length) return;
+      if ((await appendCheckpoint(prisma, messageId, saved, text)) || (await rewriteCheckpoint(prisma, messageId, text))) {
+        saved = text;
         return;
       }
       const message = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
@@ -290,6 +288,24 @@ export class GenerationRunner {
       stopSignal.removeEventListener('abort', onStop);
     }
   }
+}
+
+/**
+ * Appends to a running message's saved text what came since the last checkpoint, provided the
+ * database still holds exactly that checkpoint (its length in bytes); false otherwise.
+ */
+async function appendCheckpoint(prisma: PrismaClient, messageId: string, saved: string, text: string): Promise<boolean> {
+  const appended = await prisma.$executeRaw`
+    UPDATE "Message" SET "content" = "content" || ${text.slice(saved.length)}, "updatedAt" = ${new Date()}
+    WHERE "id" = ${messageId}::uuid AND "status" IN ('PENDING', 'STREAMING')
+      AND octet_length("content") = ${Buffer.byteLength(saved)}`;
+  return appended === 1;
+}
+
+/** Saves the whole text of a running message (a checkpoint whose answer was lost may have been written); false once it is final. */
+async function rewriteCheckpoint(prisma: PrismaClient, messageId: string, text: string): Promise<boolean> {
+  const saved = await prisma.message.updateMany({ where: { id: messageId, status: { in: RUNNING_STATUSES } }, data: { content: text } });
+  return saved.count === 1;
 }
 
 /** OpenAI's usage, with the cached and reasoning parts that are priced at their own rates. */
