@@ -1,0 +1,180 @@
+import { spawn } from 'node:child_process';
+import { chownSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { print } from 'graphql';
+import pg from 'pg';
+import { describe, expect, inject, it } from 'vitest';
+import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { estimateCompletionTokens } from '../src/metering/tokens.js';
+import { executeOver, expectData, STRONG_PASSWORD, TEST_JWT_SECRET, uniqueEmail } from './helpers/app.js';
+import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
+import { RegisterDocument } from './helpers/documents.js';
+import { registerLeftover, tempDir, trackChild } from './helpers/leftovers.js';
+import { run } from './helpers/processes.js';
+import { SERVER_PROCESS_TIMEOUT_MS, spawnServer, type ServerProcess } from './helpers/server-process.js';
+import { MockUpstream } from './helpers/upstream.js';
+import { waitFor } from './helpers/wait.js';
+import { connectWs, type MessageStreamEvent } from './helpers/ws.js';
+
+// Faults between instances only happen with a shared PostgreSQL and Redis.
+const databaseUrl = inject('databaseUrl');
+const redisUrl = process.env.REDIS_URL;
+const clustered = Boolean(databaseUrl && redisUrl);
+if (!clustered) console.log('fault-recovery tests skipped: they run two server processes on PostgreSQL + Redis (set DATABASE_URL and REDIS_URL)');
+
+/** What the provider reports for each reply; what an exact record holds. */
+const PROVIDER_USAGE = { prompt_tokens: 17, completion_tokens: 200 };
+const reply = (words: number) => Array.from({ length: words }, (_, i) => `w${i}`).join(' ');
+
+describe.skipIf(!clustered)('two server processes through faults', () => {
+  it('kill -9 mid-stream: the reply is closed with every character its subscribers received, estimated once', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const upstream = await MockUpstream.start();
+    const [a, b] = await startPair({ ...upstream.env, DATABASE_URL: databaseUrl!, REDIS_URL: redisUrl!, GENERATION_LEASE_SECONDS: '2' });
+    const db = await connect(databaseUrl!);
+    const user = await register(a);
+    const text = reply(150);
+    const prompt = upstream.prompt({ content: text, usage: PROVIDER_USAGE }, { chunkSize: 4, latency: 40 }, 'kill');
+    const messageId = await send(a, user.token, prompt);
+    const onA = follow(a, user.token, messageId);
+    const onB = follow(b, user.token, messageId);
+
+    await waitFor('30 events on B', () => onB.events.length >= 30);
+    a.child.kill('SIGKILL');
+    await a.exited;
+    expect(await onB.ended).toBe('done');
+    const late = follow(b, user.token, messageId);
+    expect(await late.ended).toBe('done');
+
+    const stored = await messageRow(db, messageId);
+    expect(stored).toMatchObject({ status: 'FAILED', usageEstimated: true, errorCode: 'INTERRUPTED' });
+    // Everything B's subscriber received, which is what the replay buffer held: more than a checkpoint.
+    expect(stored.content).toBe(onB.text());
+    expect(late.text()).toBe(stored.content);
+    expect(onB.events.at(-1)!.message!.content).toBe(stored.content);
+    expect(text.startsWith(stored.content)).toBe(true);
+    expect(stored.content.startsWith(onA.text())).toBe(true);
+    expect(stored.completionTokens).toBe(estimateCompletionTokens(stored.content));
+    await expectChargedOnce(db, user.id, messageId, { settledBy: 'RECOVERY', corrected: false, promptTokens: stored.promptTokens, completionTokens: stored.completionTokens });
+  });
+});
+
+/** Two server processes on the same database and Redis, each with its own data directory. */
+function startPair(env: Record<string, string>): Promise<[ServerProcess, ServerProcess]> {
+  const server = () =>
+    spawnServer({ ...env, JWT_SECRET: TEST_JWT_SECRET, PASSWORD_HASH_COST: '12', LOG_LEVEL: 'info', DATA_DIR: tempDir('sb-fault') });
+  return Promise.all([server(), server()]);
+}
+
+async function register(server: ServerProcess): Promise<{ id: string; token: string }> {
+  const input = { email: uniqueEmail('fault'), password: STRONG_PASSWORD, name: 'Fault' };
+  const { register } = expectData(await executeOver(fetch, server.url, RegisterDocument, { input }));
+  return { id: decodeGlobalId(register.user.id).id, token: register.accessToken };
+}
+
+/** Sends a prompt on `server`; the assistant message's global id. */
+async function send(server: ServerProcess, token: string, content: string): Promise<string> {
+  return expectData(await executeOver(fetch, server.url, SendMessageDocument, { input: { content } }, token)).sendMessage.assistantMessage.id;
+}
+
+interface Follower {
+  events: MessageStreamEvent[];
+  text(): string;
+  /** 'done' once the stream ended with its done event; 'closed' when it ended otherwise (its server died). */
+  ended: Promise<'done' | 'closed'>;
+}
+
+/** A subscriber to a message's stream on `server`, collecting what it receives. */
+function follow(server: ServerProcess, token: string, messageId: string): Follower {
+  const client = connectWs(server.url, token);
+  const events: MessageStreamEvent[] = [];
+  const ended = new Promise<'done' | 'closed'>((resolve) => {
+    client.subscribe(
+      { query: print(MessageStreamDocument), variables: { messageId } },
+      {
+        next: (result) => {
+          const event = (result.data as { messageStream?: MessageStreamEvent } | undefined)?.messageStream;
+          if (event) events.push(event);
+        },
+        error: () => resolve('closed'),
+        complete: () => resolve(events.at(-1)?.done ? 'done' : 'closed'),
+      },
+    );
+  });
+  void ended.then(() => client.dispose());
+  return { events, text: () => events.map((e) => e.delta).join(''), ended };
+}
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  registerLeftover(() => client.end());
+  return client;
+}
+
+async function messageRow(db: pg.Client, messageId: string) {
+  const { rows } = await db.query('SELECT * FROM "Message" WHERE "id" = $1', [decodeGlobalId(messageId).id]);
+  return rows[0] as { status: string; content: string; usageEstimated: boolean; errorCode: string | null; promptTokens: number; completionTokens: number };
+}
+
+/** The reservation is settled once, and the roll-up and quota count the call once, with exactly `usage`. */
+async function expectChargedOnce(
+  db: pg.Client,
+  userId: string,
+  messageId: string,
+  expected: { settledBy: string; corrected: boolean; promptTokens: number; completionTokens: number },
+) {
+  const [reservation] = (await db.query('SELECT * FROM "Reservation" WHERE "messageId" = $1', [decodeGlobalId(messageId).id])).rows;
+  expect(reservation.settledBy).toBe(expected.settledBy);
+  expect(reservation.correctedAt !== null).toBe(expected.corrected);
+  const daily = (await db.query('SELECT "requests", "promptTokens"::int AS prompt, "completionTokens"::int AS completion FROM "UsageDaily" WHERE "userId" = $1', [userId])).rows;
+  expect(daily).toEqual([{ requests: 1, prompt: expected.promptTokens, completion: expected.completionTokens }]);
+  const [quota] = (await db.query('SELECT "usedTokens"::int AS used, "reservedTokens"::int AS reserved FROM "QuotaPeriod" WHERE "userId" = $1', [userId])).rows;
+  expect(quota).toEqual({ used: expected.promptTokens + expected.completionTokens, reserved: 0 });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * A PostgreSQL cluster of the test's own (never the shared one), which it may stop and start:
+ * initdb and pg_ctl as the postgres user, on a free port. Stopped and removed when the test ends.
+ */
+async function startOwnPostgres(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> }> {
+  const bin = join('/usr/lib/postgresql', readdirSync('/usr/lib/postgresql').sort().at(-1)!, 'bin');
+  const dir = tempDir('sb-fault-pg');
+  const { uid, gid } = await postgresIds();
+  chownSync(dir, uid, gid);
+  const port = await freePort();
+  const asPostgres = async (command: string, ...args: string[]) => {
+    const result = await run('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { env: { PATH: process.env.PATH } });
+    if (result.status !== 0) throw new Error(`${command} failed (${result.status}): ${result.stderr}`);
+  };
+  await asPostgres('initdb', '-D', join(dir, 'data'), '-A', 'trust', '-U', 'postgres');
+  const pgCtl = (...args: string[]) => asPostgres('pg_ctl', '-D', join(dir, 'data'), ...args);
+  const start = () => pgCtl('-o', `-p ${port} -k ${dir}`, '-l', join(dir, 'log'), '-w', 'start');
+  await start();
+  registerLeftover(() => pgCtl('-m', 'immediate', '-w', 'stop').catch(() => {}));
+  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, start, stop: () => pgCtl('-m', 'fast', '-w', 'stop') };
+}
+
+async function postgresIds(): Promise<{ uid: number; gid: number }> {
+  const [uid, gid] = await Promise.all(['-u', '-g'].map(async (flag) => Number((await run('id', [flag, 'postgres'], { env: { PATH: process.env.PATH } })).stdout.trim())));
+  return { uid: uid!, gid: gid! };
+}
+
+/** A redis-server of the test's own on a free port, killed when the test ends. */
+async function startOwnRedis(): Promise<{ url: string }> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  void trackChild(child);
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await waitFor('redis-server to accept connections', () => output.includes('Ready to accept connections'));
+  return { url: `redis://127.0.0.1:${port}` };
+}
