@@ -57,6 +57,59 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
     expect(stored.completionTokens).toBe(estimateCompletionTokens(stored.content));
     await expectChargedOnce(db, user.id, messageId, { settledBy: 'RECOVERY', corrected: false, promptTokens: stored.promptTokens, completionTokens: stored.completionTokens });
   });
+
+  it('SIGSTOP past the lease: the resumed instance corrects the recovery with the whole reply and the provider’s usage', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const upstream = await MockUpstream.start();
+    // An upstream timeout shorter than the pause: its timer fires first when the process resumes.
+    const env = { ...upstream.env, DATABASE_URL: databaseUrl!, REDIS_URL: redisUrl!, GENERATION_LEASE_SECONDS: '2', UPSTREAM_TIMEOUT_SECONDS: '1' };
+    const [a, b] = await startPair(env);
+    const db = await connect(databaseUrl!);
+    const user = await register(a);
+    // About 1.5 s of streaming: the provider has finished long before the lease lapses.
+    const text = reply(60);
+    const prompt = upstream.prompt({ content: text, usage: PROVIDER_USAGE }, { chunkSize: 4, latency: 25 }, 'pause');
+    const messageId = await send(a, user.token, prompt);
+    const onA = follow(a, user.token, messageId);
+    const onB = follow(b, user.token, messageId);
+
+    await waitFor('10 events on B', () => onB.events.length >= 10);
+    a.child.kill('SIGSTOP');
+    try {
+      // B closes the reply once A's lease lapses, with what B's subscriber received.
+      expect(await onB.ended).toBe('done');
+      const recovered = await messageRow(db, messageId);
+      expect(recovered).toMatchObject({ status: 'FAILED', usageEstimated: true });
+      expect(recovered.content).toBe(onB.text());
+    } finally {
+      a.child.kill('SIGCONT');
+    }
+
+    await waitFor('A to correct the record', async () => {
+      const { rows } = await db.query('SELECT "correctedAt" FROM "Reservation" WHERE "messageId" = $1', [decodeGlobalId(messageId).id]);
+      return rows[0]?.correctedAt;
+    });
+    expect(await messageRow(db, messageId)).toMatchObject({
+      status: 'COMPLETE',
+      content: text,
+      usageEstimated: false,
+      promptTokens: PROVIDER_USAGE.prompt_tokens,
+      completionTokens: PROVIDER_USAGE.completion_tokens,
+    });
+    // A's own subscriber followed A to the end; a late one ends on the corrected message.
+    expect(await onA.ended).toBe('done');
+    expect(onA.text()).toBe(text);
+    const late = follow(b, user.token, messageId);
+    expect(await late.ended).toBe('done');
+    expect(late.events.at(-1)!.message).toMatchObject({ status: 'COMPLETE', content: text });
+    expect(text.startsWith(late.text())).toBe(true);
+    await expectChargedOnce(db, user.id, messageId, {
+      settledBy: 'RECOVERY',
+      corrected: true,
+      promptTokens: PROVIDER_USAGE.prompt_tokens,
+      completionTokens: PROVIDER_USAGE.completion_tokens,
+    });
+    await a.stop();
+  });
 });
 
 /** Two server processes on the same database and Redis, each with its own data directory. */

@@ -42,6 +42,8 @@ interface Running {
 const MAX_RETRY_WAIT_MS = 10_000;
 const RECORD_ATTEMPTS = 3;
 const RECORD_RETRY_MS = 500;
+/** How late an idle timer may fire before the process counts as having been paused. */
+const LATE_TIMER_MS = 1_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -242,10 +244,24 @@ export class GenerationRunner {
     const onStop = () => controller.abort('stopped');
     stopSignal.addEventListener('abort', onStop);
     let idleTimer: NodeJS.Timeout | undefined;
+    let chunks = 0;
+    let ended = false;
     const armIdleTimer = () => {
       clearTimeout(idleTimer);
       const wait = Math.min(this.deps.settings.upstreamTimeoutMs, Math.max(0, deadline - Date.now()));
-      idleTimer = setTimeout(() => controller.abort('timeout'), wait);
+      const armedAt = Date.now();
+      const chunksWhenArmed = chunks;
+      idleTimer = setTimeout(() => {
+        // A timer that fires late means this process was paused or starved, and the upstream's
+        // data may be waiting unread in the socket: timers run before I/O. Let the I/O phase
+        // run first, and time out only if nothing came, or (late) nothing came over a fresh wait.
+        const late = Date.now() - armedAt > wait + LATE_TIMER_MS;
+        setImmediate(() => {
+          if (ended || chunks !== chunksWhenArmed) return;
+          if (late) armIdleTimer();
+          else controller.abort('timeout');
+        });
+      }, wait);
     };
     let usage: MeteredUsage | undefined;
     let finishReason: string | undefined;
@@ -264,6 +280,7 @@ export class GenerationRunner {
         { signal: controller.signal },
       );
       for await (const chunk of stream) {
+        chunks += 1;
         armIdleTimer();
         // The usage chunk that ends the stream has no choices.
         const choice = chunk.choices[0];
@@ -284,6 +301,7 @@ export class GenerationRunner {
       const reason = controller.signal.reason === 'timeout' ? 'timeout' : undefined;
       return { usage, failure: describeUpstreamFailure(error, reason) };
     } finally {
+      ended = true;
       clearTimeout(idleTimer);
       stopSignal.removeEventListener('abort', onStop);
     }
