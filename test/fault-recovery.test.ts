@@ -110,6 +110,75 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
     });
     await a.stop();
   });
+
+  it('PostgreSQL restarts mid-stream and over the end of replies: every reply is recorded whole, with the provider’s usage, once', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const postgres = await startOwnPostgres();
+    const redis = await startOwnRedis();
+    const upstream = await MockUpstream.start();
+    const [a, b] = await startPair({ ...upstream.env, DATABASE_URL: postgres.url, REDIS_URL: redis.url, GENERATION_LEASE_SECONDS: '3' });
+    const user = await register(a);
+    const replies = 3;
+
+    // Mid-stream: an outage shorter than the lease, while the replies stream.
+    const midText = reply(100);
+    const mid = await Promise.all(
+      Array.from({ length: replies }, async () => {
+        const prompt = upstream.prompt({ content: midText, usage: PROVIDER_USAGE }, { chunkSize: 4, latency: 40 }, 'pg-mid');
+        const messageId = await send(a, user.token, prompt);
+        return { messageId, onA: follow(a, user.token, messageId), onB: follow(b, user.token, messageId) };
+      }),
+    );
+    await waitFor('10 events of each reply on B', () => mid.every((r) => receivedAtLeast(r.onB, 10)));
+    await postgres.stop();
+    await waitFor('20 more events of each reply on B', () => mid.every((r) => receivedAtLeast(r.onB, 30)));
+    await postgres.start();
+
+    // Over the end: the provider finishes while the database is down, and stays down past a few record attempts.
+    const endText = reply(30);
+    const end = await Promise.all(
+      Array.from({ length: replies }, async () => {
+        const prompt = upstream.prompt({ content: endText, usage: PROVIDER_USAGE }, { chunkSize: 4, latency: 40 }, 'pg-end');
+        const messageId = await send(a, user.token, prompt);
+        return { messageId, onA: follow(a, user.token, messageId), onB: follow(b, user.token, messageId) };
+      }),
+    );
+    await waitFor('10 events of each reply on B', () => end.every((r) => receivedAtLeast(r.onB, 10)));
+    await postgres.stop();
+    await waitFor('every reply streamed to the end on B', () => end.every((r) => r.onB.text() === endText));
+    const recordFailures = (messageId: string) =>
+      a.output().split('\n').filter((line) => line.includes(decodeGlobalId(messageId).id) && /record (of )?(a|the) final message/.test(line)).length;
+    // Three attempts were all a record had before: since then, it waits for the database.
+    await waitFor('three failed record attempts of each reply', () => end.every((r) => recordFailures(r.messageId) >= 3));
+    await postgres.start();
+
+    const db = await connect(postgres.url);
+    for (const [text, group] of [[midText, mid], [endText, end]] as const) {
+      for (const r of group) {
+        expect(await r.onA.ended).toBe('done');
+        expect(await r.onB.ended).toBe('done');
+        const late = follow(b, user.token, r.messageId);
+        expect(await late.ended).toBe('done');
+        const stored = await messageRow(db, r.messageId);
+        expect(stored).toMatchObject({
+          status: 'COMPLETE',
+          content: text,
+          usageEstimated: false,
+          promptTokens: PROVIDER_USAGE.prompt_tokens,
+          completionTokens: PROVIDER_USAGE.completion_tokens,
+        });
+        expect(r.onA.text()).toBe(text);
+        expect(r.onB.text()).toBe(text);
+        expect(late.text()).toBe(text);
+        const [reservation] = (await db.query('SELECT * FROM "Reservation" WHERE "messageId" = $1', [decodeGlobalId(r.messageId).id])).rows;
+        expect(reservation.settledAt).not.toBeNull();
+      }
+    }
+    const total = 2 * replies;
+    const [daily] = (await db.query('SELECT SUM("requests")::int AS requests, SUM("promptTokens")::int AS prompt, SUM("completionTokens")::int AS completion FROM "UsageDaily" WHERE "userId" = $1', [user.id])).rows;
+    expect(daily).toEqual({ requests: total, prompt: total * PROVIDER_USAGE.prompt_tokens, completion: total * PROVIDER_USAGE.completion_tokens });
+    const [quota] = (await db.query('SELECT "usedTokens"::int AS used, "reservedTokens"::int AS reserved FROM "QuotaPeriod" WHERE "userId" = $1', [user.id])).rows;
+    expect(quota).toEqual({ used: total * (PROVIDER_USAGE.prompt_tokens + PROVIDER_USAGE.completion_tokens), reserved: 0 });
+  });
 });
 
 /** Two server processes on the same database and Redis, each with its own data directory. */
@@ -132,6 +201,8 @@ async function send(server: ServerProcess, token: string, content: string): Prom
 
 interface Follower {
   events: MessageStreamEvent[];
+  /** Why the stream ended without its done event, when it did. */
+  error?: unknown;
   text(): string;
   /** 'done' once the stream ended with its done event; 'closed' when it ended otherwise (its server died). */
   ended: Promise<'done' | 'closed'>;
@@ -141,21 +212,32 @@ interface Follower {
 function follow(server: ServerProcess, token: string, messageId: string): Follower {
   const client = connectWs(server.url, token);
   const events: MessageStreamEvent[] = [];
-  const ended = new Promise<'done' | 'closed'>((resolve) => {
+  const follower: Follower = { events, text: () => events.map((e) => e.delta).join(''), ended: undefined! };
+  follower.ended = new Promise<'done' | 'closed'>((resolve) => {
     client.subscribe(
       { query: print(MessageStreamDocument), variables: { messageId } },
       {
         next: (result) => {
+          if (result.errors) follower.error = result.errors;
           const event = (result.data as { messageStream?: MessageStreamEvent } | undefined)?.messageStream;
           if (event) events.push(event);
         },
-        error: () => resolve('closed'),
+        error: (error) => {
+          follower.error = error;
+          resolve('closed');
+        },
         complete: () => resolve(events.at(-1)?.done ? 'done' : 'closed'),
       },
     );
   });
-  void ended.then(() => client.dispose());
-  return { events, text: () => events.map((e) => e.delta).join(''), ended };
+  void follower.ended.then(() => client.dispose());
+  return follower;
+}
+
+/** Whether `follower` received `count` events; a stream that ended without them fails the test. */
+function receivedAtLeast(follower: Follower, count: number): boolean {
+  if (follower.error) throw new Error(`a subscriber's stream failed: ${JSON.stringify(follower.error)}`);
+  return follower.events.length >= count;
 }
 
 async function connect(url: string): Promise<pg.Client> {

@@ -40,8 +40,8 @@ interface Running {
 }
 
 const MAX_RETRY_WAIT_MS = 10_000;
-const RECORD_ATTEMPTS = 3;
-const RECORD_RETRY_MS = 500;
+const RECORD_RETRY_MS = 250;
+const RECORD_RETRY_MAX_MS = 2_000;
 /** How late an idle timer may fire before the process counts as having been paused. */
 const LATE_TIMER_MS = 1_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -138,7 +138,6 @@ export class GenerationRunner {
     }
 
     const lastSeq = await publisher.drain();
-    await lease.end();
     const stopped = stopSignal.aborted;
     const final: FinalMessage = {
       messageId: job.messageId,
@@ -149,7 +148,9 @@ export class GenerationRunner {
       finishReason: stopped ? 'stop_requested' : failure ? 'error' : finishReason,
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
+    // The lease is kept while the record is retried, so that no recovery closes the message meanwhile.
     await this.record(final, job.reservationId, job.model.price);
+    await lease.end();
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
     await hub.publish({ messageId: job.messageId, seq: lastSeq + 1, delta: '', done: true }).catch((error) => {
       logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
@@ -157,20 +158,23 @@ export class GenerationRunner {
   }
 
   /**
-   * Records the end of a generation, retrying a failed transaction (settling is exactly-once, so
-   * a retry cannot charge twice): given up, the message would be closed by a recovery, with an
-   * estimate instead of the real usage.
+   * Records the end of a generation, retrying with backoff through a database outage (settling
+   * is exactly-once, so a retry cannot charge twice) for up to two leases: through the first the
+   * lease holds, so no recovery closes the message; in the second one may have, by estimate, and
+   * this write then corrects it with the real text and usage.
    */
   private async record(final: FinalMessage, reservationId: string, price: ModelPrice): Promise<void> {
+    const giveUpAt = Date.now() + 2 * this.deps.settings.leaseMs;
     for (let attempt = 1; ; attempt += 1) {
       try {
         await recordFinalMessage(this.deps, final, reservationId, 'RUN', price);
         return;
       } catch (error) {
-        const last = attempt >= RECORD_ATTEMPTS;
+        const waitMs = Math.min(RECORD_RETRY_MS * 2 ** (attempt - 1), RECORD_RETRY_MAX_MS);
+        const last = Date.now() + waitMs > giveUpAt;
         this.deps.logger.error({ err: error, messageId: final.messageId, attempt }, last ? 'could not record the final message' : 'retrying the record of a final message');
         if (last) return;
-        await sleep(RECORD_RETRY_MS * attempt);
+        await sleep(waitMs);
       }
     }
   }
