@@ -148,7 +148,7 @@ export class GenerationRunner {
       finishReason: stopped ? 'stop_requested' : failure ? 'error' : finishReason,
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
-    // The lease is kept while the record is retried, so that no recovery closes the message meanwhile.
+    // The lease is renewed while the record is retried, so that no recovery closes the message meanwhile.
     await this.record(final, job.reservationId, job.model.price);
     await lease.end();
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
@@ -158,10 +158,10 @@ export class GenerationRunner {
   }
 
   /**
-   * Records the end of a generation, retrying with backoff through a database outage (settling
-   * is exactly-once, so a retry cannot charge twice) for up to two leases: through the first the
-   * lease holds, so no recovery closes the message; in the second one may have, by estimate, and
-   * this write then corrects it with the real text and usage.
+   * Records the end of a generation, retrying with backoff (settling is exactly-once, so a retry
+   * cannot charge twice) for up to two leases. The lease is still renewed meanwhile, so a failure
+   * the renewals survive closes nothing; through a database outage it lapses, a recovery may close
+   * the message by estimate first, and this write then corrects it with the real text and usage.
    */
   private async record(final: FinalMessage, reservationId: string, price: ModelPrice): Promise<void> {
     const giveUpAt = Date.now() + 2 * this.deps.settings.leaseMs;
