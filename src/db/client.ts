@@ -31,8 +31,8 @@ export interface Database {
 }
 
 export interface DatabaseOptions {
-  /** Called with every SQL statement Prisma sends (tests count them to catch N+1 queries). */
-  onQuery?: (sql: string) => void;
+  /** Called with every SQL statement Prisma sends and its parameters (tests count and measure them). */
+  onQuery?: (sql: string, params: string) => void;
 }
 
 /** Opens the embedded PGlite database or a PostgreSQL pool, with a Prisma client on top. */
@@ -48,7 +48,7 @@ function createPrisma(adapter: PrismaPg | PrismaPGlite, options: DatabaseOptions
   if (!options.onQuery) return new PrismaClient({ adapter, transactionOptions: TRANSACTION_OPTIONS });
   const prisma = new PrismaClient({ adapter, transactionOptions: TRANSACTION_OPTIONS, log: [{ emit: 'event', level: 'query' }] });
   const onQuery = options.onQuery;
-  prisma.$on('query', (event) => onQuery(event.query));
+  prisma.$on('query', (event) => onQuery(event.query, event.params));
   return prisma as unknown as PrismaClient;
 }
 

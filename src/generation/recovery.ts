@@ -1,4 +1,4 @@
-import type { StreamHub } from '../chat/stream-hub.js';
+import type { StreamEvent, StreamHub } from '../chat/stream-hub.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
@@ -54,12 +54,18 @@ export class GenerationRecovery {
     return closed;
   }
 
-  /** Closes one abandoned generation with its saved text; false when it had already ended. */
+  /**
+   * Closes one abandoned generation with the longer of its saved text and what its stream
+   * delivered (the replay buffer holds every event published, the checkpoint only what the last
+   * lease renewal saved; they agree on the prefix); false when it had already ended.
+   */
   async close(message: Message, status: 'FAILED' | 'STOPPED'): Promise<boolean> {
-    const { prisma, hub, logger } = this.deps;
+    const { prisma, logger } = this.deps;
     const reservation = await prisma.reservation.findFirst({ where: { messageId: message.id, settledAt: null } });
     if (!reservation) return false;
-    const content = message.content;
+    const buffered = await this.bufferedDeltas(message.id);
+    const streamed = gaplessPrefix(buffered);
+    const content = streamed.text.startsWith(message.content) ? streamed.text : message.content;
     const outcome = await recordFinalMessage(
       this.deps,
       {
@@ -83,9 +89,20 @@ export class GenerationRecovery {
     );
     if (outcome !== 'recorded') return false;
     logger.warn({ messageId: message.id, status }, 'closed a generation whose instance is gone');
-    const buffered = (await hub.buffered(message.id)).filter((e) => !e.done).sort((a, b) => a.seq - b.seq);
-    await this.finishStream(message.id, buffered.at(-1)?.seq ?? 0, buffered.map((e) => e.delta).join(''), content);
+    // Past a gap, what subscribers hold is unknown: then they get only `done`.
+    const lastSeq = buffered.at(-1)?.seq ?? 0;
+    await this.finishStream(message.id, lastSeq, streamed.seq === lastSeq ? streamed.text : content, content);
     return true;
+  }
+
+  /** The text events buffered for replay, in order; none when the buffer cannot be read (the checkpoint then stands alone). */
+  private async bufferedDeltas(messageId: string): Promise<StreamEvent[]> {
+    try {
+      return (await this.deps.hub.buffered(messageId)).filter((e) => !e.done).sort((a, b) => a.seq - b.seq);
+    } catch (error) {
+      this.deps.logger.warn({ err: error, messageId }, 'could not read the replay buffer of an abandoned generation');
+      return [];
+    }
   }
 
   /** Sends waiting subscribers what the buffer lacks of the saved text, then `done`. */
@@ -101,4 +118,17 @@ export class GenerationRecovery {
       this.deps.logger.error({ err: error, messageId }, 'could not publish the end of a recovered stream');
     }
   }
+}
+
+/** The text of the events from seq 1 up to the first one missing (what every subscriber received in order), and its last seq. */
+function gaplessPrefix(events: StreamEvent[]): { text: string; seq: number } {
+  let text = '';
+  let seq = 0;
+  for (const event of events) {
+    if (event.seq === seq) continue;
+    if (event.seq !== seq + 1) break;
+    seq = event.seq;
+    text += event.delta;
+  }
+  return { text, seq };
 }

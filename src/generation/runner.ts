@@ -40,8 +40,10 @@ interface Running {
 }
 
 const MAX_RETRY_WAIT_MS = 10_000;
-const RECORD_ATTEMPTS = 3;
-const RECORD_RETRY_MS = 500;
+const RECORD_RETRY_MS = 250;
+const RECORD_RETRY_MAX_MS = 2_000;
+/** How late an idle timer may fire before the process counts as having been paused. */
+const LATE_TIMER_MS = 1_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A retry's wait, cut short by a stop (or shutdown): the retry is then never sent. */
 const waitUnlessStopped = (ms: number, stop: AbortSignal) =>
@@ -160,7 +162,6 @@ export class GenerationRunner {
     }
 
     const lastSeq = await publisher.drain();
-    await lease.end();
     const stopped = stopSignal.aborted;
     const final: FinalMessage = {
       messageId: job.messageId,
@@ -171,7 +172,9 @@ export class GenerationRunner {
       finishReason: stopped ? 'stop_requested' : failure ? 'error' : finishReason,
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
+    // The lease is renewed while the record is retried, so that no recovery closes the message meanwhile.
     await this.record(final, job.reservationId, job.model.price);
+    await lease.end();
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
     await hub.publish({ messageId: job.messageId, seq: lastSeq + 1, delta: '', done: true }).catch((error) => {
       logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
@@ -179,20 +182,23 @@ export class GenerationRunner {
   }
 
   /**
-   * Records the end of a generation, retrying a failed transaction (settling is exactly-once, so
-   * a retry cannot charge twice): given up, the message would be closed by a recovery, with an
-   * estimate instead of the real usage.
+   * Records the end of a generation, retrying with backoff (settling is exactly-once, so a retry
+   * cannot charge twice) for up to two leases. The lease is still renewed meanwhile, so a failure
+   * the renewals survive closes nothing; through a database outage it lapses, a recovery may close
+   * the message by estimate first, and this write then corrects it with the real text and usage.
    */
   private async record(final: FinalMessage, reservationId: string, price: ModelPrice): Promise<void> {
+    const giveUpAt = Date.now() + 2 * this.deps.settings.leaseMs;
     for (let attempt = 1; ; attempt += 1) {
       try {
         await recordFinalMessage(this.deps, final, reservationId, 'RUN', price);
         return;
       } catch (error) {
-        const last = attempt >= RECORD_ATTEMPTS;
+        const waitMs = Math.min(RECORD_RETRY_MS * 2 ** (attempt - 1), RECORD_RETRY_MAX_MS);
+        const last = Date.now() + waitMs > giveUpAt;
         this.deps.logger.error({ err: error, messageId: final.messageId, attempt }, last ? 'could not record the final message' : 'retrying the record of a final message');
         if (last) return;
-        await sleep(RECORD_RETRY_MS * attempt);
+        await sleep(waitMs);
       }
     }
   }
@@ -200,24 +206,22 @@ export class GenerationRunner {
   /**
    * While a generation runs its reservation's lease is renewed and its text so far saved, so
    * that if this process dies another instance can tell (the lease lapses) and close the message
-   * with that text. `giveUp` runs when the message is gone or was stopped elsewhere.
+   * with that text. Each checkpoint appends only what came since the last one, so a long reply
+   * costs writes in proportion to its length. `giveUp` runs when the message is gone or was
+   * stopped elsewhere.
    */
   private keepLease(job: GenerationJob, textSoFar: () => string, giveUp: () => void): { end(): Promise<void> } {
     const { prisma, metering, settings, logger } = this.deps;
     const { messageId } = job;
     let renewal: Promise<unknown> = Promise.resolve();
-    let savedLength = 0;
+    let saved = '';
     const renew = async () => {
       const held = await metering.renewLease(job.reservationId, settings.leaseMs);
-      // The text only grows: rewrite it only when there is more than was saved last time.
+      // The text only grows: write only when there is more than was saved last time.
       const text = textSoFar();
-      if (held && text.length <= savedLength) return;
-      const saved = await prisma.message.updateMany({
-        where: { id: messageId, status: { in: RUNNING_STATUSES } },
-        data: { content: text },
-      });
-      if (saved.count === 1) {
-        savedLength = text.length;
+      if (held && text.length <= saved.length) return;
+      if ((await appendCheckpoint(prisma, messageId, saved, text)) || (await rewriteCheckpoint(prisma, messageId, text))) {
+        saved = text;
         return;
       }
       const message = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
@@ -287,10 +291,24 @@ export class GenerationRunner {
     const onStop = () => controller.abort('stopped');
     stopSignal.addEventListener('abort', onStop);
     let idleTimer: NodeJS.Timeout | undefined;
+    let chunks = 0;
+    let ended = false;
     const armIdleTimer = () => {
       clearTimeout(idleTimer);
       const wait = Math.min(this.deps.settings.upstreamTimeoutMs, Math.max(0, deadline - Date.now()));
-      idleTimer = setTimeout(() => controller.abort('timeout'), wait);
+      const armedAt = Date.now();
+      const chunksWhenArmed = chunks;
+      idleTimer = setTimeout(() => {
+        // A timer that fires late means this process was paused or starved, and the upstream's
+        // data may be waiting unread in the socket: timers run before I/O. Let the I/O phase
+        // run first, and time out only if nothing came, or (late) nothing came over a fresh wait.
+        const late = Date.now() - armedAt > wait + LATE_TIMER_MS;
+        setImmediate(() => {
+          if (ended || chunks !== chunksWhenArmed) return;
+          if (late) armIdleTimer();
+          else controller.abort('timeout');
+        });
+      }, wait);
     };
     let usage: MeteredUsage | undefined;
     let finishReason: string | undefined;
@@ -310,6 +328,7 @@ export class GenerationRunner {
         { signal: controller.signal },
       );
       for await (const chunk of stream) {
+        chunks += 1;
         armIdleTimer();
         // The usage chunk that ends the stream has no choices.
         const choice = chunk.choices[0];
@@ -330,6 +349,7 @@ export class GenerationRunner {
       const timedOut = controller.signal.reason === 'timeout';
       return { usage, failure: describeUpstreamFailure(error, timedOut ? 'timeout' : undefined), sent, timedOut };
     } finally {
+      ended = true;
       clearTimeout(idleTimer);
       stopSignal.removeEventListener('abort', onStop);
     }
@@ -343,6 +363,24 @@ export class GenerationRunner {
 function generationParams(job: GenerationJob): { max_tokens?: number; max_completion_tokens?: number; temperature?: number } {
   if (job.model.reasoning) return { max_completion_tokens: job.maxTokens };
   return { max_tokens: job.maxTokens, ...(job.temperature === undefined ? {} : { temperature: job.temperature }) };
+}
+
+/**
+ * Appends to a running message's saved text what came since the last checkpoint, provided the
+ * database still holds exactly that checkpoint (its length in bytes); false otherwise.
+ */
+async function appendCheckpoint(prisma: PrismaClient, messageId: string, saved: string, text: string): Promise<boolean> {
+  const appended = await prisma.$executeRaw`
+    UPDATE "Message" SET "content" = "content" || ${text.slice(saved.length)}, "updatedAt" = ${new Date()}
+    WHERE "id" = ${messageId}::uuid AND "status" IN ('PENDING', 'STREAMING')
+      AND octet_length("content") = ${Buffer.byteLength(saved)}`;
+  return appended === 1;
+}
+
+/** Saves the whole text of a running message (a checkpoint whose answer was lost may have been written); false once it is final. */
+async function rewriteCheckpoint(prisma: PrismaClient, messageId: string, text: string): Promise<boolean> {
+  const saved = await prisma.message.updateMany({ where: { id: messageId, status: { in: RUNNING_STATUSES } }, data: { content: text } });
+  return saved.count === 1;
 }
 
 /** OpenAI's usage, with the cached and reasoning parts that are priced at their own rates. */
