@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { print } from 'graphql';
 import { auditServer } from 'graphql-http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 
 import { errorCodes, expectData, serveForFile, startTestApp, type TestApp } from './helpers/app.js';
@@ -125,11 +125,20 @@ describe('HTTP endpoints on a real port', () => {
     // PostgreSQL the whole suite shares the database), its message carrying internal details.
     const title = `break-${randomUUID()}`;
     const internal = `disk full at block ${randomUUID()}`;
-    const fn = `test_fail_${title.slice(6, 14)}`;
+    // In a schema of its own: the application's schema holds only the functions of prisma/sql.
+    const name = `test_fail_${title.slice(6, 14)}`;
+    const fn = `test_faults.${name}`;
     await t.app.db.withConnection(async (conn) => {
+      await conn.exec('CREATE SCHEMA IF NOT EXISTS test_faults');
       await conn.exec(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '${internal}'; END $$`);
-      await conn.exec(`CREATE TRIGGER ${fn} BEFORE INSERT ON "Conversation" FOR EACH ROW WHEN (NEW.title = '${title}') EXECUTE FUNCTION ${fn}()`);
+      await conn.exec(`CREATE TRIGGER ${name} BEFORE INSERT ON "Conversation" FOR EACH ROW WHEN (NEW.title = '${title}') EXECUTE FUNCTION ${fn}()`);
     });
+    onTestFinished(() =>
+      t.app.db.withConnection(async (conn) => {
+        await conn.exec(`DROP TRIGGER IF EXISTS ${name} ON "Conversation"`);
+        await conn.exec(`DROP FUNCTION IF EXISTS ${fn}()`);
+      }),
+    );
     const user = await registerUser(t);
     const expectMasked = (result: { data?: unknown; errors?: readonly unknown[] }, raw: string) => {
       expect(result.errors).toEqual([
