@@ -47,6 +47,8 @@ export interface App {
   db: Database;
   yoga: ReturnType<typeof createGraphQLServer>;
   runner: GenerationRunner;
+  /** This instance's stream hub (tests look at what its subscribers have queued). */
+  hub: StreamHub;
   recovery: GenerationRecovery;
   metering: Metering;
   /** This instance's Prometheus metrics (served on /metrics). */
@@ -78,11 +80,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     readinessChecks.required.redis = async () => {
       await redis.commands.ping();
     };
-    transport = createRedisTransport(redis);
+    transport = createRedisTransport(redis, config.redisKeyPrefix);
   } else {
     transport = createInProcessTransport();
   }
-  const hub = new StreamHub(transport.store, transport.channel);
+  // A subscriber that hears nothing looks for a lost `done` three times per lease.
+  const hub = new StreamHub(transport.store, transport.channel, { idleCheckMs: config.chat.generationLeaseMs / 3 });
   const revocations = createRevocationBus(transport.channel);
 
   let demo: DemoUpstream | undefined;
@@ -119,7 +122,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 
   boundPasswordHashing(config.limits.passwordHashing);
   const rateLimitStore: RateLimitStore = redis
-    ? new RedisRateLimitStore(redis.rateLimits)
+    ? new RedisRateLimitStore(redis.rateLimits, config.redisKeyPrefix)
     : new MemoryRateLimitStore();
 
   const stripe = config.stripe ? createStripeClient(config.stripe) : undefined;
@@ -197,6 +200,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   return {
     services,
     runner,
+    hub,
     recovery,
     metering,
     db,
@@ -221,10 +225,18 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
  * The Redis clients of an instance, created once and handed to what needs them: a command client
  * and a subscriber for the stream bus, and one for rate-limit counters that fails fast when Redis
  * is away (no offline queue), so requests are then served without counters rather than held up.
+ *
+ * The stream clients keep a command through a short outage (a Redis restart): it waits for the
+ * reconnection for about 10 s (STREAM_COMMAND_RETRIES reconnection attempts) before it fails, and
+ * the stream publisher retries beyond that by itself.
  */
 async function connectRedis(url: string) {
   // disableClientInfo: with ioredis >= 5.9 a subscriber created without it receives nothing.
-  const options = { disableClientInfo: true, maxRetriesPerRequest: 3 } as const;
+  const options = {
+    disableClientInfo: true,
+    maxRetriesPerRequest: STREAM_COMMAND_RETRIES,
+    retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
+  } as const;
   // Auto-pipelining: the commands that many streams issue in the same tick share one write.
   const commands = new Redis(url, { ...options, enableAutoPipelining: true });
   const subscriber = new Redis(url, options);
@@ -258,6 +270,8 @@ async function connectRedis(url: string) {
     },
   };
 }
+
+const STREAM_COMMAND_RETRIES = 14;
 
 /** Resolves once the client is ready; rejects with its first error (ioredis bounds a connect attempt with connectTimeout). */
 function readyOrFirstError(client: Redis): Promise<void> {

@@ -20,7 +20,7 @@ afterAll(() => redis?.quit());
 
 const stores: [string, () => RateLimitStore][] = [
   ['in memory', () => new MemoryRateLimitStore()],
-  ...(redis ? [['on Redis', () => new RedisRateLimitStore(redis)] as [string, () => RateLimitStore]] : []),
+  ...(redis ? [['on Redis', () => new RedisRateLimitStore(redis, 'switchboard-test:')] as [string, () => RateLimitStore]] : []),
 ];
 
 describe.each(stores)('rate limiter, counting %s', (_name, createStore) => {

@@ -4,7 +4,7 @@ import { createInProcessTransport } from '../src/chat/stream-transports.js';
 
 function inProcessHub() {
   const { store, channel } = createInProcessTransport();
-  return new StreamHub(store, channel);
+  return new StreamHub(store, channel, { idleCheckMs: 60_000 });
 }
 
 describe('StreamHub', () => {
@@ -44,13 +44,17 @@ describe('StreamHub', () => {
   it('hands the events of a stream published here straight to its subscribers here, and late joiners replay them', async () => {
     const { store, channel } = createInProcessTransport();
     const subscribedTopics: string[] = [];
-    const hub = new StreamHub(store, {
-      ...channel,
-      subscribe: (topic, handler) => {
-        subscribedTopics.push(topic);
-        return channel.subscribe(topic, handler);
+    const hub = new StreamHub(
+      store,
+      {
+        ...channel,
+        subscribe: (topic, handler) => {
+          subscribedTopics.push(topic);
+          return channel.subscribe(topic, handler);
+        },
       },
-    });
+      { idleCheckMs: 60_000 },
+    );
     const follow = async (events: AsyncGenerator<{ seq: number; delta: string; done: boolean }>) => {
       const all = [];
       for await (const event of events) all.push([event.seq, event.delta, event.done]);
