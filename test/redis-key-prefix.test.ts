@@ -18,7 +18,8 @@ const wrongLogin = (t: TestApp, email: string) =>
 describe.skipIf(!databaseUrl || !redisUrl)('REDIS_KEY_PREFIX', () => {
   it('keeps two deployments on one Redis apart: their rate limits and their streams', async () => {
     const upstream = await MockUpstream.start();
-    const [prefixA, prefixB] = ['a', 'b'].map((name) => `deploy-${name}-${randomUUID().slice(0, 8)}:`);
+    const prefixA = `deploy-a-${randomUUID().slice(0, 8)}:`;
+    const prefixB = `deploy-b-${randomUUID().slice(0, 8)}:`;
     const env = { ...upstream.env, REDIS_URL: redisUrl, RATE_LIMIT_LOGIN_PER_ACCOUNT: '3/10m' };
     const a = await startTestApp({ ...env, REDIS_KEY_PREFIX: prefixA });
     const b = await startTestApp({ ...env, REDIS_KEY_PREFIX: prefixB });
@@ -26,10 +27,10 @@ describe.skipIf(!databaseUrl || !redisUrl)('REDIS_KEY_PREFIX', () => {
     try {
       const user = await registerUser(a);
       const onA = [];
-      for (let attempt = 0; attempt < 4; attempt += 1) onA.push(errorCodes(await wrongLogin(a, user.email))[0]);
+      for (let attempt = 0; attempt < 4; attempt += 1) onA.push(errorCodes((await wrongLogin(a, user.email)) as never)[0]);
       expect(onA).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED', 'UNAUTHENTICATED', 'RATE_LIMITED']);
       // The same account on the other deployment has its own count.
-      expect(errorCodes(await wrongLogin(b, user.email))).toEqual(['UNAUTHENTICATED']);
+      expect(errorCodes((await wrongLogin(b, user.email)) as never)).toEqual(['UNAUTHENTICATED']);
 
       const urlA = await a.app.start(0);
       const prompt = upstream.prompt({ content: 'kept under its own prefix' });
