@@ -265,8 +265,9 @@ async function connectRedis(url: string) {
     rateLimits,
     async close() {
       // quit() after unsubscribing; disconnect() in the middle of an unsubscribe crashes ioredis.
-      await subscriber.unsubscribe().catch(() => {});
-      await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+      // A client waiting for Redis to come back has nothing to finish: it is cut at once.
+      if (subscriber.status === 'ready') await subscriber.unsubscribe().catch(() => {});
+      await Promise.all(clients.map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
     },
   };
 }

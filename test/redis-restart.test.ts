@@ -128,4 +128,14 @@ describe.skipIf(!databaseUrl)('a Redis restart under two instances', () => {
       await stopInstances();
     }
   });
+
+  it('shuts an instance down while Redis is away', async () => {
+    const redis = await startRedisServer();
+    const t = await startTestApp({ REDIS_URL: redis.url });
+    await redis.kill();
+    const started = Date.now();
+    await t.stop();
+    // A command waits about 10 s for Redis to come back; shutting down does not.
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
 });

@@ -145,7 +145,9 @@ return 1`,
           joined.handlers.delete(handler);
           if (joined.handlers.size === 0 && channels.get(channel) === joined) {
             channels.delete(channel);
-            await subscriber.unsubscribe(channel).catch(() => {});
+            // Not waited for: while Redis is away it would wait for the reconnection, and a
+            // message that still arrives meanwhile finds no handler.
+            subscriber.unsubscribe(channel).catch(() => {});
           }
         };
       },
