@@ -47,6 +47,8 @@ export interface App {
   db: Database;
   yoga: ReturnType<typeof createGraphQLServer>;
   runner: GenerationRunner;
+  /** This instance's stream hub (tests look at what its subscribers have queued). */
+  hub: StreamHub;
   recovery: GenerationRecovery;
   metering: Metering;
   /** This instance's Prometheus metrics (served on /metrics). */
@@ -78,11 +80,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     readinessChecks.required.redis = async () => {
       await redis.commands.ping();
     };
-    transport = createRedisTransport(redis);
+    transport = createRedisTransport(redis, config.redisKeyPrefix);
   } else {
     transport = createInProcessTransport();
   }
-  const hub = new StreamHub(transport.store, transport.channel);
+  // A subscriber that hears nothing looks for a lost `done` three times per lease.
+  const hub = new StreamHub(transport.store, transport.channel, { idleCheckMs: config.chat.generationLeaseMs / 3 });
   const revocations = createRevocationBus(transport.channel, logger);
 
   let demo: DemoUpstream | undefined;
@@ -118,7 +121,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   if (granted) logger.info({ accounts: granted }, 'gave the sign-up credits to accounts created before credits existed');
 
   const rateLimitStore: RateLimitStore = redis
-    ? new RedisRateLimitStore(redis.rateLimits)
+    ? new RedisRateLimitStore(redis.rateLimits, config.redisKeyPrefix)
     : new MemoryRateLimitStore();
 
   const stripe = config.stripe ? createStripeClient(config.stripe) : undefined;
@@ -202,6 +205,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   return {
     services,
     runner,
+    hub,
     recovery,
     metering,
     db,
@@ -226,10 +230,18 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
  * The Redis clients of an instance, created once and handed to what needs them: a command client
  * and a subscriber for the stream bus, and one for rate-limit counters that fails fast when Redis
  * is away (no offline queue), so requests are then served without counters rather than held up.
+ *
+ * The stream clients keep a command through a short outage (a Redis restart): it waits for the
+ * reconnection for about 10 s (STREAM_COMMAND_RETRIES reconnection attempts) before it fails, and
+ * the stream publisher retries beyond that by itself.
  */
 async function connectRedis(url: string) {
   // disableClientInfo: with ioredis >= 5.9 a subscriber created without it receives nothing.
-  const options = { disableClientInfo: true, maxRetriesPerRequest: 3 } as const;
+  const options = {
+    disableClientInfo: true,
+    maxRetriesPerRequest: STREAM_COMMAND_RETRIES,
+    retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
+  } as const;
   // Auto-pipelining: the commands that many streams issue in the same tick share one write.
   const commands = new Redis(url, { ...options, enableAutoPipelining: true });
   const subscriber = new Redis(url, options);
@@ -258,11 +270,14 @@ async function connectRedis(url: string) {
     rateLimits,
     async close() {
       // quit() after unsubscribing; disconnect() in the middle of an unsubscribe crashes ioredis.
-      await subscriber.unsubscribe().catch(() => {});
-      await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+      // A client waiting for Redis to come back has nothing to finish: it is cut at once.
+      if (subscriber.status === 'ready') await subscriber.unsubscribe().catch(() => {});
+      await Promise.all(clients.map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
     },
   };
 }
+
+const STREAM_COMMAND_RETRIES = 14;
 
 /** Resolves once the client is ready; rejects with its first error (ioredis bounds a connect attempt with connectTimeout). */
 function readyOrFirstError(client: Redis): Promise<void> {

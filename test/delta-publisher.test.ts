@@ -20,22 +20,24 @@ function gatedHub() {
   };
 }
 
-/** A hub whose first publish fails (Redis blipping), and that records the rest. */
-function failingOnce() {
+/** A hub that fails its first `failures` publishes (Redis away), then records the rest. */
+function failingFirst(failures: number) {
   const events: StreamEvent[] = [];
-  let calls = 0;
+  const attempts: StreamEvent[] = [];
   const publish = async (event: StreamEvent) => {
-    calls += 1;
-    if (calls === 1) throw new Error('redis down');
+    attempts.push(event);
+    if (attempts.length <= failures) throw new Error('redis down');
     events.push(event);
   };
-  return { events, publish };
+  return { events, attempts, publish };
 }
+
+const LEASE_MS = 30_000;
 
 describe('DeltaPublisher', () => {
   it('joins the deltas that arrive while an event is being published, keeping order and gapless seq', async () => {
     const hub = gatedHub();
-    const publisher = new DeltaPublisher('m1', hub.publish, logger);
+    const publisher = new DeltaPublisher('m1', hub.publish, logger, LEASE_MS);
     expect(publisher.started).toBe(false);
     publisher.push('a');
     publisher.push('b');
@@ -48,44 +50,70 @@ describe('DeltaPublisher', () => {
     hub.releaseAll();
     await new Promise((resolve) => setImmediate(resolve));
     hub.releaseAll();
-    const lastSeq = await publisher.drain();
+    await publisher.drain();
 
-    expect(hub.published.map((e) => e.delta)).toEqual(['a', 'bc', 'd']);
-    expect(hub.published.map((e) => e.seq)).toEqual([1, 2, 3]);
-    expect(lastSeq).toBe(3);
+    expect(hub.published.map((e) => [e.seq, e.delta, e.offset])).toEqual([
+      [1, 'a', 0],
+      [2, 'bc', 1],
+      [3, 'd', 3],
+    ]);
     expect(hub.published.every((e) => e.messageId === 'm1' && !e.done)).toBe(true);
   });
 
-  it('sends each delta on its own when the hub keeps up, and ignores empty ones', async () => {
+  it('sends each delta on its own when the hub keeps up, ignores empty ones, and ends with done after the last', async () => {
     const events: StreamEvent[] = [];
-    const publisher = new DeltaPublisher('m2', async (event) => void events.push(event), logger);
+    const publisher = new DeltaPublisher('m2', async (event) => void events.push(event), logger, LEASE_MS);
     for (const delta of ['x', '', 'y', 'z']) {
       publisher.push(delta);
       await publisher.drain();
     }
-    expect(events.map((e) => [e.seq, e.delta])).toEqual([
-      [1, 'x'],
-      [2, 'y'],
-      [3, 'z'],
+    await publisher.finish();
+    expect(events.map((e) => [e.seq, e.delta, e.done])).toEqual([
+      [1, 'x', false],
+      [2, 'y', false],
+      [3, 'z', false],
+      [4, '', true],
+    ]);
+    expect(events.at(-1)?.offset).toBe(3);
+  });
+
+  it('sends a failed event again as it was (same seq and text), with backoff, before the text that came after it', async () => {
+    const { events, attempts, publish } = failingFirst(3);
+    const publisher = new DeltaPublisher('m3', publish, logger, LEASE_MS);
+    publisher.push('held ');
+    await new Promise((resolve) => setImmediate(resolve));
+    publisher.push('back');
+    await publisher.finish();
+    expect(attempts.slice(0, 4).map((e) => [e.seq, e.delta])).toEqual([
+      [1, 'held '],
+      [1, 'held '],
+      [1, 'held '],
+      [1, 'held '],
+    ]);
+    expect(events.map((e) => [e.seq, e.delta, e.done])).toEqual([
+      [1, 'held ', false],
+      [2, 'back', false],
+      [3, '', true],
     ]);
   });
 
-  it('keeps the text of a failed publish and its seq, and sends it with what comes next', async () => {
-    const { events, publish } = failingOnce();
-    const publisher = new DeltaPublisher('m3', publish, logger);
-    publisher.push('held ');
-    await new Promise((resolve) => setImmediate(resolve));
+  it('gives up on text it could not publish for the whole retry time, and leaves the gap visible to the done after it', async () => {
+    const { events, publish } = failingFirst(Number.POSITIVE_INFINITY);
+    const publisher = new DeltaPublisher('m4', publish, logger, 250);
+    publisher.push('lost words');
+    await publisher.finish();
     expect(events).toEqual([]);
-    publisher.push('back');
-    expect(await publisher.drain()).toBe(1);
-    expect(events.map((e) => [e.seq, e.delta])).toEqual([[1, 'held back']]);
-  });
 
-  it('tries once more on drain when nothing came after a failure', async () => {
-    const { events, publish } = failingOnce();
-    const publisher = new DeltaPublisher('m4', publish, logger);
-    publisher.push('last words');
-    expect(await publisher.drain()).toBe(1);
-    expect(events.map((e) => [e.seq, e.delta])).toEqual([[1, 'last words']]);
+    const recovered = failingFirst(2);
+    const second = new DeltaPublisher('m5', recovered.publish, logger, 250);
+    second.push('a');
+    await second.drain();
+    second.push('b');
+    await second.finish();
+    // seq 1 was given up: done says seq 3, offset 2, so a subscriber knows it lacks text.
+    expect(recovered.events.map((e) => [e.seq, e.delta, e.done, e.offset])).toEqual([
+      [2, 'b', false, 1],
+      [3, '', true, 2],
+    ]);
   });
 });

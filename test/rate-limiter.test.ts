@@ -20,7 +20,7 @@ afterAll(() => redis?.quit());
 
 const stores: [string, () => RateLimitStore][] = [
   ['in memory', () => new MemoryRateLimitStore()],
-  ...(redis ? [['on Redis', () => new RedisRateLimitStore(redis)] as [string, () => RateLimitStore]] : []),
+  ...(redis ? [['on Redis', () => new RedisRateLimitStore(redis, 'switchboard-test:')] as [string, () => RateLimitStore]] : []),
 ];
 
 describe.each(stores)('rate limiter, counting %s', (_name, createStore) => {
@@ -59,7 +59,7 @@ describe.each(stores)('rate limiter, counting %s', (_name, createStore) => {
     // However many calls were refused, only `max` earlier calls come back to be counted.
     expect(await store.record(`sendMessage:${who}:sendMessage`, rules.sendMessage)).toBe(2);
     if (store instanceof RedisRateLimitStore) {
-      expect(await redis!.zcard(`ratelimit:sendMessage:${who}:sendMessage`)).toBe(2);
+      expect(await redis!.zcard(`switchboard-test:ratelimit:sendMessage:${who}:sendMessage`)).toBe(2);
     }
   });
 });

@@ -4,7 +4,7 @@ import { createInProcessTransport } from '../src/chat/stream-transports.js';
 
 function inProcessHub() {
   const { store, channel } = createInProcessTransport();
-  return new StreamHub(store, channel);
+  return new StreamHub(store, channel, { idleCheckMs: 60_000 });
 }
 
 describe('StreamHub', () => {
@@ -44,13 +44,17 @@ describe('StreamHub', () => {
   it('hands the events of a stream published here straight to its subscribers here, and late joiners replay them', async () => {
     const { store, channel } = createInProcessTransport();
     const subscribedTopics: string[] = [];
-    const hub = new StreamHub(store, {
-      ...channel,
-      subscribe: (topic, handler) => {
-        subscribedTopics.push(topic);
-        return channel.subscribe(topic, handler);
+    const hub = new StreamHub(
+      store,
+      {
+        ...channel,
+        subscribe: (topic, handler) => {
+          subscribedTopics.push(topic);
+          return channel.subscribe(topic, handler);
+        },
       },
-    });
+      { idleCheckMs: 60_000 },
+    );
     const follow = async (events: AsyncGenerator<{ seq: number; delta: string; done: boolean }>) => {
       const all = [];
       for await (const event of events) all.push([event.seq, event.delta, event.done]);
@@ -70,6 +74,44 @@ describe('StreamHub', () => {
     // Once done, the stream is no longer published here: a late subscriber reads the replay buffer.
     expect(await follow(hub.subscribe('m3', async () => null))).toEqual(expected);
     expect(subscribedTopics).toEqual(['stream:m3']);
+    await hub.close();
+  });
+
+  it('fills a gap from the stored checkpoint when the replay buffer lost the beginning of a running reply', async () => {
+    const { store, channel } = createInProcessTransport();
+    const hub = new StreamHub(store, channel, { idleCheckMs: 60_000 });
+    // What a restarted Redis holds: the stream from seq 3 on (the first 5 characters are gone).
+    await store.appendAndAnnounce({ messageId: 'm4', seq: 3, delta: 'fg', done: false, offset: 5 }, 'stream:m4', '{}');
+    const events = hub.subscribe('m4', async () => ({ content: 'abcdefg', final: false }));
+    const received = (async () => {
+      const all = [];
+      for await (const event of events) all.push(event);
+      return all;
+    })();
+    await new Promise((resolve) => setImmediate(resolve));
+    await hub.publish({ messageId: 'm4', seq: 4, delta: 'h', done: false, offset: 7 });
+    await hub.publish({ messageId: 'm4', seq: 5, delta: '', done: true, offset: 8 });
+    const all = await received;
+    expect(all.map((e) => e.delta).join('')).toBe('abcdefgh');
+    expect(all[0]).toMatchObject({ firstSeq: 1, seq: 2, delta: 'abcde' });
+    await hub.close();
+  });
+
+  it('ends a stream whose done is lost from the final stored message, with what the subscriber lacks', async () => {
+    const { store, channel } = createInProcessTransport();
+    const hub = new StreamHub(store, channel, { idleCheckMs: 50 });
+    let stored = { content: 'ab', final: false };
+    await hub.publish({ messageId: 'm5', seq: 1, delta: 'ab', done: false, offset: 0 });
+    const events = hub.subscribe('m5', async () => stored);
+    expect((await events.next()).value).toMatchObject({ seq: 1, delta: 'ab' });
+    // The rest and the done never reach the store; the message becomes final in the database.
+    stored = { content: 'abcd', final: true };
+    const rest = [];
+    for await (const event of events) rest.push(event);
+    expect(rest.map((e) => [e.delta, e.done])).toEqual([
+      ['cd', false],
+      ['', true],
+    ]);
     await hub.close();
   });
 });

@@ -148,6 +148,11 @@ export class ChatService {
     return this.deps.generations.follow(messageId);
   }
 
+  /** A reply's final row, for its stream's `done` event: read once for all its subscribers here. */
+  finalMessage(messageId: string): Promise<Message | null> {
+    return this.deps.generations.finalMessage(messageId);
+  }
+
   /** Deleting a conversation first stops its running generations, so their usage is recorded. */
   async deleteConversation(userId: string, conversationId: string): Promise<void> {
     const running = await this.deps.prisma.message.findMany({

@@ -1,9 +1,15 @@
+import { StreamFollower, type StoredReply } from './stream-follower.js';
+
 /** One step of a generation as clients see it: text appended, in order, until `done`. */
 export interface StreamEvent {
   messageId: string;
   seq: number;
   delta: string;
   done: boolean;
+  /** Characters of the reply before this delta, when the publisher knows it (a gap is then filled from a checkpoint). */
+  offset?: number;
+  /** The first seq this event covers, when it stands for several (a slow subscriber's merged events, a filled gap). */
+  firstSeq?: number;
 }
 
 /** Where events are kept so that late subscribers can replay them. */
@@ -11,6 +17,7 @@ export interface ReplayStore {
   /**
    * Keeps the event for replay, then announces `payload` on `topic` of the live channel, in this
    * order (so whoever hears of it can read it back), in one step: one Redis round trip per event.
+   * An event whose seq the store already holds is ignored, so a retry cannot duplicate it.
    */
   appendAndAnnounce(event: StreamEvent, topic: string, payload: string): Promise<void>;
   read(messageId: string): Promise<StreamEvent[]>;
@@ -22,6 +29,8 @@ export interface LiveChannel {
   publish(topic: string, payload: string): Promise<void>;
   /** Resolves once the subscription is active, so nothing published afterwards is missed. */
   subscribe(topic: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Calls `listener` each time the channel is back after losing its connection (what was published meanwhile is lost). */
+  onReconnected(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -31,7 +40,8 @@ const STOP_TOPIC = 'stop-generation';
 /**
  * Ordered, replayable token streams. Publishing appends to the replay store before notifying,
  * and subscribing listens before reading the store, so a subscriber joining at any moment gets
- * every event exactly once (duplicates from the overlap are dropped by `seq`).
+ * every event exactly once (duplicates from the overlap are dropped by `seq`). What the store
+ * or the channel lost is made good by each subscriber (see StreamFollower).
  *
  * Subscribers of a stream published by this instance are handed its events directly, once they
  * are appended, instead of hearing them back from the live channel: on Redis that saves each
@@ -40,11 +50,17 @@ const STOP_TOPIC = 'stop-generation';
 export class StreamHub {
   /** Streams published here (until their `done`), with their local subscribers. */
   private readonly publishedHere = new Map<string, Set<(event: StreamEvent) => void>>();
+  private readonly followers = new Set<StreamFollower>();
+  private readonly idleCheckMs: number;
 
+  /** `idleCheckMs`: how often a subscriber that hears nothing looks for what it may have missed (a lost `done`). */
   constructor(
     private readonly store: ReplayStore,
     private readonly channel: LiveChannel,
-  ) {}
+    options: { idleCheckMs: number },
+  ) {
+    this.idleCheckMs = options.idleCheckMs;
+  }
 
   /** Marks a stream as published by this instance, before its first event, so its subscribers here follow it directly. */
   publishHere(messageId: string): void {
@@ -57,57 +73,66 @@ export class StreamHub {
   }
 
   async publish(event: StreamEvent): Promise<void> {
-    await this.store.appendAndAnnounce(event, eventTopic(event.messageId), JSON.stringify(event));
     const followers = this.publishedHere.get(event.messageId);
+    try {
+      await this.store.appendAndAnnounce(event, eventTopic(event.messageId), JSON.stringify(event));
+    } catch (error) {
+      // The message is final when its `done` is published: the subscribers here end with it even
+      // if the store did not take it (they fill any gap from the stored message).
+      if (event.done) this.handToFollowers(event, followers);
+      throw error;
+    }
+    this.handToFollowers(event, followers);
+  }
+
+  private handToFollowers(event: StreamEvent, followers: Set<(event: StreamEvent) => void> | undefined): void {
     if (!followers) return;
     for (const follower of followers) follower(event);
     if (event.done) this.publishedHere.delete(event.messageId);
   }
 
   /**
-   * Replays what was generated, then follows live until the `done` event. `whenNothingBuffered`
-   * supplies the events of a message whose buffer has expired (it finished long ago).
+   * Replays what was generated, then follows live until the `done` event. `storedReply` reads
+   * the persisted message: it fills what the store lacks and ends a stream whose `done` was lost.
    */
-  subscribe(messageId: string, whenNothingBuffered: () => Promise<StreamEvent[] | null>): AsyncGenerator<StreamEvent> {
-    const queue = new AsyncQueue<StreamEvent>();
-    const events = this.follow(messageId, queue, whenNothingBuffered);
+  subscribe(messageId: string, storedReply: () => Promise<StoredReply | null>): AsyncGenerator<StreamEvent> {
+    const follower = new StreamFollower(messageId, this.store, storedReply);
+    const events = this.follow(messageId, follower);
     // An async generator's return() waits while the generator awaits the next live event, which
     // may never come (a client leaving a stalled stream). Ending the queue first lets it finish.
     const returnEvents = events.return.bind(events);
     events.return = (value) => {
-      queue.end();
+      follower.close();
       return returnEvents(value);
     };
     return events;
   }
 
-  private async *follow(
-    messageId: string,
-    queue: AsyncQueue<StreamEvent>,
-    whenNothingBuffered: () => Promise<StreamEvent[] | null>,
-  ): AsyncGenerator<StreamEvent> {
-    const followers = this.publishedHere.get(messageId);
-    const unsubscribe = followers
-      ? followLocally(followers, (event) => queue.push(event))
-      : await this.channel.subscribe(eventTopic(messageId), (payload) => queue.push(JSON.parse(payload)));
+  /** Events waiting for their subscribers, over every subscriber of this instance. */
+  get queuedEvents(): number {
+    let queued = 0;
+    for (const follower of this.followers) queued += follower.events.size;
+    return queued;
+  }
+
+  private async *follow(messageId: string, follower: StreamFollower): AsyncGenerator<StreamEvent> {
+    const hear = (event: StreamEvent) => follower.hear(event);
+    const localFollowers = this.publishedHere.get(messageId);
+    const unsubscribe = localFollowers
+      ? followLocally(localFollowers, hear)
+      : await this.channel.subscribe(eventTopic(messageId), (payload) => hear(JSON.parse(payload) as StreamEvent));
+    const stopHearingReconnects = this.channel.onReconnected(() => follower.reconnected());
+    const ticks = setInterval(() => follower.tick(), this.idleCheckMs);
+    ticks.unref();
+    this.followers.add(follower);
     try {
-      const buffered = await this.store.read(messageId);
-      const pending = buffered.length > 0 ? buffered : ((await whenNothingBuffered()) ?? []);
-      let lastSeq = 0;
-      for (const event of pending) {
-        if (event.seq <= lastSeq) continue;
-        lastSeq = event.seq;
-        yield event;
-        if (event.done) return;
-      }
-      for await (const event of queue) {
-        if (event.seq <= lastSeq) continue;
-        lastSeq = event.seq;
-        yield event;
-        if (event.done) return;
-      }
+      void follower.start();
+      yield* follower.events;
     } finally {
-      queue.end();
+      this.followers.delete(follower);
+      clearInterval(ticks);
+      stopHearingReconnects();
+      follower.close();
       await unsubscribe();
     }
   }
@@ -135,43 +160,4 @@ export class StreamHub {
 function followLocally(followers: Set<(event: StreamEvent) => void>, follower: (event: StreamEvent) => void) {
   followers.add(follower);
   return async () => void followers.delete(follower);
-}
-
-/** A minimal push-to-pull queue: producers push, one consumer iterates. */
-export class AsyncQueue<T> implements AsyncIterable<T> {
-  private readonly items: T[] = [];
-  private waiting?: (result: IteratorResult<T>) => void;
-  private ended = false;
-
-  push(item: T): void {
-    if (this.ended) return;
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = undefined;
-      resolve({ value: item, done: false });
-    } else {
-      this.items.push(item);
-    }
-  }
-
-  end(): void {
-    this.ended = true;
-    this.waiting?.({ value: undefined, done: true });
-    this.waiting = undefined;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<T> {
-    return {
-      next: () => {
-        const item = this.items.shift();
-        if (item !== undefined) return Promise.resolve({ value: item, done: false });
-        if (this.ended) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => (this.waiting = resolve));
-      },
-      return: () => {
-        this.end();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
-  }
 }

@@ -5,7 +5,7 @@ import type { LiveChannel, ReplayStore, StreamEvent } from './stream-hub.js';
 export const REPLAY_TTL_SECONDS = 15 * 60;
 
 type AppendAndAnnounce = {
-  appendAndAnnounce(key: string, event: string, ttlSeconds: number, channel: string): Promise<unknown>;
+  appendAndAnnounce(key: string, event: string, ttlSeconds: number, channel: string, seq: number): Promise<unknown>;
 };
 
 /** Single-instance mode: replay buffers and fan-out in this process. */
@@ -25,6 +25,10 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
         if (set.size === 0) handlers.delete(topic);
       };
     },
+    // Nothing in process can lose its connection.
+    onReconnected() {
+      return () => {};
+    },
     async close() {
       handlers.clear();
     },
@@ -35,6 +39,7 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
       async appendAndAnnounce(event, topic, payload) {
         const buffer = buffers.get(event.messageId) ?? { events: [] };
         buffers.set(event.messageId, buffer);
+        if ((buffer.events.at(-1)?.seq ?? 0) >= event.seq) return;
         buffer.events.push(event);
         if (event.done) {
           buffer.expiry = setTimeout(() => buffers.delete(event.messageId), REPLAY_TTL_SECONDS * 1000);
@@ -55,31 +60,55 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
 
 /**
  * Cluster mode: replay buffers are Redis lists, live events Redis pub/sub, so a subscriber on
- * one instance follows a generation running on another.
+ * one instance follows a generation running on another. Every key and channel starts with
+ * `keyPrefix`, so deployments sharing a Redis stay apart (channels ignore database numbers).
  */
 export function createRedisTransport(
   { commands, subscriber }: { commands: Redis; subscriber: Redis },
-  keyPrefix = 'switchboard:',
+  keyPrefix: string,
 ): { store: ReplayStore; channel: LiveChannel } {
-  const handlers = new Map<string, Set<(payload: string) => void>>();
+  // Per channel: its handlers, and the SUBSCRIBE they all wait for.
+  const channels = new Map<string, { handlers: Set<(payload: string) => void>; active: Promise<unknown> }>();
   subscriber.on('message', (channel: string, payload: string) => {
-    for (const handler of handlers.get(channel) ?? []) handler(payload);
+    for (const handler of channels.get(channel)?.handlers ?? []) handler(payload);
+  });
+  const reconnectListeners = new Set<() => void>();
+  let connectedBefore = subscriber.status === 'ready';
+  subscriber.on('ready', () => {
+    if (!connectedBefore) {
+      connectedBefore = true;
+      return;
+    }
+    // ioredis sends the re-SUBSCRIBEs right after emitting 'ready'; a PING queued behind them
+    // answers once they are active, and only then is it safe to re-read what was missed.
+    setImmediate(() => {
+      subscriber
+        .ping()
+        .then(() => {
+          for (const listener of reconnectListeners) listener();
+        })
+        .catch(() => {});
+    });
   });
   const listKey = (messageId: string) => `${keyPrefix}replay:${messageId}`;
   // Append, refresh the expiry and announce: one command, atomic, and pipelined with the other
-  // streams' commands of the same tick (the commands client auto-pipelines).
+  // streams' commands of the same tick (the commands client auto-pipelines). An event whose seq
+  // is already there (a retry of a command whose reply was lost) is neither kept nor announced twice.
   commands.defineCommand('appendAndAnnounce', {
     numberOfKeys: 1,
-    lua: `redis.call('RPUSH', KEYS[1], ARGV[1])
+    lua: `local last = redis.call('LINDEX', KEYS[1], -1)
+if last and cjson.decode(last).seq >= tonumber(ARGV[4]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[1])`,
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1`,
   });
   const appendAndAnnounce = (commands as unknown as AppendAndAnnounce).appendAndAnnounce.bind(commands);
 
   return {
     store: {
       async appendAndAnnounce(event, topic, payload) {
-        await appendAndAnnounce(listKey(event.messageId), payload, REPLAY_TTL_SECONDS, keyPrefix + topic);
+        await appendAndAnnounce(listKey(event.messageId), payload, REPLAY_TTL_SECONDS, keyPrefix + topic, event.seq);
       },
       async read(messageId) {
         return (await commands.lrange(listKey(messageId), 0, -1)).map((e) => JSON.parse(e) as StreamEvent);
@@ -93,20 +122,42 @@ redis.call('PUBLISH', ARGV[3], ARGV[1])`,
       },
       async subscribe(topic, handler) {
         const channel = keyPrefix + topic;
-        const set = handlers.get(channel) ?? new Set();
-        handlers.set(channel, set);
-        set.add(handler);
-        if (set.size === 1) await subscriber.subscribe(channel);
+        let entry = channels.get(channel);
+        if (!entry) {
+          const created = { handlers: new Set<(payload: string) => void>(), active: subscriber.subscribe(channel) };
+          // A refused SUBSCRIBE is forgotten at once: the next subscriber to the topic tries again.
+          created.active.catch(() => {
+            if (channels.get(channel) === created) channels.delete(channel);
+          });
+          channels.set(channel, created);
+          entry = created;
+        }
+        const joined = entry;
+        joined.handlers.add(handler);
+        try {
+          // Every subscriber waits for the SUBSCRIBE, also those that joined while it was on its way.
+          await joined.active;
+        } catch (error) {
+          joined.handlers.delete(handler);
+          throw error;
+        }
         return async () => {
-          set.delete(handler);
-          if (set.size === 0) {
-            handlers.delete(channel);
-            await subscriber.unsubscribe(channel).catch(() => {});
+          joined.handlers.delete(handler);
+          if (joined.handlers.size === 0 && channels.get(channel) === joined) {
+            channels.delete(channel);
+            // Not waited for: while Redis is away it would wait for the reconnection, and a
+            // message that still arrives meanwhile finds no handler.
+            subscriber.unsubscribe(channel).catch(() => {});
           }
         };
       },
+      onReconnected(listener) {
+        reconnectListeners.add(listener);
+        return () => void reconnectListeners.delete(listener);
+      },
       async close() {
-        handlers.clear();
+        channels.clear();
+        reconnectListeners.clear();
       },
     },
   };

@@ -8,6 +8,8 @@ import type { GenerationRecovery } from './recovery.js';
 import type { GenerationJob, GenerationRunner } from './runner.js';
 
 const STOP_WAIT_MS = 10_000;
+// Every subscriber of this instance gets a reply's `done` within moments: its final row serves them all.
+const FINAL_MESSAGE_KEPT_MS = 30_000;
 export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.includes(message.status);
 
 /**
@@ -17,6 +19,8 @@ export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.i
 export class Generations {
   private background?: { stop(): Promise<void> };
   private stopping = false;
+  /** Reads of a message under way, and final messages for a while: one read however many subscribers ask. */
+  private readonly storedMessages = new Map<string, Promise<Message | null>>();
 
   constructor(
     private readonly deps: {
@@ -97,7 +101,30 @@ export class Generations {
 
   /** Events for a subscriber: replay, then live, ending with `done`. */
   follow(messageId: string): AsyncGenerator<StreamEvent> {
-    return this.deps.hub.subscribe(messageId, () => this.replayFromDatabase(messageId));
+    return this.deps.hub.subscribe(messageId, async () => {
+      const message = await this.storedMessage(messageId);
+      return message && { content: message.content, final: isFinal(message) };
+    });
+  }
+
+  /** The message as a stream's `done` leaves it, read once per instance for all its subscribers. */
+  async finalMessage(messageId: string): Promise<Message | null> {
+    const message = await this.storedMessage(messageId);
+    // A read started before the message became final (a subscriber's check) is not the final row.
+    return message && !isFinal(message) ? this.storedMessage(messageId) : message;
+  }
+
+  private storedMessage(messageId: string): Promise<Message | null> {
+    const known = this.storedMessages.get(messageId);
+    if (known) return known;
+    const reading = (async () => this.deps.prisma.message.findUnique({ where: { id: messageId } }))();
+    this.storedMessages.set(messageId, reading);
+    const forget = () => this.storedMessages.delete(messageId);
+    reading.then(
+      (message) => (message && isFinal(message) ? setTimeout(forget, FINAL_MESSAGE_KEPT_MS).unref() : forget()),
+      forget,
+    );
+    return reading;
   }
 
   private async waitForEnd(messageId: string, timeoutMs: number): Promise<boolean> {
@@ -110,15 +137,5 @@ export class Generations {
     const result = await Promise.race([ended, timeout]);
     await events.return(undefined);
     return result;
-  }
-
-  /** A finished message whose replay buffer has expired is replayed from what was persisted. */
-  private async replayFromDatabase(messageId: string): Promise<StreamEvent[] | null> {
-    const message = await this.deps.prisma.message.findUnique({ where: { id: messageId } });
-    if (!message || !isFinal(message)) return null;
-    const events: StreamEvent[] = [];
-    if (message.content) events.push({ messageId, seq: 1, delta: message.content, done: false });
-    events.push({ messageId, seq: events.length + 1, delta: '', done: true });
-    return events;
   }
 }

@@ -128,7 +128,7 @@ export class GenerationRunner {
     const elapsedSeconds = () => (performance.now() - started) / 1000;
     const stopSignal = stopController.signal;
     let text = '';
-    const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger);
+    const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger, this.deps.settings.leaseMs);
     let usage: MeteredUsage | undefined;
     let finishReason: string | null = null;
     let failure: UpstreamFailure | undefined;
@@ -161,7 +161,7 @@ export class GenerationRunner {
       await waitUnlessStopped(waitMs, stopSignal);
     }
 
-    const lastSeq = await publisher.drain();
+    await publisher.drain();
     const stopped = stopSignal.aborted;
     const final: FinalMessage = {
       messageId: job.messageId,
@@ -176,9 +176,7 @@ export class GenerationRunner {
     await this.record(final, job.reservationId, job.model.price);
     await lease.end();
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
-    await hub.publish({ messageId: job.messageId, seq: lastSeq + 1, delta: '', done: true }).catch((error) => {
-      logger.error({ err: error, messageId: job.messageId }, 'could not publish the end of a stream');
-    });
+    await publisher.finish();
   }
 
   /**

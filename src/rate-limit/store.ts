@@ -32,21 +32,27 @@ return math.min(earlier, max)`;
 
 /** Shared by every instance on the same Redis: limits are cluster-wide. */
 export class RedisRateLimitStore implements RateLimitStore {
-  constructor(private readonly redis: Redis) {}
+  /** `keyPrefix` starts every key (REDIS_KEY_PREFIX), so deployments sharing a Redis count apart. */
+  constructor(
+    private readonly redis: Redis,
+    private readonly keyPrefix: string,
+  ) {}
 
   async record(key: string, rule: RateRule): Promise<number> {
     const now = Date.now();
     const member = `${now}:${randomUUID()}`;
-    return (await this.redis.eval(RECORD_AND_COUNT, 1, redisKey(key), now, member, rule.windowMs, rule.max)) as number;
+    return (await this.redis.eval(RECORD_AND_COUNT, 1, this.redisKey(key), now, member, rule.windowMs, rule.max)) as number;
   }
 
   async freeAt(key: string, rule: RateRule): Promise<number | undefined> {
-    const [, oldest] = await this.redis.zrangebyscore(redisKey(key), Date.now() - rule.windowMs, '+inf', 'WITHSCORES', 'LIMIT', 0, 1);
+    const [, oldest] = await this.redis.zrangebyscore(this.redisKey(key), Date.now() - rule.windowMs, '+inf', 'WITHSCORES', 'LIMIT', 0, 1);
     return oldest === undefined ? undefined : Number(oldest);
   }
-}
 
-const redisKey = (key: string) => `ratelimit:${key}`;
+  private redisKey(key: string): string {
+    return `${this.keyPrefix}ratelimit:${key}`;
+  }
+}
 
 /** The same semantics in process memory, for the embedded default (one instance). */
 export class MemoryRateLimitStore implements RateLimitStore {

@@ -79,6 +79,7 @@ export const MessageStreamDocument = graphql(`
     messageStream(messageId: $messageId) {
       messageId
       seq
+      firstSeq
       delta
       done
       message {

@@ -111,21 +111,26 @@ const MessageStreamEvent = builder.objectRef<StreamEvent>('MessageStreamEvent').
   ...readGuarded,
   fields: (t) => ({
     messageId: t.field({ type: 'ID', resolve: (e) => encodeGlobalId('Message', e.messageId) }),
-    seq: t.exposeInt('seq', { description: 'Position of this event, from 1, without gaps.' }),
+    seq: t.exposeInt('seq', { description: 'Position of this event, from 1. Increases by one, or jumps when an event stands for several (see firstSeq).' }),
+    firstSeq: t.int({
+      description:
+        'The first position this event covers: lower than seq when the events of a subscriber that reads slowly were merged into one (their texts joined), otherwise equal to seq.',
+      resolve: (e) => e.firstSeq ?? e.seq,
+    }),
     delta: t.exposeString('delta', { description: 'Text added by this event.' }),
     done: t.exposeBoolean('done'),
     message: t.prismaField({
       type: 'Message',
       nullable: true,
       description: 'On the final event: the persisted message, with its final status and usage.',
-      resolve: (query, e, _args, ctx) =>
-        e.done ? ctx.services.prisma.message.findUnique({ ...query, where: { id: e.messageId } }) : null,
+      // The same row for every subscriber of this instance: one read per reply, not one per subscriber.
+      resolve: (_query, e, _args, ctx) => (e.done ? ctx.services.chat.finalMessage(e.messageId) : null),
     }),
     usage: t.field({
       type: MessageUsage,
       nullable: true,
       description: 'On the final event: the tokens and cost recorded for the reply.',
-      resolve: (e, _args, ctx) => (e.done ? ctx.services.prisma.message.findUnique({ where: { id: e.messageId } }) : null),
+      resolve: (e, _args, ctx) => (e.done ? ctx.services.chat.finalMessage(e.messageId) : null),
     }),
   }),
 });
