@@ -270,11 +270,26 @@ async function connectRedis(url: string) {
     rateLimits,
     async close() {
       // quit() after unsubscribing; disconnect() in the middle of an unsubscribe crashes ioredis.
-      // A client waiting for Redis to come back has nothing to finish: it is cut at once.
-      if (subscriber.status === 'ready') await subscriber.unsubscribe().catch(() => {});
-      await Promise.all(clients.map((client) => (client.status === 'ready' ? client.quit().catch(() => client.disconnect()) : client.disconnect())));
+      // A client whose Redis has just gone may still say 'ready': its goodbyes get a short wait, then it is cut.
+      if (subscriber.status === 'ready') await withinCloseWait(subscriber.unsubscribe());
+      await Promise.all(
+        clients.map(async (client) => {
+          if (client.status === 'ready') await withinCloseWait(client.quit());
+          client.disconnect();
+        }),
+      );
     },
   };
+}
+
+const REDIS_CLOSE_WAIT_MS = 1_000;
+
+/** Waits for a closing command, but not for a Redis that is away (commands wait for it about 10 s). */
+async function withinCloseWait(command: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, REDIS_CLOSE_WAIT_MS)));
+  await Promise.race([command.catch(() => {}), waited]);
+  clearTimeout(timer);
 }
 
 const STREAM_COMMAND_RETRIES = 14;

@@ -9,7 +9,6 @@ import type { GenerationJob, GenerationRunner } from './runner.js';
 
 const STOP_WAIT_MS = 10_000;
 // Every subscriber of this instance gets a reply's `done` within moments: its final row serves them all.
-const FINAL_MESSAGE_KEPT_MS = 30_000;
 export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.includes(message.status);
 
 /**
@@ -19,7 +18,11 @@ export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.i
 export class Generations {
   private background?: { stop(): Promise<void> };
   private stopping = false;
-  /** Reads of a message under way, and final messages for a while: one read however many subscribers ask. */
+  /**
+   * Reads of a message under way: the subscribers of a stream here are handed its `done` in the same
+   * tick, so they share one read. A read that has ended is not kept: a late correction (an instance
+   * presumed dead finishing its reply) must be what later readers see.
+   */
   private readonly storedMessages = new Map<string, Promise<Message | null>>();
 
   constructor(
@@ -120,10 +123,7 @@ export class Generations {
     const reading = (async () => this.deps.prisma.message.findUnique({ where: { id: messageId } }))();
     this.storedMessages.set(messageId, reading);
     const forget = () => this.storedMessages.delete(messageId);
-    reading.then(
-      (message) => (message && isFinal(message) ? setTimeout(forget, FINAL_MESSAGE_KEPT_MS).unref() : forget()),
-      forget,
-    );
+    reading.then(forget, forget);
     return reading;
   }
 
