@@ -21,6 +21,8 @@ export interface ReplayStore {
    */
   appendAndAnnounce(event: StreamEvent, topic: string, payload: string): Promise<void>;
   read(messageId: string): Promise<StreamEvent[]>;
+  /** Drops a stream's replay, so that later subscribers read the stored message instead. */
+  discard(messageId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -140,6 +142,11 @@ export class StreamHub {
   /** What the replay buffer holds for a message (recovery finishes a stream from it). */
   buffered(messageId: string): Promise<StreamEvent[]> {
     return this.store.read(messageId);
+  }
+
+  /** Forgets what a stream replays (its stored message was corrected since): later subscribers get the stored message. */
+  discardReplay(messageId: string): Promise<void> {
+    return this.store.discard(messageId);
   }
 
   /** Asks whichever instance runs the generation to stop it. */

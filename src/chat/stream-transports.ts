@@ -50,6 +50,10 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
       async read(messageId) {
         return [...(buffers.get(messageId)?.events ?? [])];
       },
+      async discard(messageId) {
+        clearTimeout(buffers.get(messageId)?.expiry);
+        buffers.delete(messageId);
+      },
       async close() {
         for (const buffer of buffers.values()) clearTimeout(buffer.expiry);
         buffers.clear();
@@ -112,6 +116,9 @@ return 1`,
       },
       async read(messageId) {
         return (await commands.lrange(listKey(messageId), 0, -1)).map((e) => JSON.parse(e) as StreamEvent);
+      },
+      async discard(messageId) {
+        await commands.del(listKey(messageId));
       },
       // The clients belong to the caller, which closes them.
       async close() {},

@@ -9,7 +9,7 @@ import { estimateCompletionTokens, type ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import { DeltaPublisher } from './delta-publisher.js';
-import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage } from './finalize.js';
+import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage, type FinalOutcome } from './finalize.js';
 
 export interface GenerationJob {
   messageId: string;
@@ -173,10 +173,14 @@ export class GenerationRunner {
       error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
     // The lease is renewed while the record is retried, so that no recovery closes the message meanwhile.
-    await this.record(final, job.reservationId, job.model.price);
+    const outcome = await this.record(final, job.reservationId, job.model.price);
     await lease.end();
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
     await publisher.finish();
+    // A recovery had closed the stream with a shorter text: late subscribers now replay the corrected message.
+    if (outcome === 'corrected') {
+      await hub.discardReplay(job.messageId).catch((error: unknown) => logger.warn({ err: error, messageId: job.messageId }, 'could not drop the replay of a corrected stream'));
+    }
   }
 
   /**
@@ -185,17 +189,16 @@ export class GenerationRunner {
    * the renewals survive closes nothing; through a database outage it lapses, a recovery may close
    * the message by estimate first, and this write then corrects it with the real text and usage.
    */
-  private async record(final: FinalMessage, reservationId: string, price: ModelPrice): Promise<void> {
+  private async record(final: FinalMessage, reservationId: string, price: ModelPrice): Promise<FinalOutcome | undefined> {
     const giveUpAt = Date.now() + 2 * this.deps.settings.leaseMs;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await recordFinalMessage(this.deps, final, reservationId, 'RUN', price);
-        return;
+        return await recordFinalMessage(this.deps, final, reservationId, 'RUN', price);
       } catch (error) {
         const waitMs = Math.min(RECORD_RETRY_MS * 2 ** (attempt - 1), RECORD_RETRY_MAX_MS);
         const last = Date.now() + waitMs > giveUpAt;
         this.deps.logger.error({ err: error, messageId: final.messageId, attempt }, last ? 'could not record the final message' : 'retrying the record of a final message');
-        if (last) return;
+        if (last) return undefined;
         await sleep(waitMs);
       }
     }
