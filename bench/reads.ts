@@ -9,7 +9,7 @@ import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { createPasswordHasher } from '../src/auth/passwords.js';
 import { databaseTargetOf, openDatabase, type DatabaseTarget } from '../src/db/client.js';
-import { encodeGlobalId } from '../src/graphql/global-id.js';
+import { encodeGlobalId } from '../src/global-id.js';
 import { migrate, type SqlConnection } from '../src/db/migrate.js';
 import { registerUser } from '../test/helpers/accounts.js';
 import { executeRaw } from '../test/helpers/app.js';

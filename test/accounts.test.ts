@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueAccessToken } from '../src/auth/access-tokens.js';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import {
   errorCodes,
   expectData,

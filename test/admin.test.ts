@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeGlobalId, encodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId, encodeGlobalId } from '../src/global-id.js';
 import { auditEntriesAbout, signUp } from './helpers/admin.js';
 import {
   AdjustCreditsDocument,

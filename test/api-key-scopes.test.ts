@@ -1,6 +1,6 @@
 import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeGlobalId, encodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId, encodeGlobalId } from '../src/global-id.js';
 import { costMicros } from '../src/metering/prices.js';
 import { estimatePromptTokens } from '../src/metering/tokens.js';
 import { findModel } from '../src/model-catalog.js';

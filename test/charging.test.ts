@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { appendCreditEntry } from '../src/metering/credits.js';
 import { costMicros } from '../src/metering/prices.js';
 import { quotaPeriodOf } from '../src/metering/quota.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DeltaPublisher } from '../src/generation/delta-publisher.js';
-import type { StreamEvent } from '../src/chat/stream-hub.js';
+import { DeltaPublisher } from '../src/streams/delta-publisher.js';
+import type { StreamEvent } from '../src/streams/stream-hub.js';
 import { createLogger } from '../src/logger.js';
 
 const logger = createLogger('silent');

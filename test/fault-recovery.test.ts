@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { print } from 'graphql';
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { estimateCompletionTokens } from '../src/metering/tokens.js';
 import { executeOver, expectData, STRONG_PASSWORD, TEST_JWT_SECRET, uniqueEmail } from './helpers/app.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { appendCreditEntry, grantPendingSignupCredits } from '../src/metering/credits.js';
 import { costMicros } from '../src/metering/prices.js';
 import { quotaPeriodOf } from '../src/metering/quota.js';

@@ -3,7 +3,7 @@ import { MockUpstream } from './helpers/upstream.js';
 import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { ConversationDocument, NestedConversationsDocument, SendMessageDocument } from './helpers/chat-documents.js';
-import { encodeGlobalId } from '../src/graphql/global-id.js';
+import { encodeGlobalId } from '../src/global-id.js';
 import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
 
 let t: TestApp;

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { quotaPeriodOf } from '../src/metering/quota.js';
 import { registerUser } from './helpers/accounts.js';
 import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';

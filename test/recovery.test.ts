@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, uniqueEmail, type TestApp } from './helpers/app.js';
 import { MessageDocument, SendMessageDocument, StopGenerationDocument } from './helpers/chat-documents.js';
 import { RegisterDocument } from './helpers/documents.js';

@@ -1,6 +1,6 @@
 import { print } from 'graphql';
 import { describe, expect, inject, it } from 'vitest';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { registerUser } from './helpers/accounts.js';
 import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';

@@ -5,7 +5,7 @@ import { print } from 'graphql';
 import { describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { openDatabase, type DatabaseTarget, type PrismaClient } from '../src/db/client.js';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { executeOver, expectData, STRONG_PASSWORD, startTestApp, TEST_JWT_SECRET, testDatabase, uniqueEmail } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';

@@ -2,7 +2,7 @@ import { print } from 'graphql';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { registerUser } from './helpers/accounts.js';
 import { expectData, startTestApp } from './helpers/app.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { StreamHub } from '../src/chat/stream-hub.js';
-import { createInProcessTransport } from '../src/chat/stream-transports.js';
+import { StreamHub } from '../src/streams/stream-hub.js';
+import { createInProcessTransport } from '../src/streams/stream-transports.js';
 
 function inProcessHub() {
   const { store, channel } = createInProcessTransport();

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { StoredReply } from '../src/chat/stream-follower.js';
-import { StreamHub, type StreamEvent } from '../src/chat/stream-hub.js';
-import { createRedisTransport } from '../src/chat/stream-transports.js';
+import type { StoredReply } from '../src/streams/stream-follower.js';
+import { StreamHub, type StreamEvent } from '../src/streams/stream-hub.js';
+import { createRedisTransport } from '../src/streams/stream-transports.js';
 import { registerLeftover } from './helpers/leftovers.js';
 import { waitFor } from './helpers/wait.js';
 

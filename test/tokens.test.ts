@@ -1,6 +1,6 @@
 import { SignJWT, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeGlobalId } from '../src/graphql/global-id.js';
+import { decodeGlobalId } from '../src/global-id.js';
 import { errorCodes, startTestApp, TEST_JWT_SECRET, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { MeDocument } from './helpers/documents.js';

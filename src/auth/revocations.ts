@@ -1,4 +1,4 @@
-import type { LiveChannel } from '../chat/stream-hub.js';
+import type { LiveChannel } from '../streams/stream-hub.js';
 import type { Logger } from '../logger.js';
 
 /**

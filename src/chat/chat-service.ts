@@ -2,7 +2,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
 import { AppError, badInput, notFound } from '../errors.js';
-import { encodeGlobalId } from '../graphql/global-id.js';
+import { encodeGlobalId } from '../global-id.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { isFinal, type Generations } from '../generation/generations.js';
@@ -16,8 +16,8 @@ import {
   type ConversationDeps,
 } from './conversations.js';
 import { checkContent, checkGenerationOptions, planPrompt } from './prompt.js';
-import { writeSend } from './send-statement.js';
-import type { StreamEvent } from './stream-hub.js';
+import { writeSend } from '../generation/send-statement.js';
+import type { StreamEvent } from '../streams/stream-hub.js';
 
 export interface SendMessageInput {
   conversationId?: string | null;

@@ -1,4 +1,4 @@
-import type { StreamEvent, StreamHub } from '../chat/stream-hub.js';
+import type { StreamEvent, StreamHub } from '../streams/stream-hub.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Message } from '../generated/prisma/client.js';
 import { shuttingDown } from '../errors.js';

@@ -1,6 +1,6 @@
 import type { CompletionUsage } from 'openai/resources/completions';
-import type { StreamHub } from '../chat/stream-hub.js';
-import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from '../chat/upstream.js';
+import type { StreamHub } from '../streams/stream-hub.js';
+import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from '../providers/openai-compatible.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import { ZERO_METERED_USAGE, type Metering } from '../metering/metering.js';
@@ -8,7 +8,7 @@ import type { MeteredUsage, ModelPrice } from '../metering/prices.js';
 import { estimateCompletionTokens, type ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Metrics } from '../observability/metrics.js';
-import { DeltaPublisher } from './delta-publisher.js';
+import { DeltaPublisher } from '../streams/delta-publisher.js';
 import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage, type FinalOutcome } from './finalize.js';
 
 export interface GenerationJob {

@@ -6,7 +6,7 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { keyAllows } from '../auth/api-key-scopes.js';
 import type PrismaTypes from '../generated/pothos-types.js';
 import { getDatamodel } from '../generated/pothos-types.js';
-import { decodeGlobalId } from './global-id.js';
+import { decodeGlobalId } from '../global-id.js';
 import type { GraphQLContext } from './context.js';
 import { AppError, badInput } from '../errors.js';
 import { fieldCost } from './limits/field-cost.js';

@@ -1,5 +1,5 @@
 import type { GraphQLContext } from './context.js';
-import { NO_ROW_ID } from './global-id.js';
+import { NO_ROW_ID } from '../global-id.js';
 import type { READ, READ_ACCOUNT } from './read-scopes.js';
 
 /**

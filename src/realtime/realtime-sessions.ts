@@ -4,7 +4,7 @@ import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { ZERO_METERED_USAGE, type Metering } from '../metering/metering.js';
 import { zeroPrice, type ModelPrice } from '../metering/prices.js';
-import { describeUpstreamFailure, type Upstream } from '../chat/upstream.js';
+import { describeUpstreamFailure, type Upstream } from '../providers/openai-compatible.js';
 
 /** OpenAI's built-in Realtime voices. */
 export const REALTIME_VOICES = ['alloy', 'ash', 'ballad', 'coral', 'echo', 'sage', 'shimmer', 'verse', 'marin', 'cedar'] as const;

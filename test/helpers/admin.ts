@@ -1,4 +1,4 @@
-import { decodeGlobalId } from '../../src/graphql/global-id.js';
+import { decodeGlobalId } from '../../src/global-id.js';
 import { AuditLogDocument } from './admin-documents.js';
 import { expectData, STRONG_PASSWORD, uniqueEmail, type TestApp } from './app.js';
 import { RegisterDocument } from './documents.js';

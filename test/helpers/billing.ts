@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
-import { decodeGlobalId } from '../../src/graphql/global-id.js';
+import { decodeGlobalId } from '../../src/global-id.js';
 import { appendCreditEntry } from '../../src/metering/credits.js';
 import { registerUser } from './accounts.js';
 import { startTestApp, testDatabase, type TestApp } from './app.js';

@@ -14,7 +14,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import { badInput, type AppError } from '../../errors.js';
-import { decodeGlobalId } from '../global-id.js';
+import { decodeGlobalId } from '../../global-id.js';
 
 /** An argument of an operation whose value is, or may contain, an ID. */
 interface IdArgument {

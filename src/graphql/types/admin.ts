@@ -3,7 +3,7 @@ import type { UsageReportRow } from '../../admin/usage-report.js';
 import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
 import { requireViewer, type GraphQLContext } from '../context.js';
-import { encodeGlobalId, NO_ROW_ID } from '../global-id.js';
+import { encodeGlobalId, NO_ROW_ID } from '../../global-id.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { readGuarded } from '../read-scopes.js';
 import { PlanEnum, RoleEnum, UserRef } from './user.js';

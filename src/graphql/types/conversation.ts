@@ -4,7 +4,7 @@ import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { ownedByViewer } from '../ownership.js';
 import { READ, readGuarded } from '../read-scopes.js';
 import { requireViewer } from '../context.js';
-import { encodeGlobalId } from '../global-id.js';
+import { encodeGlobalId } from '../../global-id.js';
 import { UsageTotalsRef } from './usage.js';
 import { UserRef } from './user.js';
 

@@ -1,10 +1,10 @@
-import type { StreamEvent } from '../../chat/stream-hub.js';
+import type { StreamEvent } from '../../streams/stream-hub.js';
 import type { Conversation, Message } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
 import { ownedByViewer } from '../ownership.js';
 import { MUTATION_RESULT, READ, readGuarded } from '../read-scopes.js';
 import { requireViewer } from '../context.js';
-import { encodeGlobalId } from '../global-id.js';
+import { encodeGlobalId } from '../../global-id.js';
 import { ConversationRef } from './conversation.js';
 
 const MessageRole = builder.enumType('MessageRole', { values: ['SYSTEM', 'USER', 'ASSISTANT'] as const });

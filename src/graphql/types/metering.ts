@@ -1,7 +1,7 @@
 import { quotaPeriodOf } from '../../metering/quota.js';
 import { builder } from '../builder.js';
 import { isSelfOrAdmin } from '../ownership.js';
-import { NO_ROW_ID } from '../global-id.js';
+import { NO_ROW_ID } from '../../global-id.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { READ_ACCOUNT, readAccountGuarded, readGuarded } from '../read-scopes.js';
 import { UserRef } from './user.js';

@@ -2,7 +2,7 @@ import { updateProfile } from '../../auth/accounts.js';
 import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
 import { accountDeps, requireViewer } from '../context.js';
-import { NO_ROW_ID } from '../global-id.js';
+import { NO_ROW_ID } from '../../global-id.js';
 import { isSelfOrAdmin } from '../ownership.js';
 
 export const RoleEnum = builder.enumType('Role', { values: ['USER', 'ADMIN'] as const });

@@ -3,7 +3,7 @@ import type { PrismaTx } from '../db/client.js';
 import { AppError, notFound } from '../errors.js';
 import type { Conversation, Message } from '../generated/prisma/client.js';
 import { refusalError, type ReserveDecision } from '../metering/metering.js';
-import { PLACEHOLDER_TITLE, titleFromMessage } from './conversations.js';
+import { PLACEHOLDER_TITLE, titleFromMessage } from '../chat/conversations.js';
 
 export interface SendWrites {
   userId: string;

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { StreamEvent } from '../chat/stream-hub.js';
+import type { StreamEvent } from './stream-hub.js';
 
 const FIRST_RETRY_MS = 100;
 const LONGEST_RETRY_MS = 2_000;
