@@ -1,7 +1,3 @@
-import { spawn } from 'node:child_process';
-import { chownSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { print } from 'graphql';
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
@@ -10,8 +6,8 @@ import { estimateCompletionTokens } from '../src/metering/tokens.js';
 import { executeOver, expectData, STRONG_PASSWORD, TEST_JWT_SECRET, uniqueEmail } from './helpers/app.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { RegisterDocument } from './helpers/documents.js';
-import { registerLeftover, tempDir, trackChild } from './helpers/leftovers.js';
-import { run } from './helpers/processes.js';
+import { registerLeftover, tempDir } from './helpers/leftovers.js';
+import { startOwnPostgres, startRedisServer } from './helpers/own-services.js';
 import { SERVER_PROCESS_TIMEOUT_MS, spawnServer, type ServerProcess } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
@@ -117,7 +113,7 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
 
   it('PostgreSQL restarts mid-stream and over the end of replies: every reply is recorded whole, with the provider’s usage, once', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
     const postgres = await startOwnPostgres();
-    const redis = await startOwnRedis();
+    const redis = await startRedisServer();
     const upstream = await MockUpstream.start();
     const [a, b] = await startPair({ ...upstream.env, DATABASE_URL: postgres.url, REDIS_URL: redis.url, GENERATION_LEASE_SECONDS: '3' });
     const user = await register(a);
@@ -270,50 +266,4 @@ async function expectChargedOnce(
   expect(daily).toEqual([{ requests: 1, prompt: expected.promptTokens, completion: expected.completionTokens }]);
   const [quota] = (await db.query('SELECT "usedTokens"::int AS used, "reservedTokens"::int AS reserved FROM "QuotaPeriod" WHERE "userId" = $1', [userId])).rows;
   expect(quota).toEqual({ used: expected.promptTokens + expected.completionTokens, reserved: 0 });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/**
- * A PostgreSQL cluster of the test's own (never the shared one), which it may stop and start:
- * initdb and pg_ctl as the postgres user, on a free port. Stopped and removed when the test ends.
- */
-async function startOwnPostgres(): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> }> {
-  const bin = join('/usr/lib/postgresql', readdirSync('/usr/lib/postgresql').sort().at(-1)!, 'bin');
-  const dir = tempDir('sb-fault-pg');
-  const { uid, gid } = await postgresIds();
-  chownSync(dir, uid, gid);
-  const port = await freePort();
-  const asPostgres = async (command: string, ...args: string[]) => {
-    const result = await run('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { env: { PATH: process.env.PATH } });
-    if (result.status !== 0) throw new Error(`${command} failed (${result.status}): ${result.stderr}`);
-  };
-  await asPostgres('initdb', '-D', join(dir, 'data'), '-A', 'trust', '-U', 'postgres');
-  const pgCtl = (...args: string[]) => asPostgres('pg_ctl', '-D', join(dir, 'data'), ...args);
-  const start = () => pgCtl('-o', `-p ${port} -k ${dir}`, '-l', join(dir, 'log'), '-w', 'start');
-  await start();
-  registerLeftover(() => pgCtl('-m', 'immediate', '-w', 'stop').catch(() => {}));
-  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, start, stop: () => pgCtl('-m', 'fast', '-w', 'stop') };
-}
-
-async function postgresIds(): Promise<{ uid: number; gid: number }> {
-  const [uid, gid] = await Promise.all(['-u', '-g'].map(async (flag) => Number((await run('id', [flag, 'postgres'], { env: { PATH: process.env.PATH } })).stdout.trim())));
-  return { uid: uid!, gid: gid! };
-}
-
-/** A redis-server of the test's own on a free port, killed when the test ends. */
-async function startOwnRedis(): Promise<{ url: string }> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  void trackChild(child);
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor('redis-server to accept connections', () => output.includes('Ready to accept connections'));
-  return { url: `redis://127.0.0.1:${port}` };
 }

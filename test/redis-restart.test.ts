@@ -4,7 +4,7 @@ import { decodeGlobalId } from '../src/global-id.js';
 import { registerUser } from './helpers/accounts.js';
 import { expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
-import { startRedisServer } from './helpers/redis-server.js';
+import { startRedisServer } from './helpers/own-services.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
 import { connectWs, type MessageStreamEvent } from './helpers/ws.js';

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeGlobalId } from '../src/global-id.js';
@@ -10,27 +8,16 @@ import { SendMessageDocument } from './helpers/chat-documents.js';
 import { MeDocument, RefreshDocument, UpdateProfileDocument } from './helpers/documents.js';
 import { registerLeftover } from './helpers/leftovers.js';
 import { captureLogs } from './helpers/logs.js';
+import { startRedisServer } from './helpers/own-services.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A redis-server of this test's own (the shared one is never touched), killed when the file ends. */
+/** A redis-server of this test's own (the shared one is never touched), with a client that changes its rules. */
 async function startOwnRedis(): Promise<{ url: string; control: Redis }> {
-  const port = await freePort();
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  registerLeftover(() => server.kill('SIGKILL'));
-  const control = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
-  control.on('error', () => {}); // refused until the server listens
+  const server = await startRedisServer();
+  const control = new Redis(server.url, { maxRetriesPerRequest: 0 });
   registerLeftover(() => control.disconnect());
-  await waitFor('the redis-server to answer', async () => (await control.ping().catch(() => undefined)) === 'PONG');
-  return { url: `redis://127.0.0.1:${port}`, control };
+  return { url: server.url, control };
 }
 
 const ADMIN = uniqueEmail('root');
