@@ -326,7 +326,9 @@ export class GenerationRunner {
           stream: true,
           stream_options: { include_usage: true },
         },
-        { signal: controller.signal },
+        // The idle timer above is the timeout (it tells a paused process from a silent upstream);
+        // the SDK's own must not race it, so here it only bounds the whole generation.
+        { signal: controller.signal, timeout: this.deps.settings.generationMaxMs },
       );
       for await (const chunk of stream) {
         chunks += 1;
