@@ -118,13 +118,16 @@ export class ChatService {
     if ((input.stream ?? true) && generations.acceptingWork) return result;
 
     await finished;
-    const assistantMessage = await prisma.message.findUniqueOrThrow({ where: { id: result.assistantMessage.id } });
+    // The conversation may have been deleted while its reply ran: the reply went with it.
+    const assistantMessage = await prisma.message.findUnique({ where: { id: result.assistantMessage.id } });
+    if (!assistantMessage) throw notFound('Conversation');
     if (assistantMessage.status === 'FAILED') {
       throw new AppError('UPSTREAM_ERROR', assistantMessage.errorMessage ?? 'The model provider failed', {
         messageId: encodeGlobalId('Message', assistantMessage.id),
       });
     }
-    const conversation = await prisma.conversation.findUniqueOrThrow({ where: { id: result.conversation.id } });
+    const conversation = await prisma.conversation.findUnique({ where: { id: result.conversation.id } });
+    if (!conversation) throw notFound('Conversation');
     return { ...result, conversation, assistantMessage };
   }
 

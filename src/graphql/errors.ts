@@ -42,7 +42,16 @@ export function toClientError(error: unknown): GraphQLError | undefined {
     return toGraphQLError(new AppError('BAD_USER_INPUT', error.originalError.message), error);
   }
   if (error instanceof GraphQLError && error.originalError instanceof GraphQLError) return error.originalError;
+  // A row the operation had found was deleted while it ran (a conversation deleted mid-reply).
+  if (error instanceof GraphQLError && isRecordGone(error.originalError)) {
+    return toGraphQLError(new AppError('NOT_FOUND', 'It was deleted while this request ran'), error);
+  }
   return undefined;
+}
+
+/** Prisma's "record required but not found" (P2025), carrying nothing of the query. */
+function isRecordGone(error: unknown): boolean {
+  return (error as { name?: string; code?: string } | undefined)?.code === 'P2025' && (error as Error).name === 'PrismaClientKnownRequestError';
 }
 
 /**
