@@ -12,7 +12,7 @@ import { Metering } from './metering/metering.js';
 import { createPasswordHasher } from './auth/passwords.js';
 import { createRevocationBus } from './auth/revocations.js';
 import { createInProcessTransport, createRedisTransport } from './streams/stream-transports.js';
-import { createUpstream, createUpstreamProbe } from './providers/openai-compatible.js';
+import { createUpstream, createUpstreamProbe, openAICompatibleProvider } from './providers/openai-compatible.js';
 import { createBilling } from './billing/checkout.js';
 import { createStripeClient } from './billing/stripe-client.js';
 import { createStripeWebhooks } from './billing/webhooks.js';
@@ -103,7 +103,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const runner = new GenerationRunner({
     prisma: db.prisma,
     hub,
-    upstream,
+    provider: openAICompatibleProvider(upstream),
     metering,
     logger,
     metrics,

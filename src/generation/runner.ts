@@ -1,6 +1,5 @@
-import type { CompletionUsage } from 'openai/resources/completions';
 import type { StreamHub } from '../streams/stream-hub.js';
-import { describeUpstreamFailure, type Upstream, type UpstreamFailure } from '../providers/openai-compatible.js';
+import type { ChatProvider, ProviderFailure } from '../providers/provider.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import { ZERO_METERED_USAGE, type Metering } from '../metering/metering.js';
@@ -70,7 +69,7 @@ export class GenerationRunner {
     private readonly deps: {
       prisma: PrismaClient;
       hub: StreamHub;
-      upstream: Upstream;
+      provider: ChatProvider;
       metering: Metering;
       settings: GenerationSettings;
       logger: Logger;
@@ -131,7 +130,7 @@ export class GenerationRunner {
     const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger, this.deps.settings.leaseMs);
     let usage: MeteredUsage | undefined;
     let finishReason: string | null = null;
-    let failure: UpstreamFailure | undefined;
+    let failure: ProviderFailure | undefined;
     // Whether the last attempt's request went out: a call never sent costs nothing.
     let sent = false;
     const deadline = Date.now() + this.deps.settings.generationMaxMs;
@@ -250,7 +249,7 @@ export class GenerationRunner {
     job: GenerationJob,
     text: string,
     reported: MeteredUsage | undefined,
-    failure: UpstreamFailure | undefined,
+    failure: ProviderFailure | undefined,
     sent: boolean,
   ): { usage: MeteredUsage; usageEstimated: boolean } {
     if (reported) return { usage: reported, usageEstimated: false };
@@ -283,7 +282,7 @@ export class GenerationRunner {
   ): Promise<{
     usage?: MeteredUsage;
     finishReason?: string;
-    failure?: UpstreamFailure;
+    failure?: ProviderFailure;
     /** The request went to the upstream. */
     sent: boolean;
     timedOut?: boolean;
@@ -318,54 +317,36 @@ export class GenerationRunner {
       if (stopSignal.aborted) return { sent };
       armIdleTimer();
       sent = true;
-      const stream = await this.deps.upstream.chat.completions.create(
-        {
-          model: job.model.id,
-          messages: job.messages,
-          ...generationParams(job),
-          stream: true,
-          stream_options: { include_usage: true },
-        },
+      const events = this.deps.provider.stream(
+        { model: job.model.id, messages: job.messages, maxTokens: job.maxTokens, temperature: job.temperature, reasoning: job.model.reasoning },
         // The idle timer above is the timeout (it tells a paused process from a silent upstream);
-        // the SDK's own must not race it, so here it only bounds the whole generation.
-        { signal: controller.signal, timeout: this.deps.settings.generationMaxMs },
+        // the provider's own must not race it, so here it only bounds the whole generation.
+        { signal: controller.signal, timeoutMs: this.deps.settings.generationMaxMs },
       );
-      for await (const chunk of stream) {
+      for await (const event of events) {
         chunks += 1;
         armIdleTimer();
-        // The usage chunk that ends the stream has no choices.
-        const choice = chunk.choices[0];
-        if (chunk.usage) usage = meteredUsage(chunk.usage);
-        if (choice?.finish_reason) finishReason = choice.finish_reason;
-        const delta = choice?.delta?.content;
-        if (delta && !controller.signal.aborted) onDelta(delta);
+        if (event.type === 'usage') usage = event.usage;
+        else if (event.type === 'finish') finishReason = event.reason;
+        else if (event.type === 'text' && event.delta && !controller.signal.aborted) onDelta(event.delta);
       }
       // Aborting does not throw: the loop just ends, so the reason is checked here.
       if (controller.signal.aborted) {
         return controller.signal.reason === 'timeout'
-          ? { usage, failure: describeUpstreamFailure(undefined, 'timeout'), sent, timedOut: true }
+          ? { usage, failure: this.deps.provider.describeFailure(undefined, 'timeout'), sent, timedOut: true }
           : { usage, sent };
       }
       return { usage, finishReason, sent };
     } catch (error) {
       if (controller.signal.reason === 'stopped') return { usage, sent };
       const timedOut = controller.signal.reason === 'timeout';
-      return { usage, failure: describeUpstreamFailure(error, timedOut ? 'timeout' : undefined), sent, timedOut };
+      return { usage, failure: this.deps.provider.describeFailure(error, timedOut ? 'timeout' : undefined), sent, timedOut };
     } finally {
       ended = true;
       clearTimeout(idleTimer);
       stopSignal.removeEventListener('abort', onStop);
     }
   }
-}
-
-/**
- * The output cap and sampling for the model: reasoning models refuse `max_tokens` (they take
- * `max_completion_tokens`) and reject `temperature`, which is then left out rather than failing.
- */
-function generationParams(job: GenerationJob): { max_tokens?: number; max_completion_tokens?: number; temperature?: number } {
-  if (job.model.reasoning) return { max_completion_tokens: job.maxTokens };
-  return { max_tokens: job.maxTokens, ...(job.temperature === undefined ? {} : { temperature: job.temperature }) };
 }
 
 /**
@@ -384,14 +365,4 @@ async function appendCheckpoint(prisma: PrismaClient, messageId: string, saved: 
 async function rewriteCheckpoint(prisma: PrismaClient, messageId: string, text: string): Promise<boolean> {
   const saved = await prisma.message.updateMany({ where: { id: messageId, status: { in: RUNNING_STATUSES } }, data: { content: text } });
   return saved.count === 1;
-}
-
-/** OpenAI's usage, with the cached and reasoning parts that are priced at their own rates. */
-function meteredUsage(usage: CompletionUsage): MeteredUsage {
-  return {
-    promptTokens: usage.prompt_tokens,
-    cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
-    completionTokens: usage.completion_tokens,
-    reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
-  };
 }

@@ -1,4 +1,7 @@
 import OpenAI from 'openai';
+import type { CompletionUsage } from 'openai/resources/completions';
+import type { MeteredUsage } from '../metering/prices.js';
+import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure } from './provider.js';
 
 export type Upstream = OpenAI;
 
@@ -30,15 +33,7 @@ export function createUpstreamProbe(upstream: Upstream, timeoutMs = 2000): () =>
   };
 }
 
-export interface UpstreamFailure {
-  /** Worth another attempt if no token has reached anyone yet. */
-  retryable: boolean;
-  /** Seconds the upstream asked us to wait (Retry-After), if any. */
-  retryAfterSeconds?: number;
-  /** Safe to show to the user: no keys, URLs or upstream bodies. */
-  message: string;
-  status?: number;
-}
+export type UpstreamFailure = ProviderFailure;
 
 /** Classifies what the SDK threw into something safe to store and show. */
 export function describeUpstreamFailure(error: unknown, reason?: 'timeout'): UpstreamFailure {
@@ -67,4 +62,51 @@ export function describeUpstreamFailure(error: unknown, reason?: 'timeout'): Ups
   }
   // A stream cut mid-way surfaces as a plain TypeError("terminated") from fetch.
   return { retryable: true, message: 'The connection to the model provider broke off' };
+}
+
+/** OpenAI's Chat Completions (and every server that speaks it) as a chat provider. */
+export function openAICompatibleProvider(client: Upstream): ChatProvider {
+  return {
+    async *stream(request, { signal, timeoutMs }) {
+      const stream = await client.chat.completions.create(
+        {
+          model: request.model,
+          messages: request.messages,
+          ...outputParams(request),
+          stream: true,
+          stream_options: { include_usage: true },
+        },
+        { signal, timeout: timeoutMs },
+      );
+      for await (const chunk of stream) {
+        // The usage chunk that ends the stream has no choices.
+        const choice = chunk.choices[0];
+        const events: ProviderEvent[] = [];
+        if (chunk.usage) events.push({ type: 'usage', usage: meteredUsage(chunk.usage) });
+        if (choice?.delta?.content) events.push({ type: 'text', delta: choice.delta.content });
+        if (choice?.finish_reason) events.push({ type: 'finish', reason: choice.finish_reason });
+        yield* events.length > 0 ? events : [{ type: 'progress' } as const];
+      }
+    },
+    describeFailure: describeUpstreamFailure,
+  };
+}
+
+/**
+ * The output cap and sampling for the model: reasoning models refuse `max_tokens` (they take
+ * `max_completion_tokens`) and reject `temperature`, which is then left out rather than failing.
+ */
+function outputParams(request: ChatRequest): { max_tokens?: number; max_completion_tokens?: number; temperature?: number } {
+  if (request.reasoning) return { max_completion_tokens: request.maxTokens };
+  return { max_tokens: request.maxTokens, ...(request.temperature === undefined ? {} : { temperature: request.temperature }) };
+}
+
+/** OpenAI's usage, with the cached and reasoning parts that are priced at their own rates. */
+function meteredUsage(usage: CompletionUsage): MeteredUsage {
+  return {
+    promptTokens: usage.prompt_tokens,
+    cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+    completionTokens: usage.completion_tokens,
+    reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
+  };
 }
