@@ -8,7 +8,6 @@ import type { GenerationRecovery } from './recovery.js';
 import type { GenerationJob, GenerationRunner } from './runner.js';
 
 const STOP_WAIT_MS = 10_000;
-// Every subscriber of this instance gets a reply's `done` within moments: its final row serves them all.
 export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.includes(message.status);
 
 /**
@@ -17,7 +16,6 @@ export const isFinal = (message: Pick<Message, 'status'>) => !RUNNING_STATUSES.i
  */
 export class Generations {
   private background?: { stop(): Promise<void> };
-  private stopping = false;
   /**
    * Reads of a message under way: the subscribers of a stream here are handed its `done` in the same
    * tick, so they share one read. A read that has ended is not kept: a late correction (an instance
@@ -69,12 +67,12 @@ export class Generations {
 
   /** False once shutdown has begun: new sends and followers are refused from then on. */
   get acceptingWork(): boolean {
-    return !this.stopping;
+    return this.deps.runner.acceptingWork;
   }
 
   /** Throws SHUTTING_DOWN once shutdown has begun. */
   assertAcceptingWork(): void {
-    if (this.stopping) throw shuttingDown();
+    if (!this.acceptingWork) throw shuttingDown();
   }
 
   /**
@@ -82,7 +80,6 @@ export class Generations {
    * later (by a request accepted before); background work ends. Called again, it waits for those.
    */
   async stopAll(): Promise<void> {
-    this.stopping = true;
     await this.deps.runner.stopAll();
     const background = this.background;
     this.background = undefined;

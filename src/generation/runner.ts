@@ -116,6 +116,11 @@ export class GenerationRunner {
     }
   }
 
+  /** False once shutdown has begun: whatever starts from then on is stopped at once. */
+  get acceptingWork(): boolean {
+    return !this.stopping;
+  }
+
   get size(): number {
     return this.running.size;
   }

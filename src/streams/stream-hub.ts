@@ -53,7 +53,8 @@ export class StreamHub {
   /** Streams published here (until their `done`), with their local subscribers. */
   private readonly publishedHere = new Map<string, Set<(event: StreamEvent) => void>>();
   private readonly followers = new Set<StreamFollower>();
-  private readonly idleCheckMs: number;
+  /** One timer for every subscriber here, not one each: thousands of streams share its wake-ups. */
+  private readonly ticks: NodeJS.Timeout;
 
   /** `idleCheckMs`: how often a subscriber that hears nothing looks for what it may have missed (a lost `done`). */
   constructor(
@@ -61,7 +62,10 @@ export class StreamHub {
     private readonly channel: LiveChannel,
     options: { idleCheckMs: number },
   ) {
-    this.idleCheckMs = options.idleCheckMs;
+    this.ticks = setInterval(() => {
+      for (const follower of this.followers) follower.tick();
+    }, options.idleCheckMs);
+    this.ticks.unref();
   }
 
   /** Marks a stream as published by this instance, before its first event, so its subscribers here follow it directly. */
@@ -124,15 +128,12 @@ export class StreamHub {
       ? followLocally(localFollowers, hear)
       : await this.channel.subscribe(eventTopic(messageId), (payload) => hear(JSON.parse(payload) as StreamEvent));
     const stopHearingReconnects = this.channel.onReconnected(() => follower.reconnected());
-    const ticks = setInterval(() => follower.tick(), this.idleCheckMs);
-    ticks.unref();
     this.followers.add(follower);
     try {
       void follower.start();
       yield* follower.events;
     } finally {
       this.followers.delete(follower);
-      clearInterval(ticks);
       stopHearingReconnects();
       follower.close();
       await unsubscribe();
@@ -159,6 +160,7 @@ export class StreamHub {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.ticks);
     await this.channel.close();
     await this.store.close();
   }
