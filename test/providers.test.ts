@@ -49,7 +49,7 @@ describe('the OpenAI-compatible provider', () => {
     expect(sent).not.toHaveProperty('temperature');
   });
 
-  it('classifies a rate limit as retryable, with the Retry-After it was sent and none of the provider\'s text', async () => {
+  it('classifies a rate limit as such, with the Retry-After it was sent and none of the provider\'s text', async () => {
     const upstream = await MockUpstream.start();
     const provider = openAICompatibleProvider(createUpstream({ apiKey: 'sk-test', baseUrl: upstream.env.OPENAI_BASE_URL!, timeoutMs: 5_000 }));
     // aimock answers a 429 with Retry-After: 1.
@@ -59,7 +59,7 @@ describe('the OpenAI-compatible provider', () => {
       () => undefined,
       (error: unknown) => provider.describeFailure(error),
     );
-    expect(failure).toMatchObject({ retryable: true, status: 429, retryAfterSeconds: 1 });
+    expect(failure).toMatchObject({ kind: 'rate_limited', status: 429, retryAfterSeconds: 1 });
     expect(failure?.message).not.toContain('slow down');
   });
 });

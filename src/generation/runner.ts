@@ -39,6 +39,7 @@ interface Running {
 }
 
 const MAX_RETRY_WAIT_MS = 10_000;
+const RETRYABLE = new Set(['rate_limited', 'server_error', 'connection', 'timeout', 'cut']);
 const RECORD_RETRY_MS = 250;
 const RECORD_RETRY_MAX_MS = 2_000;
 /** How late an idle timer may fire before the process counts as having been paused. */
@@ -158,7 +159,7 @@ export class GenerationRunner {
       if (failure) metrics.upstreamErrors.inc({ status: failure.status ? String(failure.status) : 'none' });
       if (attemptResult.timedOut && !attemptResult.usage && !publisher.started) this.recordUnbilledAttempt(job, attempt);
       // Retry only while nothing has reached a client: once a token is out, a retry would repeat it.
-      const mayRetry = failure?.retryable && !publisher.started && !stopSignal.aborted && attempt < this.deps.settings.maxAttempts;
+      const mayRetry = failure && RETRYABLE.has(failure.kind) && !publisher.started && !stopSignal.aborted && attempt < this.deps.settings.maxAttempts;
       if (!mayRetry) break;
       const waitMs = Math.min((failure?.retryAfterSeconds ?? 2 ** (attempt - 1) * 0.25) * 1000, MAX_RETRY_WAIT_MS);
       logger.warn({ messageId: job.messageId, attempt, status: failure?.status, waitMs }, 'retrying upstream call');
@@ -338,14 +339,14 @@ export class GenerationRunner {
       // Aborting does not throw: the loop just ends, so the reason is checked here.
       if (controller.signal.aborted) {
         return controller.signal.reason === 'timeout'
-          ? { usage, failure: this.deps.provider.describeFailure(undefined, 'timeout'), sent, timedOut: true }
+          ? { usage, failure: this.deps.provider.describeFailure(undefined, { reason: 'timeout' }), sent, timedOut: true }
           : { usage, sent };
       }
       return { usage, finishReason, sent };
     } catch (error) {
       if (controller.signal.reason === 'stopped') return { usage, sent };
       const timedOut = controller.signal.reason === 'timeout';
-      return { usage, failure: this.deps.provider.describeFailure(error, timedOut ? 'timeout' : undefined), sent, timedOut };
+      return { usage, failure: this.deps.provider.describeFailure(error, { reason: timedOut ? 'timeout' : undefined, started: chunks > 0 }), sent, timedOut };
     } finally {
       ended = true;
       clearTimeout(idleTimer);

@@ -28,6 +28,8 @@ export interface ModelPrice {
 export interface MeteredUsage {
   promptTokens: number;
   cachedTokens: number;
+  /** Prompt tokens written to the provider's cache (Anthropic's cache_creation_input_tokens), part of promptTokens. */
+  cacheWriteTokens?: number;
   completionTokens: number;
   reasoningTokens: number;
 }

@@ -35,33 +35,72 @@ export function createUpstreamProbe(upstream: Upstream, timeoutMs = 2000): () =>
 
 export type UpstreamFailure = ProviderFailure;
 
+/** The provider's own error code, when its body gave one (`context_length_exceeded`). */
+function providerErrorCode(error: InstanceType<typeof OpenAI.APIError>): string | undefined {
+  const code = error.code ?? error.type;
+  return typeof code === 'string' && code.length <= 100 ? code : undefined;
+}
+
 /** Classifies what the SDK threw into something safe to store and show. */
-export function describeUpstreamFailure(error: unknown, reason?: 'timeout'): UpstreamFailure {
-  if (reason === 'timeout' || error instanceof OpenAI.APIConnectionTimeoutError) {
-    return { retryable: true, message: 'The model provider did not respond in time' };
+export function describeUpstreamFailure(error: unknown, context: { reason?: 'timeout'; started?: boolean } = {}): UpstreamFailure {
+  if (context.reason === 'timeout' || error instanceof OpenAI.APIConnectionTimeoutError) {
+    return { kind: 'timeout', message: 'The model provider did not respond in time' };
   }
   if (error instanceof OpenAI.APIError && typeof error.status === 'number') {
     const status = error.status;
+    const errorCode = providerErrorCode(error);
     if (status === 429) {
       const retryAfter = Number(error.headers?.get?.('retry-after'));
       return {
-        retryable: true,
+        kind: 'rate_limited',
         status,
+        errorCode,
         retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : undefined,
         message: 'The model provider is rate limiting requests (HTTP 429)',
       };
     }
-    if (status >= 500) return { retryable: true, status, message: `The model provider failed (HTTP ${status})` };
+    if (status >= 500) return { kind: 'server_error', status, errorCode, message: `The model provider failed (HTTP ${status})` };
     if (status === 401 || status === 403) {
-      return { retryable: false, status, message: 'The model provider refused the server credentials' };
+      return { kind: 'credentials', status, errorCode, message: 'The model provider refused the server credentials' };
     }
-    return { retryable: false, status, message: `The model provider rejected the request (HTTP ${status})` };
+    if (status === 404) return { kind: 'not_found', status, errorCode, message: 'The model provider does not serve this model (HTTP 404)' };
+    return classifyRefusal(status, errorCode, error.message);
   }
-  if (error instanceof OpenAI.APIConnectionError) {
-    return { retryable: true, message: 'Could not reach the model provider' };
+  if (error instanceof OpenAI.APIError && context.started) {
+    // An error event inside a stream that had begun.
+    return { kind: 'cut', errorCode: providerErrorCode(error), message: 'The model provider reported an error mid-reply' };
+  }
+  if (error instanceof OpenAI.APIConnectionError && !context.started) {
+    return { kind: 'connection', message: 'Could not reach the model provider' };
   }
   // A stream cut mid-way surfaces as a plain TypeError("terminated") from fetch.
-  return { retryable: true, message: 'The connection to the model provider broke off' };
+  return context.started
+    ? { kind: 'cut', message: 'The connection to the model provider broke off' }
+    : { kind: 'connection', message: 'The connection to the model provider broke off' };
+}
+
+/**
+ * A 4xx about the request itself: too long for the model, refused by a content policy (whose
+ * reason the user may see), a prefill the model does not take, or anything else.
+ */
+export function classifyRefusal(status: number, errorCode: string | undefined, providerMessage: string): ProviderFailure {
+  const said = `${errorCode ?? ''} ${providerMessage}`.toLowerCase();
+  if (/context_length|context length|too many tokens|prompt is too long|maximum context/.test(said)) {
+    return { kind: 'context_length', status, errorCode, message: 'The conversation is too long for the model' };
+  }
+  if (/content_policy|content_filter|content management policy|safety system/.test(said)) {
+    return { kind: 'content_filter', status, errorCode, message: `The model provider refused the request on policy grounds: ${policyReason(providerMessage)}` };
+  }
+  if (/prefill/.test(said)) {
+    return { kind: 'prefill_refused', status, errorCode, message: 'The model does not accept the start of a reply' };
+  }
+  return { kind: 'bad_request', status, errorCode, message: `The model provider rejected the request (HTTP ${status})` };
+}
+
+/** The provider's own words on a policy refusal, bounded and on one line; the user needs them to rephrase. */
+function policyReason(providerMessage: string): string {
+  const line = providerMessage.replace(/^\d{3}\s+/, '').replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line || 'no reason given';
 }
 
 /** OpenAI's Chat Completions (and every server that speaks it) as a chat provider. */

@@ -10,6 +10,12 @@ export interface ChatRequest {
   temperature?: number;
   /** Reasoning models take a different output cap and no temperature. */
   reasoning: boolean;
+  /**
+   * The start of the assistant's reply, sent as a trailing assistant turn that the provider
+   * continues (a prefill). Only set for targets that accept one; the events then carry only
+   * what follows it.
+   */
+  prefill?: string;
 }
 
 /** One step of a provider's streamed answer, normalized. */
@@ -20,14 +26,42 @@ export type ProviderEvent =
   | { type: 'usage'; usage: MeteredUsage }
   | { type: 'finish'; reason: string };
 
+/**
+ * What went wrong, in terms the router acts on:
+ * - `rate_limited` (429), `server_error` (5xx, Anthropic's 529), `connection` (refused or reset
+ *   before an answer): worth another attempt, then the next deployment;
+ * - `timeout`: silent or stalled; the same route is not tried again;
+ * - `cut`: the stream broke off after it had begun (connection lost, an in-band error event,
+ *   data that cannot be read);
+ * - `context_length`: the prompt is too long for this model; only a larger fallback can help;
+ * - `content_filter`: refused on policy grounds; the reply ends with CONTENT_FILTERED;
+ * - `prefill_refused`: the target does not take an assistant prefill; restart without one;
+ * - `credentials` (401/403), `not_found` (404, the model is unknown there): this deployment cannot
+ *   serve, another may;
+ * - `bad_request`: any other refusal of the request itself; no other attempt would do better.
+ */
+export type FailureKind =
+  | 'rate_limited'
+  | 'server_error'
+  | 'connection'
+  | 'timeout'
+  | 'cut'
+  | 'context_length'
+  | 'content_filter'
+  | 'prefill_refused'
+  | 'credentials'
+  | 'not_found'
+  | 'bad_request';
+
 export interface ProviderFailure {
-  /** Worth another attempt if no token has reached anyone yet. */
-  retryable: boolean;
+  kind: FailureKind;
   /** Seconds the provider asked us to wait (Retry-After), if any. */
   retryAfterSeconds?: number;
-  /** Safe to show to the user: no keys, URLs or provider bodies. */
+  /** Safe to show to the user: no keys, URLs or provider bodies (a content-policy reason excepted). */
   message: string;
   status?: number;
+  /** The provider's own error code or type (`context_length_exceeded`, `overloaded_error`), for the attempt record. */
+  errorCode?: string;
 }
 
 /**
@@ -40,6 +74,10 @@ export interface ChatProvider {
    * the whole call, the caller's idle timer being the real timeout.
    */
   stream(request: ChatRequest, options: { signal: AbortSignal; timeoutMs: number }): AsyncIterable<ProviderEvent>;
-  /** Classifies what the stream threw into something safe to store and show. */
-  describeFailure(error: unknown, reason?: 'timeout'): ProviderFailure;
+  /**
+   * Classifies what the stream threw into something safe to store and show. `reason: 'timeout'`
+   * when the caller gave up waiting; `started` when the stream had already yielded text (a
+   * connection lost then is a cut, not a refusal).
+   */
+  describeFailure(error: unknown, context?: { reason?: 'timeout'; started?: boolean }): ProviderFailure;
 }
