@@ -12,7 +12,11 @@ import { Metering } from './metering/metering.js';
 import { createPasswordHasher } from './auth/passwords.js';
 import { createRevocationBus } from './auth/revocations.js';
 import { createInProcessTransport, createRedisTransport } from './streams/stream-transports.js';
-import { createUpstream, createUpstreamProbe, openAICompatibleProvider } from './providers/openai-compatible.js';
+import { createUpstream, createUpstreamProbe } from './providers/openai-compatible.js';
+import { createProviders, createRouter } from './providers/registry.js';
+import type { Circuit } from './providers/router.js';
+
+const ALWAYS_CLOSED: Circuit = { admit: async () => 'closed', recordSuccess: async () => {}, recordFailure: async () => {} };
 import { createBilling } from './billing/checkout.js';
 import { createStripeClient } from './billing/stripe-client.js';
 import { createStripeWebhooks } from './billing/webhooks.js';
@@ -99,16 +103,19 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     timeoutMs: config.chat.upstreamTimeoutMs,
   });
   readinessChecks.advisory.upstream = createUpstreamProbe(upstream);
+  const providers = createProviders(config.providers, { upstreamTimeoutMs: config.chat.upstreamTimeoutMs, demoBaseUrl: demo?.baseUrl });
   const metering = new Metering({ prisma: db.prisma, quotas: config.quotas, metrics: metrics.usage, logger });
   const runner = new GenerationRunner({
     prisma: db.prisma,
     hub,
-    provider: openAICompatibleProvider(upstream),
+    route: createRouter(config.chat.models, providers, config.chat.upstreamTimeoutMs),
+    circuit: ALWAYS_CLOSED,
     metering,
     logger,
     metrics,
     settings: {
       upstreamTimeoutMs: config.chat.upstreamTimeoutMs,
+      failoverFirstTokenMs: config.chat.failoverFirstTokenMs,
       generationMaxMs: config.chat.generationMaxMs,
       maxAttempts: config.chat.upstreamMaxAttempts,
       leaseMs: config.chat.generationLeaseMs,

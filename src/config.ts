@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { catalogFromEnv, modelPricesFromJson, modelsFromJson, type ModelInfo } from './model-catalog.js';
 import { creditPacksFromJson, DEFAULT_CREDIT_PACKS, type CreditPack, type PaidPlan } from './billing/credit-packs.js';
 import type { PlanQuotas } from './metering/quota.js';
+import { providersFromEnv, providersFromJson, type ProviderSettings } from './providers/provider-settings.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -71,6 +72,8 @@ const envSchema = z
 
     OPENAI_API_KEY: z.string().min(1).optional(),
     OPENAI_BASE_URL: z.url().optional(),
+    /** JSON array of named providers: [{ id, kind, baseUrl?, apiKey? | apiKeyEnv?, prefill?, timeoutSeconds? }]. */
+    PROVIDERS_JSON: z.string().optional(),
     /** JSON array replacing the built-in model catalog (for OpenAI-compatible upstreams). */
     MODELS_JSON: z.string().optional(),
     /** JSON object of prices overriding genai-prices': { "<model id>": "free" | { inputMicrosPerMillion, … } }. */
@@ -78,8 +81,10 @@ const envSchema = z
     DEFAULT_MODEL: z.string().min(1).optional(),
     DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(1024),
     UPSTREAM_TIMEOUT_SECONDS: seconds.default(60),
+    /** While another deployment or fallback is left, the longest wait for a first token before moving on to it (reasoning models excepted). */
+    UPSTREAM_FAILOVER_FIRST_TOKEN_SECONDS: z.coerce.number().positive().max(3600).default(10),
     GENERATION_MAX_SECONDS: seconds.default(600),
-    /** Attempts per call while no token has reached a client yet (then never again). */
+    /** Attempts per deployment while no token has reached a client yet; then the next deployment or fallback. */
     UPSTREAM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(5).default(3),
     /** A running generation whose instance has not renewed its lease for this long is closed as FAILED. */
     GENERATION_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
@@ -177,14 +182,17 @@ function crossFieldProblems(env: RawEnv): string[] {
   }
   const jsonProblems = [
     jsonSettingProblem('CREDIT_PACKS_JSON', env.CREDIT_PACKS_JSON, creditPacksFromJson),
+    jsonSettingProblem('PROVIDERS_JSON', env.PROVIDERS_JSON, (json) => providersFromJson(json, env)),
     jsonSettingProblem('MODELS_JSON', env.MODELS_JSON, modelsFromJson),
     jsonSettingProblem('MODEL_PRICES_JSON', env.MODEL_PRICES_JSON, modelPricesFromJson),
   ].filter((problem) => problem !== undefined);
   problems.push(...jsonProblems);
-  const catalogReadable = !jsonProblems.some((p) => p.startsWith('MODEL'));
+  const catalogReadable = !jsonProblems.some((p) => p.startsWith('MODEL') || p.startsWith('PROVIDERS'));
   // Every model must have a known price (or be marked free): nothing is billed $0 by accident.
   if (catalogReadable) problems.push(...catalogFromEnv(env).problems);
-  if (production && env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
+  if (env.PROVIDERS_JSON) {
+    // The providers carry their own keys.
+  } else if (production && env.OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
     problems.push('OPENAI_API_KEY: is required in production when OPENAI_BASE_URL is set');
   } else if (production && !env.OPENAI_API_KEY && bool.safeParse(env.DEMO_MODEL).data !== true) {
     problems.push('OPENAI_API_KEY: is required in production (or set DEMO_MODEL=true to serve the built-in demo model)');
@@ -230,15 +238,18 @@ export interface Config {
   /** Lower-cased e-mails of the accounts that become ADMIN when they sign up or sign in. */
   admin: { emails: string[] };
   openai: { apiKey?: string; baseUrl?: string };
+  /** PROVIDERS_JSON, or the one provider OPENAI_API_KEY and OPENAI_BASE_URL describe. Holds keys: never log it. */
+  providers: ProviderSettings[];
   chat: {
     models: ModelInfo[];
     defaultModel: string;
     defaultMaxTokens: number;
     upstreamTimeoutMs: number;
+    failoverFirstTokenMs: number;
     generationMaxMs: number;
     upstreamMaxAttempts: number;
     generationLeaseMs: number;
-    /** Without OPENAI_API_KEY the server runs a local demo upstream. */
+    /** Without OPENAI_API_KEY (or PROVIDERS_JSON) the server runs a local demo upstream. */
     demo: boolean;
   };
   quotas: PlanQuotas;
@@ -315,10 +326,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     jwtSecret = readOrCreateDevSecret(dataDir);
     warnings.push(`JWT_SECRET is not set: using a generated development secret kept in ${join(dataDir, 'jwt-secret')}`);
   }
-  if (!env.OPENAI_API_KEY) {
+  const providers = providersFromEnv(input);
+  if (providers.some((p) => p.demo)) {
     warnings.push('OPENAI_API_KEY is not set: replies come from the built-in demo model (switchboard-demo), not a real LLM');
   }
-  const models = catalogFromEnv(env).models;
+  const models = catalogFromEnv(input).models;
   if (env.DEFAULT_MODEL && !models.some((m) => m.id === env.DEFAULT_MODEL)) {
     throw new ConfigError([`DEFAULT_MODEL: ${env.DEFAULT_MODEL} is not in the model catalog`]);
   }
@@ -358,15 +370,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     oidc,
     admin: { emails: (env.ADMIN_EMAILS ?? []).map((email) => email.toLowerCase()) },
     openai: { apiKey: env.OPENAI_API_KEY, baseUrl: env.OPENAI_BASE_URL },
+    providers,
     chat: {
       models,
       defaultModel: env.DEFAULT_MODEL ?? models[0]!.id,
       defaultMaxTokens: env.DEFAULT_MAX_TOKENS,
       upstreamTimeoutMs: env.UPSTREAM_TIMEOUT_SECONDS * 1000,
+      failoverFirstTokenMs: Math.round(env.UPSTREAM_FAILOVER_FIRST_TOKEN_SECONDS * 1000),
       generationMaxMs: env.GENERATION_MAX_SECONDS * 1000,
       upstreamMaxAttempts: env.UPSTREAM_MAX_ATTEMPTS,
       generationLeaseMs: env.GENERATION_LEASE_SECONDS * 1000,
-      demo: !env.OPENAI_API_KEY,
+      demo: providers.some((p) => p.demo),
     },
     quotas: { FREE: env.QUOTA_FREE_TOKENS, PRO: env.QUOTA_PRO_TOKENS, TEAM: env.QUOTA_TEAM_TOKENS },
     realtime: {

@@ -1,6 +1,18 @@
 import { z } from 'zod';
 import { parseJsonSetting } from './json-setting.js';
 import { genaiPrice, isFree, MAX_MICROS_PER_MILLION, zeroPrice, type ModelPrice } from './metering/prices.js';
+import { DEFAULT_PROVIDER_ID, providersFromEnv, type ProviderSettings } from './providers/provider-settings.js';
+
+/** Where a catalog model is served: a provider and that provider's name for the model. */
+export interface Deployment {
+  provider: string;
+  /** The provider's own name for the model. */
+  model: string;
+  /** Overrides the provider's `prefill`. */
+  prefill?: boolean;
+  /** What a call served here costs. */
+  price: ModelPrice;
+}
 
 export interface ModelInfo {
   id: string;
@@ -9,9 +21,19 @@ export interface ModelInfo {
   maxOutputTokens: number;
   /** Takes `max_completion_tokens` and no `temperature` (OpenAI's o-series and gpt-5). */
   reasoning: boolean;
-  /** Never zero by accident: only a model marked free, or the demo model, costs nothing. */
+  /**
+   * What a reservation holds per token: the highest rate of every deployment the model and its
+   * fallbacks may be served by, so that the worst case of any attempt is covered. Never zero by
+   * accident: only a model marked free, or the demo model, costs nothing.
+   */
   price: ModelPrice;
   isDemo: boolean;
+  /** Tried in order; each has its own price. */
+  deployments: Deployment[];
+  /** Catalog models tried, in order, once the deployments have failed. */
+  fallbacks: string[];
+  /** Overrides the provider's and UPSTREAM_TIMEOUT_SECONDS (reasoning models need longer). */
+  timeoutMs?: number;
 }
 
 /** A catalog entry before it is priced; `price` when its entry says (MODELS_JSON). */
@@ -22,6 +44,9 @@ export interface ModelEntry {
   maxOutputTokens: number;
   reasoning: boolean;
   price?: ModelPrice;
+  deployments?: Array<{ provider: string; model: string; prefill?: boolean }>;
+  fallbacks?: string[];
+  timeoutMs?: number;
 }
 
 /**
@@ -51,6 +76,12 @@ const modelSchema = z
     reasoningMicrosPerMillion: micros.optional(),
     free: z.boolean().optional(),
     reasoning: z.boolean().optional(),
+    deployments: z
+      .array(z.strictObject({ provider: z.string().min(1), model: z.string().min(1), prefill: z.boolean().optional() }))
+      .min(1)
+      .optional(),
+    fallbacks: z.array(z.string().min(1)).optional(),
+    timeoutSeconds: z.number().positive().max(3600).optional(),
   })
   .superRefine((m, ctx) => {
     const rates = [m.promptMicrosPerMillion, m.completionMicrosPerMillion, m.cachedInputMicrosPerMillion, m.reasoningMicrosPerMillion];
@@ -81,7 +112,7 @@ function entryPrice(m: z.infer<typeof modelSchema>): ModelPrice | undefined {
  */
 export function modelsFromJson(json: string | undefined): ModelEntry[] | undefined {
   if (!json) return undefined;
-  return parseJsonSetting(json, z.array(modelSchema).min(1)).map((m) => {
+  const entries = parseJsonSetting(json, z.array(modelSchema).min(1)).map((m) => {
     const price = entryPrice(m);
     const entry: ModelEntry = {
       id: m.id,
@@ -89,9 +120,29 @@ export function modelsFromJson(json: string | undefined): ModelEntry[] | undefin
       contextWindow: m.contextWindow,
       maxOutputTokens: m.maxOutputTokens,
       reasoning: m.reasoning ?? isReasoningModelId(m.id),
+      ...(m.deployments ? { deployments: m.deployments } : {}),
+      ...(m.fallbacks ? { fallbacks: m.fallbacks } : {}),
+      ...(m.timeoutSeconds ? { timeoutMs: Math.round(m.timeoutSeconds * 1000) } : {}),
     };
     return price ? { ...entry, price } : entry;
   });
+  const problems = fallbackProblems(entries);
+  if (problems.length > 0) throw new Error(problems.join('; '));
+  return entries;
+}
+
+/** Fallbacks must name other models of the catalog, each once. */
+function fallbackProblems(entries: ModelEntry[]): string[] {
+  const ids = new Set(entries.map((e) => e.id));
+  const problems: string[] = [];
+  for (const entry of entries) {
+    for (const fallback of entry.fallbacks ?? []) {
+      if (fallback === entry.id) problems.push(`model "${entry.id}": cannot fall back to itself`);
+      else if (!ids.has(fallback)) problems.push(`model "${entry.id}": fallback "${fallback}" is not in the catalog`);
+    }
+    if (new Set(entry.fallbacks).size !== (entry.fallbacks ?? []).length) problems.push(`model "${entry.id}": a fallback is named twice`);
+  }
+  return problems;
 }
 
 const configuredPriceSchema = z.strictObject({
@@ -143,30 +194,65 @@ export function modelPricesFromJson(json: string | undefined): Map<string, Model
 }
 
 /**
- * Prices each entry: MODEL_PRICES_JSON first, then the entry's own price, then genai-prices. A
- * model left without a price, or priced at zero without being marked free, is a problem (reported
- * under `origin`, the variable the catalog comes from): nothing is ever billed $0 by accident.
+ * Prices each deployment of each entry: MODEL_PRICES_JSON first, then the entry's own price, then
+ * genai-prices for the deployment's provider and upstream model. A deployment left without a
+ * price, or priced at zero without being marked free, is a problem (reported under `origin`, the
+ * variable the catalog comes from): nothing is ever billed $0 by accident.
  */
 export function priceCatalog(
   entries: ModelEntry[],
   overrides: Map<string, ModelPrice> | undefined,
   origin: string,
+  providers: ProviderSettings[],
   now = new Date(),
 ): { models: ModelInfo[]; problems: string[] } {
   const problems: string[] = [];
-  const models = entries.flatMap((entry): ModelInfo[] => {
-    const price =
-      overrides?.get(entry.id) ?? entry.price ?? genaiPrice(entry.provider, entry.id, { now, contextWindow: entry.contextWindow });
-    if (!price) {
-      problems.push(`${origin}: model "${entry.id}" has no known price; price it or mark it free in MODEL_PRICES_JSON`);
-    } else if (isFree(price) && price.source !== 'free') {
-      problems.push(
-        `${origin}: model "${entry.id}" is priced at zero by ${price.source === 'genai-prices' ? 'genai-prices' : 'its configuration'}; ` +
-          `mark it free in MODEL_PRICES_JSON ("${entry.id}": "free") or give it a price`,
-      );
-    }
-    // A model without a price never enters the catalog (and the configuration is refused).
-    return price ? [{ ...entry, price, isDemo: false }] : [];
+  const providerById = new Map(providers.map((p) => [p.id, p]));
+  const defaultProvider = providerById.get(DEFAULT_PROVIDER_ID) ?? providers[0]!;
+  const priced = entries.flatMap((entry): Array<Omit<ModelInfo, 'price'>> => {
+    const named = entry.deployments ?? [{ provider: defaultProvider.id, model: entry.id }];
+    const deployments = named.flatMap((d): Deployment[] => {
+      const settings = providerById.get(d.provider);
+      const where = entry.deployments ? `model "${entry.id}" deployment "${d.provider}/${d.model}"` : `model "${entry.id}"`;
+      if (!settings) {
+        problems.push(`${origin}: ${where} names provider "${d.provider}", which PROVIDERS_JSON does not define`);
+        return [];
+      }
+      // An OpenAI-compatible server's models are priced by the entry's own provider label (or by model id).
+      const pricedAs = settings.kind === 'openai-compatible' ? entry.provider : settings.kind;
+      const price = overrides?.get(entry.id) ?? entry.price ?? genaiPrice(pricedAs, d.model, { now, contextWindow: entry.contextWindow });
+      if (!price) {
+        problems.push(`${origin}: ${where} has no known price; price it or mark it free in MODEL_PRICES_JSON`);
+        return [];
+      }
+      if (isFree(price) && price.source !== 'free') {
+        problems.push(
+          `${origin}: ${where} is priced at zero by ${price.source === 'genai-prices' ? 'genai-prices' : 'its configuration'}; ` +
+            `mark it free in MODEL_PRICES_JSON ("${entry.id}": "free") or give it a price`,
+        );
+      }
+      return [{ provider: d.provider, model: d.model, ...(d.prefill === undefined ? {} : { prefill: d.prefill }), price }];
+    });
+    // A model with an unpriced deployment never enters the catalog (and the configuration is refused).
+    if (deployments.length < named.length) return [];
+    return [
+      {
+        id: entry.id,
+        provider: entry.deployments ? deployments[0]!.provider : entry.provider,
+        contextWindow: entry.contextWindow,
+        maxOutputTokens: entry.maxOutputTokens,
+        reasoning: entry.reasoning,
+        isDemo: false,
+        deployments,
+        fallbacks: entry.fallbacks ?? [],
+        ...(entry.timeoutMs ? { timeoutMs: entry.timeoutMs } : {}),
+      },
+    ];
+  });
+  const byId = new Map(priced.map((m) => [m.id, m]));
+  const models = priced.map((model): ModelInfo => {
+    const route = [model, ...model.fallbacks.flatMap((id) => byId.get(id) ?? [])];
+    return { ...model, price: highestPrice(route.flatMap((m) => m.deployments.map((d) => d.price))) };
   });
   for (const id of overrides?.keys() ?? []) {
     if (!entries.some((e) => e.id === id)) problems.push(`MODEL_PRICES_JSON: model "${id}" is not in the model catalog`);
@@ -174,19 +260,34 @@ export function priceCatalog(
   return { models, problems };
 }
 
+/** Each rate at its highest among `prices` (the first when there is one). */
+function highestPrice(prices: ModelPrice[]): ModelPrice {
+  const [first, ...rest] = prices as [ModelPrice, ...ModelPrice[]];
+  if (rest.length === 0) return first;
+  const highest = (rate: keyof ModelPrice) => Math.max(...prices.map((p) => Number(p[rate] ?? 0)));
+  const result: ModelPrice = {
+    ...first,
+    inputMicrosPerMillion: highest('inputMicrosPerMillion'),
+    cachedInputMicrosPerMillion: highest('cachedInputMicrosPerMillion'),
+    outputMicrosPerMillion: highest('outputMicrosPerMillion'),
+    reasoningMicrosPerMillion: highest('reasoningMicrosPerMillion'),
+  };
+  return isFree(result) || prices.every((p) => p.source === first.source) ? result : { ...result, source: 'configuration' };
+}
+
 /**
- * The priced catalog the environment asks for: the demo model without an upstream key, else
- * MODELS_JSON or OpenAI's models, with MODEL_PRICES_JSON applied. Call it only once MODELS_JSON and
- * MODEL_PRICES_JSON are known to parse.
+ * The priced catalog the environment asks for: the demo model without any upstream configured,
+ * else MODELS_JSON or OpenAI's models (on the default provider), with MODEL_PRICES_JSON applied.
+ * Call it only once PROVIDERS_JSON, MODELS_JSON and MODEL_PRICES_JSON are known to parse.
  */
 export function catalogFromEnv(
-  env: { OPENAI_API_KEY?: string; MODELS_JSON?: string; MODEL_PRICES_JSON?: string },
+  env: { OPENAI_API_KEY?: string; PROVIDERS_JSON?: string; MODELS_JSON?: string; MODEL_PRICES_JSON?: string } & Record<string, string | undefined>,
   now = new Date(),
 ): { models: ModelInfo[]; problems: string[] } {
-  if (!env.OPENAI_API_KEY) return { models: [DEMO_MODEL], problems: [] };
+  if (!env.OPENAI_API_KEY && !env.PROVIDERS_JSON) return { models: [DEMO_MODEL], problems: [] };
   const configured = modelsFromJson(env.MODELS_JSON);
   const origin = configured ? 'MODELS_JSON' : 'MODEL_PRICES_JSON';
-  return priceCatalog(configured ?? OPENAI_MODELS, modelPricesFromJson(env.MODEL_PRICES_JSON), origin, now);
+  return priceCatalog(configured ?? OPENAI_MODELS, modelPricesFromJson(env.MODEL_PRICES_JSON), origin, providersFromEnv(env), now);
 }
 
 const openai = (id: string, contextWindow: number, maxOutputTokens: number): ModelEntry => ({
@@ -215,6 +316,8 @@ export const DEMO_MODEL: ModelInfo = {
   reasoning: false,
   price: zeroPrice('demo'),
   isDemo: true,
+  deployments: [{ provider: DEFAULT_PROVIDER_ID, model: 'switchboard-demo', price: zeroPrice('demo') }],
+  fallbacks: [],
 };
 
 export function findModel(models: ModelInfo[], id: string): ModelInfo | undefined {

@@ -10,6 +10,7 @@ import { captureLogs } from './helpers/logs.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
 
+const PRICED = { contextWindow: 128_000, maxOutputTokens: 16_384, promptMicrosPerMillion: 150_000, completionMicrosPerMillion: 600_000 };
 let upstream: MockUpstream;
 let t: TestApp;
 const logs = captureLogs('info');
@@ -21,7 +22,9 @@ beforeAll(async () => {
       UPSTREAM_TIMEOUT_SECONDS: '1',
       UPSTREAM_MAX_ATTEMPTS: '3',
       MODELS_JSON: JSON.stringify([
-        { id: 'gpt-4o-mini', contextWindow: 128_000, maxOutputTokens: 16_384, promptMicrosPerMillion: 150_000, completionMicrosPerMillion: 600_000 },
+        { ...PRICED, id: 'gpt-4o-mini', fallbacks: ['gpt-4o-mini-backup'] },
+        // The same upstream model, as a fallback: what a silent first call is retried on.
+        { ...PRICED, id: 'gpt-4o-mini-backup', deployments: [{ provider: 'openai', model: 'gpt-4o-mini' }] },
       ]),
     },
     { logger: logs.logger },
@@ -82,7 +85,7 @@ describe('a call that was never sent', () => {
   });
 });
 
-describe('an attempt that timed out and was retried', () => {
+describe('an attempt that timed out and was failed over', () => {
   it('is recorded with its estimate as unbilled, and the user pays for the attempt that answered', async () => {
     const user = await registerUser(t);
     const unbilled = async () => (await t.app.metrics.generation.unbilledAttemptTokens.get()).values.find((v) => v.labels.model === 'gpt-4o-mini')?.value ?? 0;
@@ -97,13 +100,20 @@ describe('an attempt that timed out and was retried', () => {
       const row = await prisma().message.findUniqueOrThrow({ where: { id: message.id } });
       return row.status === 'COMPLETE' ? row : undefined;
     });
-    expect(stored).toMatchObject({ content: 'on time', promptTokens: 30, completionTokens: 3, usageEstimated: false });
+    // The silent route is not called again: the fallback answers, and names the reply.
+    expect(stored).toMatchObject({ content: 'on time', promptTokens: 30, completionTokens: 3, usageEstimated: false, model: 'gpt-4o-mini-backup', provider: 'openai' });
     expect(upstream.requestsFor(prompt)).toHaveLength(2);
+    const price = { inputMicrosPerMillion: 150_000, cachedInputMicrosPerMillion: 150_000, outputMicrosPerMillion: 600_000, reasoningMicrosPerMillion: 600_000, source: 'configuration' as const };
+    expect(stored.costMicros).toBe(costMicros(price, { promptTokens: 30, cachedTokens: 0, completionTokens: 3, reasoningTokens: 0 }));
 
-    const [attempt] = logged('an upstream attempt timed out: the provider may bill its prompt, the user is not charged for it', message.id);
-    expect(attempt).toMatchObject({ attempt: 1, model: 'gpt-4o-mini' });
-    expect(attempt!.promptEstimate).toBeGreaterThan(0);
-    expect((await unbilled()) - before).toBe(attempt!.promptEstimate);
+    const attempts = await prisma().messageAttempt.findMany({ where: { messageId: message.id }, orderBy: { position: 'asc' } });
+    expect(attempts).toMatchObject([
+      { model: 'gpt-4o-mini', upstreamModel: 'gpt-4o-mini', outcome: 'TIMEOUT', billed: false, usageEstimated: true, completionTokens: 0 },
+      { model: 'gpt-4o-mini-backup', upstreamModel: 'gpt-4o-mini', outcome: 'OK', billed: true, usageEstimated: false, promptTokens: 30, completionTokens: 3 },
+    ]);
+    expect(attempts[0]!.promptTokens).toBeGreaterThan(0);
+    expect(attempts[0]!.costMicros).toBeGreaterThan(0n);
+    expect((await unbilled()) - before).toBe(attempts[0]!.promptTokens);
   });
 });
 

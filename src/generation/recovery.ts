@@ -65,7 +65,7 @@ export class GenerationRecovery {
     if (!reservation) return false;
     const buffered = await this.bufferedDeltas(message.id);
     const streamed = gaplessPrefix(buffered);
-    const content = streamed.text.startsWith(message.content) ? streamed.text : message.content;
+    const content = closingText(message.content, streamed);
     const outcome = await recordFinalMessage(
       this.deps,
       {
@@ -112,6 +112,9 @@ export class GenerationRecovery {
       if (content.length > streamedText.length && content.startsWith(streamedText)) {
         seq += 1;
         await this.deps.hub.publish({ messageId, seq, delta: content.slice(streamedText.length), done: false });
+      } else if (!content.startsWith(streamedText)) {
+        seq += 1;
+        await this.deps.hub.publish({ messageId, seq, delta: content, done: false, reset: true });
       }
       await this.deps.hub.publish({ messageId, seq: seq + 1, delta: '', done: true });
     } catch (error) {
@@ -120,15 +123,35 @@ export class GenerationRecovery {
   }
 }
 
-/** The text of the events from seq 1 up to the first one missing (what every subscriber received in order), and its last seq. */
-function gaplessPrefix(events: StreamEvent[]): { text: string; seq: number } {
+/**
+ * The text of the events from seq 1 up to the first one missing (what every subscriber received
+ * in order), from its last reset, its last seq, and whether it was reset.
+ */
+function gaplessPrefix(events: StreamEvent[]): { text: string; seq: number; reset: boolean } {
   let text = '';
   let seq = 0;
+  let reset = false;
   for (const event of events) {
-    if (event.seq === seq) continue;
-    if (event.seq !== seq + 1) break;
+    if (event.seq <= seq) continue;
+    // A reset drops everything before it, a gap included.
+    if (event.seq !== seq + 1 && !event.reset) break;
     seq = event.seq;
+    if (event.reset) {
+      text = '';
+      reset = true;
+    }
     text += event.delta;
   }
-  return { text, seq };
+  return { text, seq, reset };
+}
+
+/**
+ * The longer of the checkpoint and the streamed text where one carries on from the other. Where
+ * neither does, the reply was restarted: the streamed text, which has the reset, is the newer
+ * (a checkpoint is rewritten only at the next lease renewal).
+ */
+function closingText(checkpoint: string, streamed: { text: string; reset: boolean }): string {
+  if (streamed.text.startsWith(checkpoint)) return streamed.text;
+  if (checkpoint.startsWith(streamed.text)) return checkpoint;
+  return streamed.reset ? streamed.text : checkpoint;
 }

@@ -1,13 +1,15 @@
 import type { StreamHub } from '../streams/stream-hub.js';
-import type { ChatProvider, ProviderFailure } from '../providers/provider.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
-import { ZERO_METERED_USAGE, type Metering } from '../metering/metering.js';
-import type { MeteredUsage, ModelPrice } from '../metering/prices.js';
+import type { Metering } from '../metering/metering.js';
 import { estimateCompletionTokens, type ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { ProviderFailure } from '../providers/provider.js';
+import { countsAgainstDeployment, endsReply, retriedInPlace, retryDelayMs, type Circuit, type RouteTarget } from '../providers/router.js';
 import { DeltaPublisher } from '../streams/delta-publisher.js';
+import { runAttempt } from './attempt.js';
+import { billedUsage, priceAttempt, saveAttempts, type AttemptRecord } from './attempt-records.js';
 import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage, type FinalOutcome } from './finalize.js';
 
 export interface GenerationJob {
@@ -24,10 +26,13 @@ export interface GenerationJob {
 }
 
 export interface GenerationSettings {
-  /** Longest wait for the first chunk, and between chunks. */
+  /** Longest wait for the first chunk, and between chunks, unless the provider or model says otherwise. */
   upstreamTimeoutMs: number;
+  /** Longest wait for a first token before moving on, while another deployment or fallback is left. */
+  failoverFirstTokenMs: number;
   /** Hard cap on one generation, however steadily it streams. */
   generationMaxMs: number;
+  /** Attempts per deployment while no token has reached a client. */
   maxAttempts: number;
   /** How long a generation's lease lasts; it is renewed three times per lease while it runs. */
   leaseMs: number;
@@ -38,12 +43,10 @@ interface Running {
   finished: Promise<void>;
 }
 
+/** The longest wait between two attempts at one deployment (a longer Retry-After moves on instead). */
 const MAX_RETRY_WAIT_MS = 10_000;
-const RETRYABLE = new Set(['rate_limited', 'server_error', 'connection', 'timeout', 'cut']);
 const RECORD_RETRY_MS = 250;
 const RECORD_RETRY_MAX_MS = 2_000;
-/** How late an idle timer may fire before the process counts as having been paused. */
-const LATE_TIMER_MS = 1_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A retry's wait, cut short by a stop (or shutdown): the retry is then never sent. */
 const waitUnlessStopped = (ms: number, stop: AbortSignal) =>
@@ -56,6 +59,20 @@ const waitUnlessStopped = (ms: number, stop: AbortSignal) =>
     const timer = setTimeout(done, ms);
     stop.addEventListener('abort', done, { once: true });
   });
+
+/** The text subscribers hold: it grows, or starts anew after a restart (a reset). */
+interface ReplyText {
+  text: string;
+  /** Bumped by every reset, so that a checkpoint knows to rewrite rather than append. */
+  version: number;
+}
+
+/** How the reply's attempts ended: the last failure, and the target whose answer completed it. */
+interface RouteOutcome {
+  failure?: ProviderFailure;
+  finishReason?: string;
+  finishedBy?: RouteTarget;
+}
 
 /**
  * Runs generations independently of any client: tokens go to the stream hub, the final state
@@ -70,7 +87,9 @@ export class GenerationRunner {
     private readonly deps: {
       prisma: PrismaClient;
       hub: StreamHub;
-      provider: ChatProvider;
+      /** The targets of a reply for a catalog model, in the order they are tried. */
+      route: (model: ModelInfo) => RouteTarget[];
+      circuit: Circuit;
       metering: Metering;
       settings: GenerationSettings;
       logger: Logger;
@@ -132,60 +151,181 @@ export class GenerationRunner {
     const started = performance.now();
     const elapsedSeconds = () => (performance.now() - started) / 1000;
     const stopSignal = stopController.signal;
-    let text = '';
+    const reply: ReplyText = { text: '', version: 0 };
     const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger, this.deps.settings.leaseMs);
-    let usage: MeteredUsage | undefined;
-    let finishReason: string | null = null;
-    let failure: ProviderFailure | undefined;
-    // Whether the last attempt's request went out: a call never sent costs nothing.
-    let sent = false;
-    const deadline = Date.now() + this.deps.settings.generationMaxMs;
     // A message deleted, or stopped elsewhere (its owner asked while this instance seemed gone), is
     // not worth finishing. One closed by a recovery after a lapsed lease is: the upstream bills the
     // whole reply, and the real reply and usage then correct what the recovery estimated.
-    const lease = this.keepLease(job, () => text, () => stopController.abort());
-
-    for (let attempt = 1; ; attempt += 1) {
-      failure = undefined;
-      const attemptResult = await this.attempt(job, stopSignal, deadline, (delta) => {
-        if (!text) metrics.timeToFirstToken.observe({ model: job.model.id }, elapsedSeconds());
-        text += delta;
-        publisher.push(delta);
-      });
-      usage = attemptResult.usage ?? usage;
-      finishReason = attemptResult.finishReason ?? finishReason;
-      failure = attemptResult.failure;
-      sent = attemptResult.sent;
-      if (failure) metrics.upstreamErrors.inc({ status: failure.status ? String(failure.status) : 'none' });
-      if (attemptResult.timedOut && !attemptResult.usage && !publisher.started) this.recordUnbilledAttempt(job, attempt);
-      // Retry only while nothing has reached a client: once a token is out, a retry would repeat it.
-      const mayRetry = failure && RETRYABLE.has(failure.kind) && !publisher.started && !stopSignal.aborted && attempt < this.deps.settings.maxAttempts;
-      if (!mayRetry) break;
-      const waitMs = Math.min((failure?.retryAfterSeconds ?? 2 ** (attempt - 1) * 0.25) * 1000, MAX_RETRY_WAIT_MS);
-      logger.warn({ messageId: job.messageId, attempt, status: failure?.status, waitMs }, 'retrying upstream call');
-      await waitUnlessStopped(waitMs, stopSignal);
-    }
+    const lease = this.keepLease(job, () => reply, () => stopController.abort());
+    const attempts: AttemptRecord[] = [];
+    const outcome = await this.route(job, stopSignal, reply, publisher, attempts, () => {
+      if (attempts.length === 0 && !reply.text) metrics.timeToFirstToken.observe({ model: job.model.id }, elapsedSeconds());
+    });
 
     await publisher.drain();
     const stopped = stopSignal.aborted;
+    const failure = stopped ? undefined : outcome.failure;
+    const charged = billedUsage(attempts);
+    const finishedBy = outcome.finishedBy ?? attempts.findLast((a) => a.billed)?.target;
     const final: FinalMessage = {
       messageId: job.messageId,
       conversationId: job.conversationId,
-      content: text,
+      content: reply.text,
       status: stopped ? 'STOPPED' : failure ? 'FAILED' : 'COMPLETE',
-      ...this.usageFor(job, text, usage, failure, sent),
-      finishReason: stopped ? 'stop_requested' : failure ? 'error' : finishReason,
-      error: failure && !stopped ? { code: 'UPSTREAM_ERROR', message: failure.message } : undefined,
+      usage: charged.usage,
+      usageEstimated: charged.usageEstimated,
+      finishReason: stopped ? 'stop_requested' : failure ? (failure.kind === 'content_filter' ? 'content_filter' : 'error') : (outcome.finishReason ?? null),
+      error: failure ? { code: failure.kind === 'content_filter' ? 'CONTENT_FILTERED' : 'UPSTREAM_ERROR', message: failure.message } : undefined,
     };
+    for (const a of attempts) {
+      if (!a.billed && a.usage.promptTokens > 0) metrics.unbilledAttemptTokens.inc({ model: a.target.model.id }, a.usage.promptTokens);
+    }
     // The lease is renewed while the record is retried, so that no recovery closes the message meanwhile.
-    const outcome = await this.record(final, job.reservationId, job.model.price);
+    const recorded = await this.record(final, job, attempts, finishedBy, charged.costMicros);
     await lease.end();
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
     await publisher.finish();
     // A recovery had closed the stream with a shorter text: late subscribers now replay the corrected message.
-    if (outcome === 'corrected') {
+    if (recorded === 'corrected') {
       await hub.discardReplay(job.messageId).catch((error: unknown) => logger.warn({ err: error, messageId: job.messageId }, 'could not drop the replay of a corrected stream'));
     }
+  }
+
+  /**
+   * Tries the reply's targets in order until one completes it. Before any text reached a client,
+   * a deployment that fails in a way worth retrying gets up to `maxAttempts` calls (waiting as
+   * its Retry-After asks, else with jittered backoff), then the next target is tried; a silent
+   * one is not called again. Once text is out and the stream dies, the next target carries on:
+   * from the partial text where it accepts a prefill, else from the start, after a reset. A
+   * deployment whose circuit is open is skipped; one due for a probe gets one call.
+   */
+  private async route(
+    job: GenerationJob,
+    stopSignal: AbortSignal,
+    reply: ReplyText,
+    publisher: DeltaPublisher,
+    attempts: AttemptRecord[],
+    onFirstText: () => void,
+  ): Promise<RouteOutcome> {
+    const { circuit, logger, settings } = this.deps;
+    const targets = this.deps.route(job.model);
+    const deadline = Date.now() + settings.generationMaxMs;
+    let failure: ProviderFailure | undefined;
+    // Attempts from this index on have their text in the reply (a reset moves it).
+    let billedFrom = 0;
+    let resetDue = false;
+    /** After a context-length refusal: only fallbacks with at least this context window. */
+    let contextAtLeast: { window: number; refusedBy: string } | undefined;
+    const eligible = (t: RouteTarget) => !contextAtLeast || (t.model.id !== contextAtLeast.refusedBy && t.model.contextWindow >= contextAtLeast.window);
+    const onText = (delta: string) => {
+      onFirstText();
+      if (resetDue) {
+        resetDue = false;
+        reply.text = '';
+        reply.version += 1;
+        billedFrom = attempts.length;
+        publisher.reset();
+      }
+      reply.text += delta;
+      publisher.push(delta);
+    };
+    const skipped: RouteTarget[] = [];
+
+    const tryTarget = async (target: RouteTarget, calls: number): Promise<'done' | 'next' | 'end'> => {
+      let prefillRefused = false;
+      for (let call = 1; call <= calls; call += 1) {
+        if (stopSignal.aborted) return 'end';
+        const prefill = reply.text && target.prefill && !prefillRefused ? reply.text : undefined;
+        // A restart drops the partial text, but only once the new answer begins: should it fail first, the partial stays.
+        resetDue = reply.text.length > 0 && prefill === undefined;
+        const alternatives = targets.slice(targets.indexOf(target) + 1).some(eligible);
+        const result = await runAttempt(
+          target,
+          {
+            model: target.deployment.model,
+            messages: job.messages,
+            maxTokens: prefill ? Math.max(1, job.maxTokens - estimateCompletionTokens(prefill)) : job.maxTokens,
+            temperature: job.temperature,
+            reasoning: target.model.reasoning,
+            ...(prefill ? { prefill } : {}),
+          },
+          {
+            firstTokenMs: alternatives && !target.model.reasoning ? Math.min(target.timeoutMs, settings.failoverFirstTokenMs) : target.timeoutMs,
+            idleMs: target.timeoutMs,
+            deadline,
+          },
+          stopSignal,
+          onText,
+        );
+        const record = priceAttempt(target, result, job.promptEstimate, prefill);
+        attempts.push(record);
+        resetDue = false;
+        if (result.stopped) return 'end';
+        if (!result.failure) {
+          await circuit.recordSuccess(target.key);
+          failure = undefined;
+          return 'done';
+        }
+        failure = result.failure;
+        this.deps.metrics.generation.upstreamErrors.inc({ status: failure.status ? String(failure.status) : failure.kind });
+        if (countsAgainstDeployment(failure)) await circuit.recordFailure(target.key);
+        logger.warn(
+          { messageId: job.messageId, provider: target.provider.id, model: target.deployment.model, call, kind: failure.kind, status: failure.status },
+          'an upstream attempt failed',
+        );
+        if (failure.kind === 'prefill_refused' && prefill !== undefined && !prefillRefused) {
+          // This target does not take a prefill after all: restart the reply here instead.
+          prefillRefused = true;
+          call -= 1;
+          continue;
+        }
+        if (endsReply(failure)) return 'end';
+        if (failure.kind === 'context_length') {
+          contextAtLeast = { window: target.model.contextWindow, refusedBy: target.model.id };
+          return 'next';
+        }
+        // Text is out: only another target can carry on (a retry here would repeat it).
+        if (result.text) return 'next';
+        if (!retriedInPlace(failure) || call >= calls) return 'next';
+        const waitMs = retryDelayMs(failure, call, MAX_RETRY_WAIT_MS);
+        if (waitMs === undefined) return 'next';
+        logger.warn({ messageId: job.messageId, provider: target.provider.id, attempt: call, status: failure.status, waitMs }, 'retrying upstream call');
+        await waitUnlessStopped(waitMs, stopSignal);
+      }
+      return 'next';
+    };
+
+    for (const target of targets) {
+      if (stopSignal.aborted || !eligible(target)) continue;
+      const admission = await circuit.admit(target.key);
+      if (admission === 'open') {
+        skipped.push(target);
+        continue;
+      }
+      const step = await tryTarget(target, admission === 'probe' ? 1 : settings.maxAttempts);
+      if (step === 'done') return this.settleBilling(attempts, billedFrom, { finishReason: attempts.at(-1)?.result.finishReason, finishedBy: target });
+      if (step === 'end') break;
+    }
+    // Every target was skipped by its circuit: rather than refuse outright, the first one gets one call.
+    const lastResort = skipped.find(eligible);
+    if (attempts.length === 0 && lastResort && !stopSignal.aborted) {
+      if ((await tryTarget(lastResort, 1)) === 'done') {
+        return this.settleBilling(attempts, billedFrom, { finishReason: attempts.at(-1)?.result.finishReason, finishedBy: lastResort });
+      }
+    }
+    if (!failure && attempts.length === 0 && !stopSignal.aborted) {
+      failure = { kind: 'server_error', message: 'No model provider is available for this model' };
+    }
+    return this.settleBilling(attempts, billedFrom, { failure });
+  }
+
+  /** Marks as billed the attempts whose text is in the reply: those since the last reset that produced text, or ended it. */
+  private settleBilling(attempts: AttemptRecord[], billedFrom: number, outcome: RouteOutcome): RouteOutcome {
+    attempts.forEach((a, index) => {
+      const last = index === attempts.length - 1;
+      a.billed = index >= billedFrom && (a.result.text.length > 0 || (last && a.result.sent && (a.result.outcome === 'OK' || a.result.stopped)));
+    });
+    return outcome;
   }
 
   /**
@@ -194,11 +334,20 @@ export class GenerationRunner {
    * the renewals survive closes nothing; through a database outage it lapses, a recovery may close
    * the message by estimate first, and this write then corrects it with the real text and usage.
    */
-  private async record(final: FinalMessage, reservationId: string, price: ModelPrice): Promise<FinalOutcome | undefined> {
+  private async record(
+    final: FinalMessage,
+    job: GenerationJob,
+    attempts: AttemptRecord[],
+    finishedBy: RouteTarget | undefined,
+    costMicros: bigint,
+  ): Promise<FinalOutcome | undefined> {
     const giveUpAt = Date.now() + 2 * this.deps.settings.leaseMs;
+    let attemptsSaved = false;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await recordFinalMessage(this.deps, final, reservationId, 'RUN', price);
+        if (!attemptsSaved) await saveAttempts(this.deps.prisma, { messageId: job.messageId, userId: job.userId, finishedBy }, attempts);
+        attemptsSaved = true;
+        return await recordFinalMessage(this.deps, final, job.reservationId, 'RUN', job.model.price);
       } catch (error) {
         const waitMs = Math.min(RECORD_RETRY_MS * 2 ** (attempt - 1), RECORD_RETRY_MAX_MS);
         const last = Date.now() + waitMs > giveUpAt;
@@ -216,18 +365,19 @@ export class GenerationRunner {
    * costs writes in proportion to its length. `giveUp` runs when the message is gone or was
    * stopped elsewhere.
    */
-  private keepLease(job: GenerationJob, textSoFar: () => string, giveUp: () => void): { end(): Promise<void> } {
+  private keepLease(job: GenerationJob, textSoFar: () => ReplyText, giveUp: () => void): { end(): Promise<void> } {
     const { prisma, metering, settings, logger } = this.deps;
     const { messageId } = job;
     let renewal: Promise<unknown> = Promise.resolve();
-    let saved = '';
+    let saved: ReplyText = { text: '', version: 0 };
     const renew = async () => {
       const held = await metering.renewLease(job.reservationId, settings.leaseMs);
-      // The text only grows: write only when there is more than was saved last time.
-      const text = textSoFar();
-      if (held && text.length <= saved.length) return;
-      if ((await appendCheckpoint(prisma, messageId, saved, text)) || (await rewriteCheckpoint(prisma, messageId, text))) {
-        saved = text;
+      // The text only grows, until a restart: write only when there is more than was saved last time.
+      const { text, version } = textSoFar();
+      const sameText = version === saved.version;
+      if (held && sameText && text.length <= saved.text.length) return;
+      if ((sameText && (await appendCheckpoint(prisma, messageId, saved.text, text))) || (await rewriteCheckpoint(prisma, messageId, text))) {
+        saved = { text, version };
         return;
       }
       const message = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
@@ -245,114 +395,6 @@ export class GenerationRunner {
     };
   }
 
-  /**
-   * Usage as reported by the upstream; when it reported none (stopped, failed mid-way, or an
-   * upstream that omits it) an estimate from the local tokenizer, marked as such. A call never
-   * sent (stopped, or shut down, before it or during a retry's wait), or one that failed before
-   * any output, costs nothing.
-   */
-  private usageFor(
-    job: GenerationJob,
-    text: string,
-    reported: MeteredUsage | undefined,
-    failure: ProviderFailure | undefined,
-    sent: boolean,
-  ): { usage: MeteredUsage; usageEstimated: boolean } {
-    if (reported) return { usage: reported, usageEstimated: false };
-    if (!sent || (failure && text.length === 0)) return { usage: ZERO_METERED_USAGE, usageEstimated: false };
-    return {
-      usage: { ...ZERO_METERED_USAGE, promptTokens: job.promptEstimate, completionTokens: estimateCompletionTokens(text) },
-      usageEstimated: true,
-    };
-  }
-
-  /**
-   * An attempt that timed out before any output, whose usage nobody is charged: the provider may
-   * have billed its prompt, but the user gets one reply and pays for the attempt that made it,
-   * and the operator's cost of the others is counted here (by estimate) to reconcile with the
-   * provider's bill.
-   */
-  private recordUnbilledAttempt(job: GenerationJob, attempt: number): void {
-    this.deps.metrics.generation.unbilledAttemptTokens.inc({ model: job.model.id }, job.promptEstimate);
-    this.deps.logger.warn(
-      { messageId: job.messageId, attempt, model: job.model.id, promptEstimate: job.promptEstimate },
-      'an upstream attempt timed out: the provider may bill its prompt, the user is not charged for it',
-    );
-  }
-
-  private async attempt(
-    job: GenerationJob,
-    stopSignal: AbortSignal,
-    deadline: number,
-    onDelta: (delta: string) => void,
-  ): Promise<{
-    usage?: MeteredUsage;
-    finishReason?: string;
-    failure?: ProviderFailure;
-    /** The request went to the upstream. */
-    sent: boolean;
-    timedOut?: boolean;
-  }> {
-    const controller = new AbortController();
-    const onStop = () => controller.abort('stopped');
-    stopSignal.addEventListener('abort', onStop);
-    let idleTimer: NodeJS.Timeout | undefined;
-    let chunks = 0;
-    let ended = false;
-    const armIdleTimer = () => {
-      clearTimeout(idleTimer);
-      const wait = Math.min(this.deps.settings.upstreamTimeoutMs, Math.max(0, deadline - Date.now()));
-      const armedAt = Date.now();
-      const chunksWhenArmed = chunks;
-      idleTimer = setTimeout(() => {
-        // A timer that fires late means this process was paused or starved, and the upstream's
-        // data may be waiting unread in the socket: timers run before I/O. Let the I/O phase
-        // run first, and time out only if nothing came, or (late) nothing came over a fresh wait.
-        const late = Date.now() - armedAt > wait + LATE_TIMER_MS;
-        setImmediate(() => {
-          if (ended || chunks !== chunksWhenArmed) return;
-          if (late) armIdleTimer();
-          else controller.abort('timeout');
-        });
-      }, wait);
-    };
-    let usage: MeteredUsage | undefined;
-    let finishReason: string | undefined;
-    let sent = false;
-    try {
-      if (stopSignal.aborted) return { sent };
-      armIdleTimer();
-      sent = true;
-      const events = this.deps.provider.stream(
-        { model: job.model.id, messages: job.messages, maxTokens: job.maxTokens, temperature: job.temperature, reasoning: job.model.reasoning },
-        // The idle timer above is the timeout (it tells a paused process from a silent upstream);
-        // the provider's own must not race it, so here it only bounds the whole generation.
-        { signal: controller.signal, timeoutMs: this.deps.settings.generationMaxMs },
-      );
-      for await (const event of events) {
-        chunks += 1;
-        armIdleTimer();
-        if (event.type === 'usage') usage = event.usage;
-        else if (event.type === 'finish') finishReason = event.reason;
-        else if (event.type === 'text' && event.delta && !controller.signal.aborted) onDelta(event.delta);
-      }
-      // Aborting does not throw: the loop just ends, so the reason is checked here.
-      if (controller.signal.aborted) {
-        return controller.signal.reason === 'timeout'
-          ? { usage, failure: this.deps.provider.describeFailure(undefined, { reason: 'timeout' }), sent, timedOut: true }
-          : { usage, sent };
-      }
-      return { usage, finishReason, sent };
-    } catch (error) {
-      if (controller.signal.reason === 'stopped') return { usage, sent };
-      const timedOut = controller.signal.reason === 'timeout';
-      return { usage, failure: this.deps.provider.describeFailure(error, { reason: timedOut ? 'timeout' : undefined, started: chunks > 0 }), sent, timedOut };
-    } finally {
-      ended = true;
-      clearTimeout(idleTimer);
-      stopSignal.removeEventListener('abort', onStop);
-    }
-  }
 }
 
 /**

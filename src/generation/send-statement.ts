@@ -67,6 +67,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     finishReason: null,
     errorCode: null,
     errorMessage: null,
+    provider: null,
     createdAt: now,
     updatedAt: now,
     completedAt: null,

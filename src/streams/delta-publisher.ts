@@ -18,6 +18,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export class DeltaPublisher {
   private pending = '';
+  /** The next event starts the text anew. */
+  private pendingReset = false;
   private publishing: Promise<void> | undefined;
   private lastSeq = 0;
   /** Characters pushed before `pending`. */
@@ -42,6 +44,14 @@ export class DeltaPublisher {
     this.publishing ??= this.publishPending();
   }
 
+  /** Drops the text pushed so far: subscribers are told to, and what comes next starts at offset 0. */
+  reset(): void {
+    this.pending = '';
+    this.offset = 0;
+    this.pendingReset = true;
+    this.publishing ??= this.publishPending();
+  }
+
   /** Waits until everything pushed is published, or given up after retrying. */
   async drain(): Promise<void> {
     while (this.publishing) await this.publishing;
@@ -57,10 +67,12 @@ export class DeltaPublisher {
   }
 
   private async publishPending(): Promise<void> {
-    while (this.pending) {
+    while (this.pending || this.pendingReset) {
       const event: StreamEvent = { messageId: this.messageId, seq: this.lastSeq + 1, delta: this.pending, done: false, offset: this.offset };
+      if (this.pendingReset) event.reset = true;
       this.offset += this.pending.length;
       this.pending = '';
+      this.pendingReset = false;
       // Published or given up, its seq is used: a given-up one is a gap subscribers can see.
       this.lastSeq = event.seq;
       await this.publishWithRetries(event);

@@ -21,8 +21,11 @@ type StoredCheck = (typeof STORED_CHECKS)[number];
 export class StreamFollower {
   readonly events = new MergingQueue();
   private lastSeq = 0;
-  /** Characters given so far. */
-  private delivered = 0;
+  /**
+   * The text given since the last reset: a stored text that does not extend it (the reply was
+   * restarted where this subscriber could not see the reset) is then given anew, after a reset.
+   */
+  private deliveredText = '';
   /** The highest seq heard of while it could not be taken (a gap, or a catch-up under way). */
   private highestHeard = 0;
   private doneHeard = false;
@@ -77,28 +80,43 @@ export class StreamFollower {
     this.events.end();
   }
 
+  private get delivered(): number {
+    return this.deliveredText.length;
+  }
+
+  /** Whether the event can be given now: the next one, or a reset (which drops whatever a gap before it held). */
   private follows(event: StreamEvent): boolean {
+    if (event.reset) return event.seq > this.lastSeq;
     return event.seq === this.lastSeq + 1 && (event.offset === undefined || event.offset <= this.delivered);
   }
 
   private take(event: StreamEvent): void {
+    if (event.reset) this.deliveredText = '';
     // An event that starts before what was given (a checkpoint filled part of it) gives only the rest.
     const overlap = event.offset === undefined ? 0 : this.delivered - event.offset;
     const delta = event.delta.slice(overlap);
     this.lastSeq = event.seq;
-    this.delivered += delta.length;
+    this.deliveredText += delta;
     this.events.push({ ...event, delta, ...(event.offset === undefined ? {} : { offset: event.offset + overlap }) });
     if (event.done) this.events.end();
   }
 
   /** Ends the stream with what a final message holds beyond what was given. */
   private finishFrom(content: string): void {
-    if (content.length > this.delivered) this.fill(this.lastSeq + 1, content.slice(this.delivered));
+    if (content.length > this.delivered || !this.extendsDelivered(content)) this.fillTo(this.lastSeq + 1, content, content.length);
     this.take({ messageId: this.messageId, seq: this.lastSeq + 1, delta: '', done: true, offset: this.delivered });
   }
 
-  private fill(seq: number, delta: string): void {
-    this.take({ messageId: this.messageId, seq, firstSeq: this.lastSeq + 1, delta, done: false, offset: this.delivered });
+  /** Whether a stored text carries on from what was given (it does not after a restart this subscriber missed). */
+  private extendsDelivered(content: string): boolean {
+    return content.startsWith(this.deliveredText);
+  }
+
+  /** Gives the stored text from what was given up to `end`; or, when it does not carry on from it, all of it after a reset. */
+  private fillTo(seq: number, content: string, end: number): void {
+    const event: StreamEvent = { messageId: this.messageId, seq, firstSeq: this.lastSeq + 1, delta: '', done: false, offset: 0 };
+    if (this.extendsDelivered(content)) this.take({ ...event, delta: content.slice(this.delivered, end), offset: this.delivered });
+    else this.take({ ...event, delta: content.slice(0, end), reset: true });
   }
 
   /** One catch-up at a time; one asked for during another runs after it (the stronger of the two). */
@@ -131,9 +149,10 @@ export class StreamFollower {
       if (this.ended) return;
       if (stored?.final) return this.finishFrom(stored.content);
       const gapEnd = afterGap?.offset;
-      if (stored && gapEnd !== undefined && gapEnd >= this.delivered && stored.content.length >= gapEnd) {
+      const coversGap = afterGap && gapEnd !== undefined && stored && stored.content.length >= gapEnd;
+      if (coversGap && (gapEnd >= this.delivered || !this.extendsDelivered(stored.content))) {
         // The checkpoint covers the gap: fill it, then take the rest from the store.
-        this.fill(Math.max(afterGap!.seq - 1, this.lastSeq + 1), stored.content.slice(this.delivered, gapEnd));
+        this.fillTo(Math.max(afterGap.seq - 1, this.lastSeq + 1), stored.content, gapEnd);
         this.catchUpAsked ??= 'onGap';
         return;
       }
@@ -190,7 +209,14 @@ export class MergingQueue implements AsyncIterable<StreamEvent> {
     if (this.items.length >= SEPARATE_EVENTS_KEPT && last && !last.done && !event.done) {
       last.firstSeq ??= last.seq;
       last.seq = event.seq;
-      last.delta += event.delta;
+      // A reset drops the text before it, which this reader has not read yet anyway.
+      if (event.reset) {
+        last.reset = true;
+        last.delta = event.delta;
+        last.offset = event.offset;
+      } else {
+        last.delta += event.delta;
+      }
       return;
     }
     this.items.push({ ...event });

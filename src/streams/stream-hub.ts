@@ -10,6 +10,11 @@ export interface StreamEvent {
   offset?: number;
   /** The first seq this event covers, when it stands for several (a slow subscriber's merged events, a filled gap). */
   firstSeq?: number;
+  /**
+   * The text received so far is dropped and this delta starts the reply anew (at offset 0): the
+   * reply is being generated again elsewhere after its provider failed mid-way.
+   */
+  reset?: boolean;
 }
 
 /** Where events are kept so that late subscribers can replay them. */

@@ -118,6 +118,11 @@ const MessageStreamEvent = builder.objectRef<StreamEvent>('MessageStreamEvent').
       resolve: (e) => e.firstSeq ?? e.seq,
     }),
     delta: t.exposeString('delta', { description: 'Text added by this event.' }),
+    reset: t.boolean({
+      description:
+        'True: drop the text received so far; this delta and those that follow are the reply anew (its provider failed mid-reply and it was generated again elsewhere).',
+      resolve: (e) => e.reset === true,
+    }),
     done: t.exposeBoolean('done'),
     message: t.prismaField({
       type: 'Message',

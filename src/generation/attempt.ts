@@ -1,0 +1,131 @@
+import type { MeteredUsage } from '../metering/prices.js';
+import type { ChatRequest, ProviderFailure } from '../providers/provider.js';
+import type { RouteTarget } from '../providers/router.js';
+
+/** How an upstream call ended, as its record says. */
+export type AttemptOutcome = 'OK' | 'ERROR' | 'TIMEOUT' | 'CUT' | 'REFUSED';
+
+export interface AttemptResult {
+  outcome: AttemptOutcome;
+  failure?: ProviderFailure;
+  /** As the provider reported it. */
+  usage?: MeteredUsage;
+  finishReason?: string;
+  /** The text this call produced (after its prefill, if it had one). */
+  text: string;
+  /** The request went out: a call never sent costs nothing. */
+  sent: boolean;
+  /** Ended by a stop (the reply's own, or shutdown). */
+  stopped: boolean;
+  startedAt: Date;
+  firstTokenMs?: number;
+  durationMs: number;
+}
+
+export interface AttemptLimits {
+  /** Longest wait for the first text. */
+  firstTokenMs: number;
+  /** Longest wait between two events once text flows. */
+  idleMs: number;
+  /** The whole reply's deadline (epoch ms). */
+  deadline: number;
+}
+
+/** How late an idle timer may fire before the process counts as having been paused. */
+const LATE_TIMER_MS = 1_000;
+
+const REFUSALS = new Set(['context_length', 'content_filter', 'prefill_refused', 'bad_request', 'credentials', 'not_found']);
+
+/**
+ * One call to one target. Text goes to `onText` as it arrives. A silent provider (no first token
+ * within `firstTokenMs`) or a stalled one (no event within `idleMs`) is given up; a stream that
+ * ends with neither a finish nor its usage was cut short.
+ */
+export async function runAttempt(
+  target: RouteTarget,
+  request: ChatRequest,
+  limits: AttemptLimits,
+  stopSignal: AbortSignal,
+  onText: (delta: string) => void,
+): Promise<AttemptResult> {
+  const startedAt = new Date();
+  const started = performance.now();
+  const controller = new AbortController();
+  const onStop = () => controller.abort('stopped');
+  stopSignal.addEventListener('abort', onStop);
+  let idleTimer: NodeJS.Timeout | undefined;
+  let events = 0;
+  let text = '';
+  let firstTokenMs: number | undefined;
+  let ended = false;
+  const armIdleTimer = () => {
+    clearTimeout(idleTimer);
+    const limit = text ? limits.idleMs : Math.max(0, limits.firstTokenMs - (performance.now() - started));
+    const wait = Math.min(limit, Math.max(0, limits.deadline - Date.now()));
+    const armedAt = Date.now();
+    const eventsWhenArmed = events;
+    idleTimer = setTimeout(() => {
+      // A timer that fires late means this process was paused or starved, and the upstream's
+      // data may be waiting unread in the socket: timers run before I/O. Let the I/O phase run
+      // first, and time out only if nothing came, or (late) nothing came over a fresh wait.
+      const late = Date.now() - armedAt > wait + LATE_TIMER_MS;
+      setImmediate(() => {
+        if (ended || events !== eventsWhenArmed) return;
+        if (late) armIdleTimer();
+        else controller.abort('timeout');
+      });
+    }, wait);
+  };
+  let usage: MeteredUsage | undefined;
+  let finishReason: string | undefined;
+  let sent = false;
+  const result = (outcome: AttemptOutcome, failure?: ProviderFailure): AttemptResult => ({
+    outcome,
+    ...(failure ? { failure } : {}),
+    ...(usage ? { usage } : {}),
+    ...(finishReason ? { finishReason } : {}),
+    text,
+    sent,
+    stopped: controller.signal.reason === 'stopped',
+    startedAt,
+    ...(firstTokenMs === undefined ? {} : { firstTokenMs }),
+    durationMs: Math.round(performance.now() - started),
+  });
+  const failed = (failure: ProviderFailure): AttemptResult =>
+    result(failure.kind === 'timeout' ? 'TIMEOUT' : failure.kind === 'cut' ? 'CUT' : REFUSALS.has(failure.kind) ? 'REFUSED' : 'ERROR', failure);
+  try {
+    if (stopSignal.aborted) return result('OK');
+    armIdleTimer();
+    sent = true;
+    const stream = target.provider.chat.stream(request, {
+      signal: controller.signal,
+      // The idle timer above is the timeout (it tells a paused process from a silent upstream);
+      // the provider's own must not race it, so here it only bounds the whole reply.
+      timeoutMs: Math.max(1, limits.deadline - Date.now()),
+    });
+    for await (const event of stream) {
+      events += 1;
+      if (event.type === 'usage') usage = event.usage;
+      else if (event.type === 'finish') finishReason = event.reason;
+      else if (event.type === 'text' && event.delta && !controller.signal.aborted) {
+        firstTokenMs ??= Math.round(performance.now() - started);
+        text += event.delta;
+        onText(event.delta);
+      }
+      armIdleTimer();
+    }
+    // Aborting does not throw: the loop just ends, so the reason is checked here.
+    if (controller.signal.reason === 'timeout') return failed(target.provider.chat.describeFailure(undefined, { reason: 'timeout' }));
+    if (controller.signal.aborted) return result('OK');
+    if (!finishReason && !usage) return failed({ kind: 'cut', message: 'The model provider ended its answer early' });
+    return result('OK');
+  } catch (error) {
+    if (controller.signal.reason === 'stopped') return result('OK');
+    const reason = controller.signal.reason === 'timeout' ? 'timeout' : undefined;
+    return failed(target.provider.chat.describeFailure(error, { reason, started: text.length > 0 || events > 0 }));
+  } finally {
+    ended = true;
+    clearTimeout(idleTimer);
+    stopSignal.removeEventListener('abort', onStop);
+  }
+}
