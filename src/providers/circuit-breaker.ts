@@ -54,9 +54,9 @@ export const CIRCUIT_BREAKER_DEFAULTS = {
   redisTimeoutMs: 200,
 };
 
-/** A deployment not called for this long (past its probe times) starts afresh: failures count when recent. */
+/** Failures are forgotten this long after the last one (or after the probe time): they count when recent. */
 const FORGET_AFTER_MS = 10 * 60_000;
-/** Reporting scans the keyspace: it may take longer than a request's exchange. */
+/** Reporting scans the keyspace: it gets this many times a request's bound. */
 const REPORT_TIMEOUT_FACTOR = 10;
 
 /** What is kept per deployment; nothing at all for a healthy one. */
@@ -74,36 +74,31 @@ type Change<T> = (record: CircuitRecord | undefined, now: number) => { next: Cir
 /** Where records live; it applies a change atomically. */
 interface CircuitStore {
   update<T>(key: string, change: Change<T>): Promise<T>;
-  read(key: string): Promise<CircuitRecord | undefined>;
   readAll(): Promise<Map<string, CircuitRecord>>;
 }
 
 export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBreaker {
   const defaults = CIRCUIT_BREAKER_DEFAULTS;
-  const settings = {
-    failureThreshold: options.failureThreshold ?? defaults.failureThreshold,
-    probeAfterMs: options.probeAfterMs ?? defaults.probeAfterMs,
-    probeTimeoutMs: options.probeTimeoutMs ?? defaults.probeTimeoutMs,
-  };
-  const now = options.now ?? Date.now;
-  const local = new MemoryCircuitStore(now);
-  const store = options.redis
-    ? new RedisCircuitStore({ ...options, redis: options.redis, redisTimeoutMs: options.redisTimeoutMs ?? defaults.redisTimeoutMs, now, local })
-    : local;
+  const { redis, keyPrefix, logger, now = Date.now } = options;
+  const { failureThreshold = defaults.failureThreshold, probeAfterMs = defaults.probeAfterMs } = options;
+  const { probeTimeoutMs = defaults.probeTimeoutMs, redisTimeoutMs = defaults.redisTimeoutMs } = options;
+  const local = memoryCircuitStore(now);
+  const store: CircuitStore = redis ? redisCircuitStore({ redis, keyPrefix, redisTimeoutMs, now, local, logger }) : local;
 
   // The rules, once for both stores.
   const admit: Change<Admission> = (record, at) => {
     if (record?.openedAt === undefined) return { next: record, result: 'closed' };
     if ((record.probeUntil ?? 0) > at || at < (record.nextProbeAt ?? 0)) return { next: record, result: 'open' };
-    return { next: { ...record, probeUntil: at + settings.probeTimeoutMs }, result: 'probe' };
+    return { next: { ...record, probeUntil: at + probeTimeoutMs }, result: 'probe' };
   };
   const succeed: Change<void> = () => ({ next: undefined, result: undefined });
+  const read: Change<CircuitRecord | undefined> = (record) => ({ next: record, result: record });
   // A failure while open (a failed probe, or a call admitted before it opened) frees the probe
   // slot and moves the next probe: the deployment was seen failing just now.
   const fail: Change<void> = (record, at) => {
     const failures = (record?.failures ?? 0) + 1;
-    const openedAt = record?.openedAt ?? (failures >= settings.failureThreshold ? at : undefined);
-    const next = openedAt === undefined ? { failures } : { failures, openedAt, nextProbeAt: at + settings.probeAfterMs };
+    const openedAt = record?.openedAt ?? (failures >= failureThreshold ? at : undefined);
+    const next = openedAt === undefined ? { failures } : { failures, openedAt, nextProbeAt: at + probeAfterMs };
     return { next, result: undefined };
   };
 
@@ -111,7 +106,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     admit: (key) => store.update(key, admit),
     recordSuccess: (key) => store.update(key, succeed),
     recordFailure: (key) => store.update(key, fail),
-    snapshot: async (key) => snapshotOf(key, await store.read(key), now()),
+    snapshot: async (key) => snapshotOf(key, await store.update(key, read), now()),
     snapshotAll: async () => {
       const records = await store.readAll();
       const at = now();
@@ -132,47 +127,42 @@ function lifetimeMs(record: CircuitRecord, now: number): number {
   return Math.max(record.nextProbeAt ?? now, record.probeUntil ?? now, now) - now + FORGET_AFTER_MS;
 }
 
-/** One process: the embedded default, and every instance's own view when Redis is away. */
-class MemoryCircuitStore implements CircuitStore {
-  private readonly records = new Map<string, { record: CircuitRecord; expiresAt: number }>();
-
-  constructor(private readonly now: () => number) {}
-
-  async update<T>(key: string, change: Change<T>): Promise<T> {
-    const now = this.now();
-    const { next, result } = change(this.get(key, now), now);
-    this.put(key, next, now);
-    return result;
-  }
-
-  async read(key: string): Promise<CircuitRecord | undefined> {
-    return this.get(key, this.now());
-  }
-
-  async readAll(): Promise<Map<string, CircuitRecord>> {
-    const now = this.now();
-    const all = new Map<string, CircuitRecord>();
-    for (const key of [...this.records.keys()]) {
-      const record = this.get(key, now);
-      if (record) all.set(key, record);
-    }
-    return all;
-  }
-
-  put(key: string, record: CircuitRecord | undefined, now: number): void {
-    if (record) this.records.set(key, { record, expiresAt: now + lifetimeMs(record, now) });
-    else this.records.delete(key);
-  }
-
-  private get(key: string, now: number): CircuitRecord | undefined {
-    const entry = this.records.get(key);
-    if (entry && entry.expiresAt <= now) this.records.delete(key);
-    return entry && entry.expiresAt > now ? entry.record : undefined;
-  }
+/** One process: the embedded default, and each instance's own view when Redis is away. */
+function memoryCircuitStore(now: () => number) {
+  const records = new Map<string, { record: CircuitRecord; expiresAt: number }>();
+  const get = (key: string, at: number) => {
+    const entry = records.get(key);
+    if (entry && entry.expiresAt <= at) records.delete(key);
+    return entry && entry.expiresAt > at ? entry.record : undefined;
+  };
+  const put = (key: string, record: CircuitRecord | undefined, at: number) => {
+    if (record) records.set(key, { record, expiresAt: at + lifetimeMs(record, at) });
+    else records.delete(key);
+  };
+  return {
+    put,
+    async update<T>(key: string, change: Change<T>): Promise<T> {
+      const at = now();
+      const { next, result } = change(get(key, at), at);
+      put(key, next, at);
+      return result;
+    },
+    async readAll() {
+      const at = now();
+      const all = new Map<string, CircuitRecord>();
+      for (const key of [...records.keys()]) {
+        const record = get(key, at);
+        if (record) all.set(key, record);
+      }
+      return all;
+    },
+  };
 }
 
-// Writes `next` only if the key still holds what the change was computed from; else returns what
-// it holds. The rules stay in TypeScript, and a shared connection needs no WATCH.
+type MemoryCircuitStore = ReturnType<typeof memoryCircuitStore>;
+
+// Writes the next record only if the key still holds the one it was computed from, else returns
+// what it holds: the rules stay in TypeScript, and a shared connection needs no WATCH.
 // ARGV: expected ('' for none), next ('' deletes), lifetime (ms).
 const COMPARE_AND_SET = `
 local current = redis.call('GET', KEYS[1]) or ''
@@ -186,74 +176,72 @@ return {1}`;
  * shared records it saw, plus its own outcomes since), which says `closed` for a deployment it
  * has no evidence against. Timestamps come from the caller's clock, never Redis TIME.
  */
-class RedisCircuitStore implements CircuitStore {
-  private readonly redis: Redis;
-  private readonly keyPrefix: string;
-  private readonly redisTimeoutMs: number;
-  private readonly now: () => number;
-  private readonly local: MemoryCircuitStore;
-  private readonly logger?: Logger;
-  private down = false;
+function redisCircuitStore(options: {
+  redis: Redis;
+  keyPrefix: string;
+  redisTimeoutMs: number;
+  now: () => number;
+  local: MemoryCircuitStore;
+  logger?: Logger;
+}): CircuitStore {
+  const { redis, keyPrefix, redisTimeoutMs, now, local, logger } = options;
+  const head = `${keyPrefix}circuit:`;
+  let down = false;
 
-  constructor(options: { redis: Redis; keyPrefix: string; redisTimeoutMs: number; now: () => number; local: MemoryCircuitStore; logger?: Logger }) {
-    ({ redis: this.redis, keyPrefix: this.keyPrefix, redisTimeoutMs: this.redisTimeoutMs, now: this.now, local: this.local, logger: this.logger } = options);
+  /** Runs `shared` within `timeoutMs`; on any failure, logs the outage once and runs `fallback`. */
+  async function orLocal<T>(timeoutMs: number, shared: (deadline: number) => Promise<T>, fallback: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // A client that is not connected would queue the command (or refuse it): no waiting for it.
+      if (redis.status !== 'ready') throw new Error(`the Redis connection is ${redis.status}`);
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      const result = await Promise.race([shared(Date.now() + timeoutMs), expired]);
+      if (down) logger?.info('circuit breakers are shared through Redis again');
+      down = false;
+      return result;
+    } catch (error) {
+      if (!down) logger?.warn({ err: error }, 'circuit breakers not shared: Redis is unreachable, each instance judges deployments on its own');
+      down = true;
+      return fallback();
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  update<T>(key: string, change: Change<T>): Promise<T> {
-    return this.orLocal(this.redisTimeoutMs, (deadline) => this.updateShared(key, change, deadline), () => this.local.update(key, change));
-  }
-
-  read(key: string): Promise<CircuitRecord | undefined> {
-    return this.orLocal(
-      this.redisTimeoutMs,
-      async () => {
-        const record = parse((await this.redis.get(this.redisKey(key))) ?? '');
-        this.local.put(key, record, this.now());
-        return record;
-      },
-      () => this.local.read(key),
-    );
-  }
-
-  readAll(): Promise<Map<string, CircuitRecord>> {
-    return this.orLocal(this.redisTimeoutMs * REPORT_TIMEOUT_FACTOR, (deadline) => this.readAllShared(deadline), () => this.local.readAll());
-  }
-
-  private async updateShared<T>(key: string, change: Change<T>, deadline: number): Promise<T> {
-    const redisKey = this.redisKey(key);
-    let stored = (await this.redis.get(redisKey)) ?? '';
+  async function updateShared<T>(key: string, change: Change<T>, deadline: number): Promise<T> {
+    let stored = (await redis.get(head + key)) ?? '';
     for (;;) {
-      const now = this.now();
-      const { next, result } = change(parse(stored), now);
+      const at = now();
+      const { next, result } = change(parse(stored), at);
       const written = next ? JSON.stringify(next) : '';
       if (written !== stored) {
-        // Once the caller has been answered from the local view, a late write (a probe slot nobody uses) would only mislead.
+        // The caller, once answered from the local view, would never use a probe slot written late.
         if (Date.now() > deadline) throw new Error('gave up before writing the circuit record');
-        const lifetime = next ? lifetimeMs(next, now) : 0;
-        const [done, current] = (await this.redis.eval(COMPARE_AND_SET, 1, redisKey, stored, written, lifetime)) as [number, string?];
-        if (!done) {
+        const reply = (await redis.eval(COMPARE_AND_SET, 1, head + key, stored, written, next ? lifetimeMs(next, at) : 0)) as [number, string?];
+        if (!reply[0]) {
           // Another instance changed the record in between: compute again from what it wrote.
-          stored = current ?? '';
+          stored = reply[1] ?? '';
           continue;
         }
       }
-      this.local.put(key, next, now);
+      local.put(key, next, at);
       return result;
     }
   }
 
-  private async readAllShared(deadline: number): Promise<Map<string, CircuitRecord>> {
-    const head = `${this.keyPrefix}circuit:`;
+  async function readAllShared(deadline: number): Promise<Map<string, CircuitRecord>> {
     const pattern = `${head.replace(/[*?[\]\\]/g, '\\$&')}*`;
     const keys: string[] = [];
     let cursor = '0';
     do {
-      if (Date.now() > deadline) throw new Error('scanning the circuits took too long');
-      const [nextCursor, batch] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (Date.now() > deadline) throw new Error('scanning the circuit records took too long');
+      const [nextCursor, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = nextCursor;
       keys.push(...batch);
     } while (cursor !== '0');
-    const values = keys.length > 0 ? await this.redis.mget(...keys) : [];
+    const values = keys.length > 0 ? await redis.mget(...keys) : [];
     const all = new Map<string, CircuitRecord>();
     keys.forEach((redisKey, i) => {
       const record = parse(values[i] ?? '');
@@ -262,35 +250,10 @@ class RedisCircuitStore implements CircuitStore {
     return all;
   }
 
-  /** Runs `shared` within `timeoutMs`; on any failure, logs the outage once and runs `fallback`. */
-  private async orLocal<T>(timeoutMs: number, shared: (deadline: number) => Promise<T>, fallback: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      // A client that is not connected would queue the command (or refuse it): do not wait for it.
-      if (this.redis.status !== 'ready') throw new Error(`Redis connection is ${this.redis.status}`);
-      const expired = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
-      });
-      const result = await Promise.race([shared(Date.now() + timeoutMs), expired]);
-      if (this.down) {
-        this.down = false;
-        this.logger?.info('circuit breakers are shared through Redis again');
-      }
-      return result;
-    } catch (error) {
-      if (!this.down) {
-        this.down = true;
-        this.logger?.warn({ err: error }, 'circuit breakers not shared: Redis is unreachable, each instance judges deployments on its own');
-      }
-      return fallback();
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private redisKey(key: string): string {
-    return `${this.keyPrefix}circuit:${key}`;
-  }
+  return {
+    update: (key, change) => orLocal(redisTimeoutMs, (deadline) => updateShared(key, change, deadline), () => local.update(key, change)),
+    readAll: () => orLocal(redisTimeoutMs * REPORT_TIMEOUT_FACTOR, readAllShared, local.readAll),
+  };
 }
 
 function parse(stored: string): CircuitRecord | undefined {
