@@ -14,9 +14,7 @@ import { createRevocationBus } from './auth/revocations.js';
 import { createInProcessTransport, createRedisTransport } from './streams/stream-transports.js';
 import { createUpstream, createUpstreamProbe } from './providers/openai-compatible.js';
 import { createProviders, createRouter } from './providers/registry.js';
-import type { Circuit } from './providers/router.js';
-
-const ALWAYS_CLOSED: Circuit = { admit: async () => 'closed', recordSuccess: async () => {}, recordFailure: async () => {} };
+import { createCircuitBreaker } from './providers/circuit-breaker.js';
 import { createBilling } from './billing/checkout.js';
 import { createStripeClient } from './billing/stripe-client.js';
 import { createStripeWebhooks } from './billing/webhooks.js';
@@ -103,13 +101,20 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     timeoutMs: config.chat.upstreamTimeoutMs,
   });
   readinessChecks.advisory.upstream = createUpstreamProbe(upstream);
+  // Shared by every instance through Redis when there is one, so that an outage is learnt once.
+  const circuit = createCircuitBreaker({
+    redis: redis?.commands,
+    keyPrefix: config.redisKeyPrefix,
+    probeTimeoutMs: config.chat.upstreamTimeoutMs,
+    logger,
+  });
   const providers = createProviders(config.providers, { upstreamTimeoutMs: config.chat.upstreamTimeoutMs, demoBaseUrl: demo?.baseUrl });
   const metering = new Metering({ prisma: db.prisma, quotas: config.quotas, metrics: metrics.usage, logger });
   const runner = new GenerationRunner({
     prisma: db.prisma,
     hub,
     route: createRouter(config.chat.models, providers, config.chat.upstreamTimeoutMs),
-    circuit: ALWAYS_CLOSED,
+    circuit,
     metering,
     logger,
     metrics,

@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'INSUFFICIENT_CREDITS'
   | 'RATE_LIMITED'
   | 'UPSTREAM_ERROR'
+  /** The provider refused on policy grounds: not retried, not failed over. */
+  | 'CONTENT_FILTERED'
   | 'LLM_NOT_CONFIGURED'
   | 'SHUTTING_DOWN';
 

@@ -122,7 +122,8 @@ export class ChatService {
     const assistantMessage = await prisma.message.findUnique({ where: { id: result.assistantMessage.id } });
     if (!assistantMessage) throw notFound('Conversation');
     if (assistantMessage.status === 'FAILED') {
-      throw new AppError('UPSTREAM_ERROR', assistantMessage.errorMessage ?? 'The model provider failed', {
+      const code = assistantMessage.errorCode === 'CONTENT_FILTERED' ? 'CONTENT_FILTERED' : 'UPSTREAM_ERROR';
+      throw new AppError(code, assistantMessage.errorMessage ?? 'The model provider failed', {
         messageId: encodeGlobalId('Message', assistantMessage.id),
       });
     }

@@ -239,6 +239,7 @@ export class GenerationRunner {
         // A restart drops the partial text, but only once the new answer begins: should it fail first, the partial stays.
         resetDue = reply.text.length > 0 && prefill === undefined;
         const alternatives = targets.slice(targets.indexOf(target) + 1).some(eligible);
+        let answered = false;
         const result = await runAttempt(
           target,
           {
@@ -255,14 +256,19 @@ export class GenerationRunner {
             deadline,
           },
           stopSignal,
-          onText,
+          (delta) => {
+            // The deployment answers: its circuit closes now, not when a long reply ends (a probe holds it open till then).
+            if (!answered) void circuit.recordSuccess(target.key);
+            answered = true;
+            onText(delta);
+          },
         );
         const record = priceAttempt(target, result, job.promptEstimate, prefill);
         attempts.push(record);
         resetDue = false;
         if (result.stopped) return 'end';
         if (!result.failure) {
-          await circuit.recordSuccess(target.key);
+          if (!answered) await circuit.recordSuccess(target.key);
           failure = undefined;
           return 'done';
         }

@@ -1,4 +1,5 @@
 import type { Deployment, ModelInfo } from '../model-catalog.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { ChatProvider, FailureKind, ProviderFailure } from './provider.js';
 import type { ProviderKind } from './provider-settings.js';
 
@@ -26,15 +27,8 @@ export interface RouteTarget {
   timeoutMs: number;
 }
 
-/** Whether calls to a deployment may go now: `probe` is the one trial call of an open circuit. */
-export type Admission = 'closed' | 'probe' | 'open';
-
 /** The circuit breaker as the router uses it. */
-export interface Circuit {
-  admit(key: string): Promise<Admission>;
-  recordSuccess(key: string): Promise<void>;
-  recordFailure(key: string): Promise<void>;
-}
+export type Circuit = Pick<CircuitBreaker, 'admit' | 'recordSuccess' | 'recordFailure'>;
 
 /**
  * The targets of a reply, in the order they are tried: the model's deployments, then each

@@ -28,7 +28,12 @@ export const MessageRef = builder.prismaNode('Message', {
     status: t.expose('status', { type: MessageStatus }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
-    model: t.exposeString('model', { nullable: true }),
+    model: t.exposeString('model', { nullable: true, description: 'The catalog model whose answer ends the reply (a fallback, when the model asked for failed).' }),
+    provider: t.exposeString('provider', { nullable: true, description: 'The provider whose text ends the reply.' }),
+    attempts: t.relation('attempts', {
+      description: 'Every upstream call made for this reply, in order.',
+      query: { orderBy: { position: 'asc' } },
+    }),
     promptTokens: t.exposeInt('promptTokens'),
     cachedTokens: t.exposeInt('cachedTokens', { description: 'Prompt tokens served from the provider cache, priced at the cached rate.' }),
     completionTokens: t.exposeInt('completionTokens'),
