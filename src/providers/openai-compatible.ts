@@ -1,3 +1,4 @@
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
@@ -50,7 +51,7 @@ export function describeUpstreamFailure(error: unknown, context: { reason?: 'tim
     const status = error.status;
     const errorCode = providerErrorCode(error);
     if (status === 429) {
-      const retryAfter = Number(error.headers?.get?.('retry-after'));
+      const retryAfter = Number(error.headers?.get?.('retry-after') ?? Number.NaN);
       return {
         kind: 'rate_limited',
         status,
@@ -66,9 +67,10 @@ export function describeUpstreamFailure(error: unknown, context: { reason?: 'tim
     if (status === 404) return { kind: 'not_found', status, errorCode, message: 'The model provider does not serve this model (HTTP 404)' };
     return classifyRefusal(status, errorCode, error.message);
   }
-  if (error instanceof OpenAI.APIError && context.started) {
-    // An error event inside a stream that had begun.
-    return { kind: 'cut', errorCode: providerErrorCode(error), message: 'The model provider reported an error mid-reply' };
+  if (error instanceof InBandStreamError) {
+    return context.started
+      ? { kind: 'cut', errorCode: error.code, message: 'The model provider reported an error mid-reply' }
+      : { kind: 'server_error', errorCode: error.code, message: 'The model provider reported an error' };
   }
   if (error instanceof OpenAI.APIConnectionError && !context.started) {
     return { kind: 'connection', message: 'Could not reach the model provider' };
@@ -103,23 +105,52 @@ function policyReason(providerMessage: string): string {
   return line.length > 300 ? `${line.slice(0, 297)}...` : line || 'no reason given';
 }
 
-/** OpenAI's Chat Completions (and every server that speaks it) as a chat provider. */
+/** An error object sent inside a stream that had begun with HTTP 200. */
+export class InBandStreamError extends Error {
+  constructor(readonly code: string | undefined) {
+    super('The model provider sent an error inside its stream');
+  }
+}
+
+/** The fields of a Chat Completions chunk that are used; anything else in it is ignored. */
+interface CompletionChunk {
+  choices?: Array<{ delta?: { content?: string | null }; finish_reason?: string | null }>;
+  usage?: CompletionUsage | null;
+  error?: { code?: unknown; type?: unknown };
+}
+
+/**
+ * OpenAI's Chat Completions (and every server that speaks it) as a chat provider. The stream is
+ * read here rather than by the SDK: an event that is not JSON (a proxy that mangled it) is
+ * skipped instead of ending the reply, and its content never reaches a log.
+ */
 export function openAICompatibleProvider(client: Upstream): ChatProvider {
   return {
     async *stream(request, { signal, timeoutMs }) {
-      const stream = await client.chat.completions.create(
-        {
-          model: request.model,
-          messages: request.messages,
-          ...outputParams(request),
-          stream: true,
-          stream_options: { include_usage: true },
-        },
-        { signal, timeout: timeoutMs },
-      );
-      for await (const chunk of stream) {
+      const response = await client.chat.completions
+        .create(
+          {
+            model: request.model,
+            messages: request.prefill ? [...request.messages, { role: 'assistant', content: request.prefill }] : request.messages,
+            ...outputParams(request),
+            stream: true,
+            stream_options: { include_usage: true },
+          },
+          { signal, timeout: timeoutMs },
+        )
+        .asResponse();
+      if (!response.body) return;
+      const messages = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+      for await (const message of eachOf(messages)) {
+        if (message.data === '[DONE]') return;
+        const chunk = parseChunk(message.data);
+        if (!chunk) {
+          yield { type: 'progress' };
+          continue;
+        }
+        if (chunk.error) throw new InBandStreamError(typeof chunk.error.code === 'string' ? chunk.error.code : typeof chunk.error.type === 'string' ? chunk.error.type : undefined);
         // The usage chunk that ends the stream has no choices.
-        const choice = chunk.choices[0];
+        const choice = chunk.choices?.[0];
         const events: ProviderEvent[] = [];
         if (chunk.usage) events.push({ type: 'usage', usage: meteredUsage(chunk.usage) });
         if (choice?.delta?.content) events.push({ type: 'text', delta: choice.delta.content });
@@ -129,6 +160,29 @@ export function openAICompatibleProvider(client: Upstream): ChatProvider {
     },
     describeFailure: describeUpstreamFailure,
   };
+}
+
+async function* eachOf<T>(stream: ReadableStream<T>): AsyncGenerator<T> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    // Left early ([DONE], or an error): the rest of the body is not wanted, and its connection is freed.
+    reader.cancel().catch(() => undefined);
+  }
+}
+
+function parseChunk(data: string): CompletionChunk | undefined {
+  try {
+    const chunk: unknown = JSON.parse(data);
+    return typeof chunk === 'object' && chunk !== null ? (chunk as CompletionChunk) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
