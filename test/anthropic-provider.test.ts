@@ -141,6 +141,7 @@ describe('the Anthropic provider, against aimock', () => {
     ['tool_calls', 'tool_calls'],
     ['stop_sequence', 'stop'],
     ['refusal', 'content_filter'],
+    ['model_context_window_exceeded', 'length'],
     ['pause_turn', 'pause_turn'],
   ])('reports a reply ended by %s as finished by %s', async (fixtureReason, expected) => {
     const { upstream, provider } = await aimockAnthropic();
@@ -193,6 +194,7 @@ describe('the Anthropic provider, against aimock', () => {
   it.each([
     { ending: 'a space the reply restores', prefill: 'Hello ', sent: 'Hello', reply: ' world', yielded: 'world' },
     { ending: 'a blank line the reply restores', prefill: 'Dear Ann,\n\n', sent: 'Dear Ann,', reply: '\n\nThank you.', yielded: 'Thank you.' },
+    { ending: 'a blank line the reply restores in part', prefill: 'Dear Ann,\n\n', sent: 'Dear Ann,', reply: '\nThanks.\n\nBye.', yielded: 'Thanks.\n\nBye.' },
     { ending: 'a space the reply leaves out', prefill: 'Hello ', sent: 'Hello', reply: 'world', yielded: 'world' },
     { ending: 'a space, the reply beginning a new line', prefill: 'Hello ', sent: 'Hello', reply: '\nworld', yielded: '\nworld' },
     { ending: 'no whitespace', prefill: 'Hello', sent: 'Hello', reply: ' world', yielded: ' world' },
@@ -236,6 +238,7 @@ describe('the Anthropic provider, against aimock', () => {
     },
     { status: 400, type: 'invalid_request_error', said: 'messages: roles must alternate between "user" and "assistant"', kind: 'bad_request' },
     { status: 401, type: 'authentication_error', said: 'invalid x-api-key', kind: 'credentials' },
+    { status: 402, type: 'billing_error', said: 'Your credit balance is too low to access the Anthropic API.', kind: 'credentials' },
     { status: 403, type: 'permission_error', said: 'Your API key does not have permission to use the specified resource.', kind: 'credentials' },
     { status: 404, type: 'not_found_error', said: 'model: claude-nonexistent', kind: 'not_found' },
   ])('classifies HTTP $status $type ("$said") as $kind, without the provider\'s words or the key', async ({ status, type, said, kind }) => {
@@ -328,6 +331,7 @@ data: {"type": "message_stop"}
     { type: 'overloaded_error', kind: 'server_error' },
     { type: 'api_error', kind: 'server_error' },
     { type: 'rate_limit_error', kind: 'rate_limited' },
+    { type: 'invalid_request_error', kind: 'bad_request' },
   ])('reports an error event $type before any text as $kind', async ({ type, kind }) => {
     const anthropic = await anthropicStandIn((res) => res.end(MESSAGE_START + errorEvent(type, 'Something went wrong upstream')));
 

@@ -28,7 +28,7 @@ export function anthropicProvider(client: AnthropicClient): ChatProvider {
       try {
         yield* providerEvents(Stream.rawEvents(response), response.headers, afterPrefill(prefillWhitespace));
       } catch (error) {
-        // As with the other providers, aborting ends the stream rather than failing it.
+        // Aborting ends the stream rather than failing it, as ChatProvider promises.
         if (signal.aborted) return;
         throw error;
       }
@@ -136,6 +136,8 @@ function finishReason(stopReason: string | null): string {
     case 'stop_sequence':
       return 'stop';
     case 'max_tokens':
+    // The reply filled what the context window left: cut for length all the same.
+    case 'model_context_window_exceeded':
       return 'length';
     case 'tool_use':
       return 'tool_calls';
