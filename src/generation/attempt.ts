@@ -122,7 +122,7 @@ export async function runAttempt(
   } catch (error) {
     if (controller.signal.reason === 'stopped') return result('OK');
     const reason = controller.signal.reason === 'timeout' ? 'timeout' : undefined;
-    return failed(target.provider.chat.describeFailure(error, { reason, started: text.length > 0 || events > 0 }));
+    return failed(target.provider.chat.describeFailure(error, { reason, started: text.length > 0 }));
   } finally {
     ended = true;
     clearTimeout(idleTimer);

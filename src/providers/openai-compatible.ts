@@ -3,6 +3,7 @@ import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
 import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure } from './provider.js';
+import { classifyRefusal } from './refusals.js';
 
 export type Upstream = OpenAI;
 
@@ -79,30 +80,6 @@ export function describeUpstreamFailure(error: unknown, context: { reason?: 'tim
   return context.started
     ? { kind: 'cut', message: 'The connection to the model provider broke off' }
     : { kind: 'connection', message: 'The connection to the model provider broke off' };
-}
-
-/**
- * A 4xx about the request itself: too long for the model, refused by a content policy (whose
- * reason the user may see), a prefill the model does not take, or anything else.
- */
-export function classifyRefusal(status: number, errorCode: string | undefined, providerMessage: string): ProviderFailure {
-  const said = `${errorCode ?? ''} ${providerMessage}`.toLowerCase();
-  if (/context_length|context length|too many tokens|prompt is too long|maximum context/.test(said)) {
-    return { kind: 'context_length', status, errorCode, message: 'The conversation is too long for the model' };
-  }
-  if (/content_policy|content_filter|content management policy|safety system/.test(said)) {
-    return { kind: 'content_filter', status, errorCode, message: `The model provider refused the request on policy grounds: ${policyReason(providerMessage)}` };
-  }
-  if (/prefill/.test(said)) {
-    return { kind: 'prefill_refused', status, errorCode, message: 'The model does not accept the start of a reply' };
-  }
-  return { kind: 'bad_request', status, errorCode, message: `The model provider rejected the request (HTTP ${status})` };
-}
-
-/** The provider's own words on a policy refusal, bounded and on one line; the user needs them to rephrase. */
-function policyReason(providerMessage: string): string {
-  const line = providerMessage.replace(/^\d{3}\s+/, '').replace(/\s+/g, ' ').trim();
-  return line.length > 300 ? `${line.slice(0, 297)}...` : line || 'no reason given';
 }
 
 /** An error object sent inside a stream that had begun with HTTP 200. */

@@ -1,4 +1,5 @@
 import type { ModelInfo } from '../model-catalog.js';
+import { anthropicProvider, createAnthropicClient } from './anthropic.js';
 import { createUpstream, openAICompatibleProvider } from './openai-compatible.js';
 import type { ProviderSettings } from './provider-settings.js';
 import { planRoute, type ProviderHandle, type RouteTarget } from './router.js';
@@ -11,7 +12,8 @@ export function createProviders(
   return new Map(
     settings.map((p): [string, ProviderHandle] => {
       const baseUrl = p.demo ? options.demoBaseUrl : p.baseUrl;
-      const chat = openAICompatibleProvider(createUpstream({ apiKey: p.apiKey, baseUrl, timeoutMs: options.upstreamTimeoutMs }));
+      const client = { apiKey: p.apiKey, baseUrl, timeoutMs: p.timeoutMs ?? options.upstreamTimeoutMs };
+      const chat = p.kind === 'anthropic' ? anthropicProvider(createAnthropicClient(client)) : openAICompatibleProvider(createUpstream(client));
       return [p.id, { id: p.id, kind: p.kind, chat, prefill: p.prefill, ...(p.timeoutMs ? { timeoutMs: p.timeoutMs } : {}) }];
     }),
   );

@@ -1,0 +1,33 @@
+import type { ProviderFailure } from './provider.js';
+
+// Providers word these refusals differently: OpenAI's `context_length_exceeded`, Anthropic's
+// "prompt is too long: 208310 tokens > 200000 maximum" and "input length and `max_tokens`
+// exceed context limit", Anthropic's "does not support assistant message prefill".
+const CONTEXT_LENGTH = /context_length|context length|context limit|too many tokens|prompt is too long|maximum context/;
+const CONTENT_POLICY = /content_policy|content_filter|content management policy|safety system/;
+const PREFILL = /prefill/;
+
+/**
+ * A 4xx about the request itself: too long for the model, refused by a content policy (whose
+ * reason the user may see), a prefill the model does not take, or anything else.
+ */
+export function classifyRefusal(status: number | undefined, errorCode: string | undefined, providerMessage: string): ProviderFailure {
+  const said = `${errorCode ?? ''} ${providerMessage}`.toLowerCase();
+  const shown = status === undefined ? '' : ` (HTTP ${status})`;
+  if (CONTEXT_LENGTH.test(said)) {
+    return { kind: 'context_length', status, errorCode, message: 'The conversation is too long for the model' };
+  }
+  if (CONTENT_POLICY.test(said)) {
+    return { kind: 'content_filter', status, errorCode, message: `The model provider refused the request on policy grounds: ${policyReason(providerMessage)}` };
+  }
+  if (PREFILL.test(said)) {
+    return { kind: 'prefill_refused', status, errorCode, message: 'The model does not accept the start of a reply' };
+  }
+  return { kind: 'bad_request', status, errorCode, message: `The model provider rejected the request${shown}` };
+}
+
+/** The provider's own words on a policy refusal, bounded and on one line; the user needs them to rephrase. */
+function policyReason(providerMessage: string): string {
+  const line = providerMessage.replace(/^\d{3}\s+/, '').replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line || 'no reason given';
+}
