@@ -47,8 +47,8 @@ async function* providerEvents(
   let stopReason: string | null = null;
   for await (const sse of events) {
     if (sse.event === 'error') throw inBandError(sse.data, headers);
-    const event = (sse.data ? JSON.parse(sse.data) : {}) as RawMessageStreamEvent | { type?: 'ping' };
-    switch (event.type) {
+    const event = parseEvent(sse.data);
+    switch (event?.type) {
       case 'message_start':
         counts.start(event.message.usage);
         break;
@@ -70,12 +70,27 @@ async function* providerEvents(
         yield { type: 'finish', reason: finishReason(stopReason) };
         return;
     }
-    // Any other event (a ping, a block opening or closing, thinking, tool arguments) only shows
-    // that the provider is alive.
+    // Any other event (a ping, a block opening or closing, thinking, tool arguments, or one that
+    // is not JSON, skipped) only shows that the provider is alive.
     yield { type: 'progress' };
+  }
+  // The message said how it stopped and what it used: only message_stop is missing, and not waited for.
+  if (stopReason !== null) {
+    yield { type: 'usage', usage: counts.metered() };
+    yield { type: 'finish', reason: finishReason(stopReason) };
+    return;
   }
   // A connection closed cleanly mid-message is still cut off.
   throw new APIConnectionError({ message: 'The stream ended before message_stop' });
+}
+
+/** An event's JSON; undefined for one a proxy mangled (it is skipped, and its content never logged). */
+function parseEvent(data: string): RawMessageStreamEvent | { type?: 'ping' } | undefined {
+  try {
+    return (data ? JSON.parse(data) : {}) as RawMessageStreamEvent | { type?: 'ping' };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The in-band `error` event, raised as the SDK's own parsed stream raises it. */
