@@ -105,6 +105,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const circuit = createCircuitBreaker({
     redis: redis?.commands,
     keyPrefix: config.redisKeyPrefix,
+    ...config.chat.circuit,
     probeTimeoutMs: config.chat.upstreamTimeoutMs,
     logger,
   });

@@ -86,6 +86,10 @@ const envSchema = z
     GENERATION_MAX_SECONDS: seconds.default(600),
     /** Attempts per deployment while no token has reached a client yet; then the next deployment or fallback. */
     UPSTREAM_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(5).default(3),
+    /** Consecutive failures after which a deployment is skipped (its circuit opens). */
+    CIRCUIT_FAILURE_THRESHOLD: z.coerce.number().int().min(1).max(100).default(3),
+    /** How long a deployment whose circuit opened is skipped before one call probes it again. */
+    CIRCUIT_PROBE_SECONDS: z.coerce.number().positive().max(3600).default(10),
     /** A running generation whose instance has not renewed its lease for this long is closed as FAILED. */
     GENERATION_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
     QUOTA_FREE_TOKENS: z.coerce.number().int().nonnegative().default(200_000),
@@ -248,6 +252,7 @@ export interface Config {
     failoverFirstTokenMs: number;
     generationMaxMs: number;
     upstreamMaxAttempts: number;
+    circuit: { failureThreshold: number; probeAfterMs: number };
     generationLeaseMs: number;
     /** Without OPENAI_API_KEY (or PROVIDERS_JSON) the server runs a local demo upstream. */
     demo: boolean;
@@ -379,6 +384,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       failoverFirstTokenMs: Math.round(env.UPSTREAM_FAILOVER_FIRST_TOKEN_SECONDS * 1000),
       generationMaxMs: env.GENERATION_MAX_SECONDS * 1000,
       upstreamMaxAttempts: env.UPSTREAM_MAX_ATTEMPTS,
+      circuit: { failureThreshold: env.CIRCUIT_FAILURE_THRESHOLD, probeAfterMs: Math.round(env.CIRCUIT_PROBE_SECONDS * 1000) },
       generationLeaseMs: env.GENERATION_LEASE_SECONDS * 1000,
       demo: providers.some((p) => p.demo),
     },

@@ -81,6 +81,7 @@ export const MessageStreamDocument = graphql(`
       seq
       firstSeq
       delta
+      reset
       done
       message {
         ...MessageFields
