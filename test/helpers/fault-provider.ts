@@ -1,20 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as delay } from 'node:timers/promises';
-import {
-  answerEvents,
-  readChatAsk,
-  refusalReply,
-  wholeAnswer,
-  type AnswerContext,
-  type CacheTokens,
-  type ChatAsk,
-  type Refusal,
-  type WireShape,
-} from './fault-provider-wire.js';
-import { answerTokens, CANONICAL_ANSWER, faultOf, type Fault } from './fault-scenarios.js';
+import { answerAttempt, sendJson } from './fault-provider-attempt.js';
+import { readChatAsk, refusalReply, type CacheTokens, type WireShape } from './fault-provider-wire.js';
 import { registerLeftover } from './leftovers.js';
 
 export { PREFILL_REFUSAL_MESSAGE, type WireShape } from './fault-provider-wire.js';
@@ -98,9 +87,6 @@ export interface FaultProvider {
   close(): Promise<void>;
 }
 
-/** Faults that only a stream can show; a non-streamed request for them gets a whole answer. */
-const streamOnlyFaults = new Set<Fault>(['stream_cut', 'stream_stall', 'malformed_event', 'no_done', 'inband_error']);
-
 /**
  * A fake LLM provider on a free loopback port that misbehaves as the model name asks (see
  * fault-scenarios.ts), speaking OpenAI Chat Completions on /v1/chat/completions and Anthropic
@@ -109,6 +95,7 @@ const streamOnlyFaults = new Set<Fault>(['stream_cut', 'stream_stall', 'malforme
 export async function startFaultProvider(options: FaultProviderOptions = {}): Promise<FaultProvider> {
   const timings: Readonly<FaultTimings> = Object.freeze({ ...DEFAULT_FAULT_TIMINGS, ...options.timings });
   const cache: CacheTokens = { readTokens: options.cache?.readTokens ?? 0, writeTokens: options.cache?.writeTokens ?? 0 };
+  const settings = { timings, cache, apiKey: options.apiKey };
   const events = new EventEmitter().setMaxListeners(0);
   const inFlight = new Set<JournalEntry>();
   let startedAt = performance.now();
@@ -144,7 +131,7 @@ export async function startFaultProvider(options: FaultProviderOptions = {}): Pr
     entries.push(entry);
     const connection = watchConnection(entry, req, res);
     events.emit('attempt');
-    await answer({ shape, ask, entry, req, res, ...connection }).catch((error: unknown) => {
+    await answerAttempt({ shape, ask, entry, sequence: ++sequence, req, res, ...connection }, settings).catch((error: unknown) => {
       // A client gone (or the provider closed) while a fault waits or writes is expected.
       if (!connection.signal.aborted) throw error;
     });
@@ -165,140 +152,12 @@ export async function startFaultProvider(options: FaultProviderOptions = {}): Pr
     res.once('close', () => settle(res.writableFinished));
     return {
       signal: controller.signal,
-      /** Ends the connection without a proper HTTP end: a TCP reset, or a plain close. */
       hangUp(how: 'reset' | 'close') {
         hungUp = true;
         if (how === 'reset') req.socket.resetAndDestroy();
         else req.socket.destroy();
       },
     };
-  }
-
-  interface AttemptContext {
-    shape: WireShape;
-    ask: ChatAsk;
-    entry: JournalEntry;
-    req: IncomingMessage;
-    res: ServerResponse;
-    signal: AbortSignal;
-    hangUp(how: 'reset' | 'close'): void;
-  }
-
-  async function answer(attempt: AttemptContext): Promise<void> {
-    const { shape, ask, entry, req, res, signal } = attempt;
-    const refuse = (refusal: Refusal, headers: OutgoingHttpHeaders = {}, note = '') => {
-      const { status, body, label } = refusalReply(shape, refusal);
-      entry.action = label + note;
-      sendJson(res, status, body, headers);
-    };
-    const key = apiKeyOf(req);
-    if (!key || (options.apiKey !== undefined && key !== options.apiKey)) return refuse('unauthorized');
-    const fault = faultOf(ask.model);
-    if (!fault) return refuse('not_found');
-    if (fault === 'ok_noprefill' && ask.lastRole === 'assistant') return refuse('prefill_refused');
-    const firstAttempt = entry.attempt === 1;
-    switch (fault) {
-      case 'rate_limited_once':
-        if (!firstAttempt) break;
-        return refuse(
-          'rate_limited',
-          { 'retry-after': String(timings.retryAfterSeconds), 'retry-after-ms': String(Math.round(timings.retryAfterSeconds * 1000)) },
-          `, retry-after ${timings.retryAfterSeconds} s`,
-        );
-      case 'rate_limited':
-        return refuse('rate_limited');
-      case 'server_error_once':
-        if (!firstAttempt) break;
-        return refuse('server_error');
-      case 'overloaded':
-        return refuse('overloaded');
-      case 'context_length':
-        return refuse('context_length');
-      case 'content_filter':
-        return refuse('content_filter');
-      case 'flap':
-        if (entry.t < timings.flapDownMs) return refuse('overloaded', {}, ' (down window)');
-        break;
-      case 'reset_once':
-        if (!firstAttempt) break;
-        entry.action = 'tcp reset before headers';
-        return attempt.hangUp('reset');
-      case 'no_response':
-        entry.action = 'no response';
-        await delay(timings.noResponseMs, undefined, { signal });
-        entry.action = `no response, closed after ${timings.noResponseMs} ms`;
-        return attempt.hangUp('close');
-      default:
-        break;
-    }
-    const text = answerText(ask.prefill);
-    const context: AnswerContext = {
-      id: shape === 'openai' ? `chatcmpl-fault-${++sequence}` : `msg_fault_${++sequence}`,
-      model: ask.model,
-      includeUsage: ask.includeUsage,
-      promptTokens: ask.promptTokens,
-      cache,
-    };
-    if (!ask.stream) {
-      if (fault === 'slow_first_token') await delay(timings.slowFirstTokenMs, undefined, { signal });
-      entry.completionTokensSent = answerTokens(text).length;
-      entry.action = streamOnlyFaults.has(fault) ? '200 whole (a stream fault, not streamed)' : '200 whole';
-      return sendJson(res, 200, wholeAnswer(shape, context, text, entry.completionTokensSent));
-    }
-    await streamAnswer(attempt, fault, text, context);
-  }
-
-  async function streamAnswer(attempt: AttemptContext, fault: Fault, text: string, context: AnswerContext): Promise<void> {
-    const { shape, entry, res, signal } = attempt;
-    const wire = answerEvents(shape, context);
-    const send = (chunk: string) =>
-      new Promise<void>((resolve, reject) => {
-        signal.throwIfAborted();
-        const onAbort = () => reject(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-        res.write(chunk, () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        });
-      });
-
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-    res.flushHeaders();
-    entry.action = '200 stream';
-    if (fault === 'slow_first_token') {
-      entry.action = `200 stream, first token after ${timings.slowFirstTokenMs} ms`;
-      await delay(timings.slowFirstTokenMs, undefined, { signal });
-    }
-    await send(wire.opening());
-    for (const [index, token] of answerTokens(text).entries()) {
-      if (fault === 'stream_cut' && index === timings.cutAfterTokens) {
-        entry.action = `stream cut after ${index} tokens`;
-        return attempt.hangUp('close');
-      }
-      if (fault === 'stream_stall' && index === timings.stallAfterTokens) {
-        entry.action = `stream stalled after ${index} tokens`;
-        await delay(timings.stallMs, undefined, { signal });
-        entry.action = `stream stalled after ${index} tokens, closed after ${timings.stallMs} ms`;
-        return attempt.hangUp('close');
-      }
-      if (fault === 'inband_error' && index === timings.inbandErrorAfterTokens) {
-        entry.action = `in-band error after ${index} tokens`;
-        await send(wire.inbandError());
-        res.end();
-        return;
-      }
-      if (fault === 'malformed_event' && index === timings.malformedAtToken) {
-        entry.action = `200 stream, malformed event before token ${index}`;
-        await send(wire.malformed());
-      }
-      await send(wire.token(token));
-      entry.completionTokensSent += 1;
-      if (timings.tokenIntervalMs > 0) await delay(timings.tokenIntervalMs, undefined, { signal });
-    }
-    await send(wire.closing(entry.completionTokensSent));
-    if (fault === 'no_done') entry.action = shape === 'openai' ? '200 stream without [DONE]' : '200 stream without message_stop';
-    else await send(wire.sentinel());
-    res.end();
   }
 
   const server = createServer((req, res) => {
@@ -367,24 +226,12 @@ function waitForEvent<T>(events: EventEmitter, event: string, timeoutMs: number,
   });
 }
 
-/** A prefill that begins the canonical answer is continued: the answer after it, to the character. */
-function answerText(prefill: string | null): string {
-  const begun = prefill?.trim();
-  return begun && CANONICAL_ANSWER.startsWith(begun) ? CANONICAL_ANSWER.slice(begun.length) : CANONICAL_ANSWER;
-}
-
 function shapeOf(req: IncomingMessage): WireShape | undefined {
   if (req.method !== 'POST') return undefined;
   const path = new URL(req.url ?? '/', 'http://fault-provider').pathname;
   if (path === '/v1/chat/completions') return 'openai';
   if (path === '/v1/messages') return 'anthropic';
   return undefined;
-}
-
-function apiKeyOf(req: IncomingMessage): string | undefined {
-  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-  const header = req.headers['x-api-key'];
-  return bearer ?? (typeof header === 'string' && header !== '' ? header : undefined);
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -399,8 +246,4 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function sendJson(res: ServerResponse, status: number, body: object, headers: OutgoingHttpHeaders = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 }
