@@ -4,7 +4,8 @@ import type { ProviderFailure } from './provider.js';
 // "prompt is too long: 208310 tokens > 200000 maximum" and "input length and `max_tokens`
 // exceed context limit", Anthropic's "does not support assistant message prefill".
 const CONTEXT_LENGTH = /context_length|context length|context limit|too many tokens|prompt is too long|maximum context/;
-const CONTENT_POLICY = /content_policy|content_filter|content management policy|safety system/;
+// Anthropic: "Output blocked by content filtering policy".
+const CONTENT_POLICY = /content_policy|content_filter|content filtering|content management policy|safety system/;
 const PREFILL = /prefill/;
 
 /**

@@ -12,6 +12,8 @@ import { MockUpstream } from './upstream.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
+const FILE_REDIS_PREFIX = `test-${randomUUID().slice(0, 8)}:`;
+
 /** Config as a test server sees it; `env` overrides single variables. */
 export function testConfig(env: Record<string, string | undefined> = {}): Config {
   return loadConfig({
@@ -22,6 +24,9 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     PASSWORD_HASH_COST: '12',
     // With REDIS_URL set (CI), every test server streams through Redis instead of in-process.
     REDIS_URL: process.env.REDIS_URL,
+    // The servers of one test file share their Redis keys (as a cluster does), and no others: a
+    // circuit opened by one file's failing upstream, or by an earlier run, never reaches another.
+    REDIS_KEY_PREFIX: FILE_REDIS_PREFIX,
     ...GENEROUS_LIMITS,
     ...env,
   });
