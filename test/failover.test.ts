@@ -222,3 +222,61 @@ describe('the failoverbench scenarios, through the GraphQL API', () => {
     }
   }
 });
+
+describe('a primary that is down, then healthy (S15), with the circuit shared by two instances', () => {
+  const flap = FAULT_SCENARIOS.find((s) => s.id === 'S15')!;
+  const shape = SHAPES[0];
+  let wall: FaultProvider;
+  const instances: Array<{ t: TestApp; url: URL }> = [];
+  beforeAll(async () => {
+    wall = await startFaultProvider({ timings: { tokenIntervalMs: 2, flapDownMs: 2_500 } });
+    // Two instances share the circuit through Redis; embedded, one instance keeps it in memory.
+    const count = process.env.REDIS_URL ? 2 : 1;
+    for (let i = 0; i < count; i += 1) {
+      const t = await startTestApp(serverEnv(wall, [flap], { CIRCUIT_PROBE_SECONDS: '0.5', CIRCUIT_FAILURE_THRESHOLD: '3' }));
+      instances.push({ t, url: await t.app.start(0) });
+    }
+  });
+  afterAll(async () => {
+    for (const { t } of instances) await t.stop();
+    await wall.close();
+  });
+
+  it('serves from the fallback during the outage, probes the primary sparingly, and returns to it once it recovers', async () => {
+    const users = await Promise.all(instances.map(({ t }) => registerUser(t)));
+    const primaryModel = catalogId(shape, flap.model);
+    const primary = () => wall.attempts(upstreamName(shape, flap.model));
+    wall.reset();
+    const replies: Array<Awaited<ReturnType<typeof ask>> & { instance: number }> = [];
+    // One request after another, alternating instances, until the primary has answered twice after the outage.
+    for (let i = 0; replies.filter((r) => r.message.model === primaryModel).length < 2; i += 1) {
+      if (i >= 200) throw new Error('the primary never served again');
+      const instance = i % instances.length;
+      const { t, url } = instances[instance]!;
+      replies.push({ ...(await ask(t, url, users[instance]!.accessToken, primaryModel)), instance });
+    }
+
+    // Every reply was whole: from the fallback while the primary was down, from the primary after.
+    for (const reply of replies) expect(reply.message).toMatchObject({ status: 'COMPLETE', content: CANONICAL_ANSWER });
+    expect(replies[0]!.message.model).not.toBe(primaryModel);
+    const outage = primary().filter((e) => e.action.startsWith('5'));
+    expect(outage.length).toBeGreaterThan(0);
+    // The first request opened the circuit; after it, each request made at most one (probe) call to the primary.
+    expect(replies[0]!.message.attempts.filter((a) => a.model === primaryModel)).toHaveLength(3);
+    for (const reply of replies.slice(1)) expect(reply.message.attempts.filter((a) => a.model === primaryModel).length).toBeLessThanOrEqual(1);
+    // Probes are spaced by the probe interval, across instances too.
+    const probes = outage.slice(3);
+    for (const gap of gapsMs(probes)) expect(gap).toBeGreaterThanOrEqual(400);
+    // Once the primary answered, the circuit closed: the reply after it went to the primary at once.
+    const firstBack = replies.findIndex((r) => r.message.model === primaryModel);
+    expect(replies[firstBack + 1]!.message).toMatchObject({ model: primaryModel });
+    expect(replies[firstBack + 1]!.message.attempts).toHaveLength(1);
+    if (instances.length > 1) {
+      // The second instance learnt of the outage from the first: it never spent three calls on the primary.
+      for (const reply of replies.filter((r) => r.instance === 1)) {
+        expect(reply.message.attempts.filter((a) => a.model === primaryModel).length).toBeLessThanOrEqual(1);
+      }
+    }
+  });
+});
+
