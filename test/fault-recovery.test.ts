@@ -7,6 +7,7 @@ import { executeOver, expectData, STRONG_PASSWORD, TEST_JWT_SECRET, uniqueEmail 
 import { MessageStreamDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { RegisterDocument } from './helpers/documents.js';
 import { registerLeftover, tempDir } from './helpers/leftovers.js';
+import { CANONICAL_ANSWER, HEALTHY_MODEL, startFaultProvider } from './helpers/fault-provider.js';
 import { startOwnPostgres, startRedisServer } from './helpers/own-services.js';
 import { SERVER_PROCESS_TIMEOUT_MS, spawnServer, type ServerProcess } from './helpers/server-process.js';
 import { MockUpstream } from './helpers/upstream.js';
@@ -51,6 +52,53 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
     expect(text.startsWith(stored.content)).toBe(true);
     expect(stored.content.startsWith(onA.text())).toBe(true);
     expect(stored.completionTokens).toBe(estimateCompletionTokens(stored.content));
+    await expectChargedOnce(db, user.id, messageId, { settledBy: 'RECOVERY', corrected: false, promptTokens: stored.promptTokens, completionTokens: stored.completionTokens });
+  });
+
+  it('kill -9 in the middle of a continued reply: closed with the cut leg and the continuation its subscribers received, glued seamlessly', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    // An Anthropic-shaped primary cut after 40 tokens, continued from its partial text on the fallback.
+    const wall = await startFaultProvider({ timings: { tokenIntervalMs: 40 } });
+    const entry = (id: string, upstream: string, fallbacks: string[] = []) => ({
+      id,
+      contextWindow: 200_000,
+      maxOutputTokens: 1000,
+      promptMicrosPerMillion: 3_000_000,
+      completionMicrosPerMillion: 15_000_000,
+      deployments: [{ provider: 'claude', model: upstream }],
+      fallbacks,
+    });
+    const env = {
+      DATABASE_URL: databaseUrl!,
+      REDIS_URL: redisUrl!,
+      GENERATION_LEASE_SECONDS: '2',
+      PROVIDERS_JSON: JSON.stringify([{ id: 'claude', kind: 'anthropic', baseUrl: wall.anthropicBaseUrl, apiKey: 'sk-ant-fault' }]),
+      MODELS_JSON: JSON.stringify([entry('cut', 'fb-s08-stream-cut', ['whole']), entry('whole', HEALTHY_MODEL)]),
+      DEFAULT_MODEL: 'cut',
+    };
+    const [a, b] = await startPair(env);
+    const db = await connect(databaseUrl!);
+    const user = await register(a);
+    const messageId = await send(a, user.token, 'Explain failover.');
+    const onB = follow(b, user.token, messageId);
+
+    const [continuation] = await wall.waitForAttempts(HEALTHY_MODEL, 1, 30_000);
+    expect(continuation!.prefill).not.toBeNull();
+    // Some of the continuation reached B's subscriber, then A dies.
+    await waitFor('the continuation on B', () => receivedAtLeast(onB, 1) && onB.text().length > continuation!.prefill!.length + 20);
+    a.child.kill('SIGKILL');
+    await a.exited;
+    expect(await onB.ended).toBe('done');
+    const late = follow(b, user.token, messageId);
+    expect(await late.ended).toBe('done');
+
+    const stored = await messageRow(db, messageId);
+    expect(stored).toMatchObject({ status: 'FAILED', usageEstimated: true, errorCode: 'INTERRUPTED' });
+    // One seamless reply: the cut leg and the continuation, never two answers glued together.
+    expect(onB.events.some((e) => e.reset)).toBe(false);
+    expect(stored.content).toBe(onB.text());
+    expect(late.text()).toBe(stored.content);
+    expect(CANONICAL_ANSWER.startsWith(stored.content)).toBe(true);
+    expect(stored.content.length).toBeGreaterThan(continuation!.prefill!.length);
     await expectChargedOnce(db, user.id, messageId, { settledBy: 'RECOVERY', corrected: false, promptTokens: stored.promptTokens, completionTokens: stored.completionTokens });
   });
 
