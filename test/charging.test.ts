@@ -125,7 +125,7 @@ describe('a PRO call near the end of the quota', () => {
     const prompt = upstream.prompt({ content: 'split', usage: { prompt_tokens: 10, completion_tokens: 20 } }, undefined, 'split');
     const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt, maxTokens: 100, stream: false } }, { token: user.accessToken }));
     const messageId = decodeGlobalId(sent.sendMessage.assistantMessage.id).id;
-    const cost = costMicros(t.config.chat.models[0]!.price, { promptTokens: 10, cachedTokens: 0, completionTokens: 20, reasoningTokens: 0 });
+    const cost = costMicros(t.config.chat.models[0]!.price, { promptTokens: 10, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 20, reasoningTokens: 0 });
     const fromCredits = cost - (cost * 20n) / 30n;
     expect(fromCredits).toBeGreaterThan(0n);
     expect(fromCredits).toBeLessThan(cost);

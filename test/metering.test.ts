@@ -74,14 +74,14 @@ describe('exact cost', () => {
         await openRouter.execute(SendMessageDocument, { input: { content: prompt, stream: false } }, { token: user.accessToken }),
       ).sendMessage.assistantMessage;
       const modelPrice = findModel(openRouter.config.chat.models, 'gpt-4o-mini')!.price;
-      const expected = costMicros(modelPrice, { promptTokens: 2000, cachedTokens: 1500, completionTokens: 900, reasoningTokens: 600 });
+      const expected = costMicros(modelPrice, { promptTokens: 2000, cachedTokens: 1500, cacheWriteTokens: 0, completionTokens: 900, reasoningTokens: 600 });
       // Cached tokens are cheaper than fresh ones, so the cost is below the all-fresh price.
-      expect(expected).toBeLessThan(costMicros(modelPrice, { promptTokens: 2000, cachedTokens: 0, completionTokens: 900, reasoningTokens: 0 }));
-      expect(sent).toMatchObject({ promptTokens: 2000, cachedTokens: 1500, completionTokens: 900, reasoningTokens: 600, totalTokens: 2900 });
+      expect(expected).toBeLessThan(costMicros(modelPrice, { promptTokens: 2000, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 900, reasoningTokens: 0 }));
+      expect(sent).toMatchObject({ promptTokens: 2000, cachedTokens: 1500, cacheWriteTokens: 0, completionTokens: 900, reasoningTokens: 600, totalTokens: 2900 });
       expect(BigInt(sent.costMicros)).toBe(expected);
 
       const me = expectData(await openRouter.execute(AccountBalanceDocument, {}, { token: user.accessToken })).me!;
-      expect(me.usage!.totals).toMatchObject({ promptTokens: 2000, cachedTokens: 1500, completionTokens: 900, reasoningTokens: 600, costMicros: sent.costMicros });
+      expect(me.usage!.totals).toMatchObject({ promptTokens: 2000, cachedTokens: 1500, cacheWriteTokens: 0, completionTokens: 900, reasoningTokens: 600, costMicros: sent.costMicros });
       expect(me.credits!.ledger!.edges[0]!.node).toMatchObject({ kind: 'USAGE', amountMicros: -sent.costMicros });
     } finally {
       await openRouter.stop();
@@ -102,7 +102,7 @@ describe('exact cost', () => {
     expect(after.usage!.totals).toMatchObject({ totalTokens: 10_000, costMicros: sent.costMicros });
     expect(after.credits!.balanceMicros).toBe(before.credits!.balanceMicros - sent.costMicros);
     expect(after.credits!.heldMicros).toBe(0);
-    expect(BigInt(sent.costMicros)).toBe(costMicros(price(), { promptTokens: 5000, cachedTokens: 0, completionTokens: 5000, reasoningTokens: 0 }));
+    expect(BigInt(sent.costMicros)).toBe(costMicros(price(), { promptTokens: 5000, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 5000, reasoningTokens: 0 }));
   });
 });
 
@@ -140,7 +140,7 @@ describe('reservations', () => {
     const quota = await quotaRow(user.id);
     expect(quota).toMatchObject({ reservedTokens: 0n, usedTokens: 40n });
     const me = await balanceOf(user.accessToken);
-    const estimate = costMicros(model.price, { promptTokens: 40, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 });
+    const estimate = costMicros(model.price, { promptTokens: 40, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 0, reasoningTokens: 0 });
     expect(me.credits!.ledger!.edges.filter((e) => e.node.kind === 'USAGE').map((e) => e.node.amountMicros)).toEqual([-Number(estimate)]);
     expect(me.credits!.heldMicros).toBe(0);
     expect(me.usage!.totals.requests).toBe(1);
@@ -152,16 +152,16 @@ describe('reservations', () => {
     const reservation = await prisma().$transaction((tx) =>
       t.app.metering.reserve(tx, { userId: user.id, messageId: randomUUID(), model, promptEstimate: 40, maxOutputTokens: 500, leaseMs: 60_000 }),
     );
-    const usage = { promptTokens: 1000, cachedTokens: 0, completionTokens: 2000, reasoningTokens: 0 };
+    const usage = { promptTokens: 1000, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 2000, reasoningTokens: 0 };
     const tenTimesDearer = { ...model.price, inputMicrosPerMillion: model.price.inputMicrosPerMillion * 10 };
-    const settled = await prisma().$transaction((tx) => t.app.metering.settle(tx, reservation.id, usage, 'RUN', tenTimesDearer));
+    const settled = await prisma().$transaction((tx) => t.app.metering.settle(tx, { reservationId: reservation.id, usage, by: 'RUN', price: tenTimesDearer }));
     expect(settled?.costMicros).toBe(costMicros(model.price, usage));
     const me = await balanceOf(user.accessToken);
     expect(me.credits!.ledger!.edges.filter((e) => e.node.kind === 'USAGE').map((e) => e.node.amountMicros)).toEqual([
       -Number(costMicros(model.price, usage)),
     ]);
     // Settling is exactly-once, whatever the price named.
-    expect(await prisma().$transaction((tx) => t.app.metering.settle(tx, reservation.id, usage, 'RUN', model.price))).toBeNull();
+    expect(await prisma().$transaction((tx) => t.app.metering.settle(tx, { reservationId: reservation.id, usage, by: 'RUN', price: model.price }))).toBeNull();
   });
 
   it('of an instance that comes back after being presumed dead are corrected once with the real reply and usage', async () => {
@@ -183,7 +183,7 @@ describe('reservations', () => {
     await waitFor('the generation to finish', () => t.app.runner.size === 0);
     const corrected = await prisma().message.findUniqueOrThrow({ where: { id: messageId } });
     expect(corrected).toMatchObject({ status: 'COMPLETE', content: REPLY, promptTokens: 400, completionTokens: 44, usageEstimated: false, errorCode: null });
-    expect(corrected.costMicros).toBe(costMicros(price(), { promptTokens: 400, cachedTokens: 0, completionTokens: 44, reasoningTokens: 0 }));
+    expect(corrected.costMicros).toBe(costMicros(price(), { promptTokens: 400, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 44, reasoningTokens: 0 }));
 
     const quota = await quotaRow(user.id);
     expect(quota).toMatchObject({ reservedTokens: 0n, usedTokens: 444n });
@@ -278,6 +278,7 @@ describe('billing model', () => {
     const worst = costMicros(price(), {
       promptTokens: estimatePromptTokens([{ role: 'user', content: prompt }]),
       cachedTokens: 0,
+      cacheWriteTokens: 0,
       completionTokens: maxTokens,
       reasoningTokens: 0,
     });

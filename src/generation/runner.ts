@@ -198,7 +198,7 @@ export class GenerationRunner {
     const giveUpAt = Date.now() + 2 * this.deps.settings.leaseMs;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await recordFinalMessage(this.deps, final, reservationId, 'RUN', price);
+        return await recordFinalMessage(this.deps, final, { reservationId, by: 'RUN', price });
       } catch (error) {
         const waitMs = Math.min(RECORD_RETRY_MS * 2 ** (attempt - 1), RECORD_RETRY_MAX_MS);
         const last = Date.now() + waitMs > giveUpAt;

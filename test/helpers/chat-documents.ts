@@ -9,6 +9,7 @@ export const MessageFieldsFragment = graphql(`
     model
     promptTokens
     cachedTokens
+    cacheWriteTokens
     completionTokens
     reasoningTokens
     totalTokens

@@ -31,6 +31,9 @@ export const MessageRef = builder.prismaNode('Message', {
     model: t.exposeString('model', { nullable: true }),
     promptTokens: t.exposeInt('promptTokens'),
     cachedTokens: t.exposeInt('cachedTokens', { description: 'Prompt tokens served from the provider cache, priced at the cached rate.' }),
+    cacheWriteTokens: t.exposeInt('cacheWriteTokens', {
+      description: "Prompt tokens written to the provider's cache, priced at the cache-write rate.",
+    }),
     completionTokens: t.exposeInt('completionTokens'),
     reasoningTokens: t.exposeInt('reasoningTokens', { description: 'Completion tokens spent reasoning.' }),
     totalTokens: t.exposeInt('totalTokens'),
@@ -99,6 +102,7 @@ const MessageUsage = builder.objectRef<Message>('MessageUsage').implement({
   fields: (t) => ({
     promptTokens: t.exposeInt('promptTokens'),
     cachedTokens: t.exposeInt('cachedTokens'),
+    cacheWriteTokens: t.exposeInt('cacheWriteTokens'),
     completionTokens: t.exposeInt('completionTokens'),
     reasoningTokens: t.exposeInt('reasoningTokens'),
     totalTokens: t.exposeInt('totalTokens'),
