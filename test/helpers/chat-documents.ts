@@ -141,6 +141,7 @@ export const ConversationDocument = graphql(`
       messageCount
       usage {
         promptTokens
+        cacheWriteTokens
         completionTokens
         totalTokens
         costMicros
@@ -195,6 +196,7 @@ export const UsageDocument = graphql(`
       usage(from: $from, to: $to) {
         totals {
           promptTokens
+          cacheWriteTokens
           completionTokens
           totalTokens
           costMicros
@@ -203,6 +205,7 @@ export const UsageDocument = graphql(`
         daily {
           date
           promptTokens
+          cacheWriteTokens
           completionTokens
           totalTokens
           costMicros
