@@ -229,10 +229,12 @@ describe('prompt-cache writes', () => {
   // Claude Sonnet 4 as genai-prices has it: $3 in, $3.75 per million written to the cache, $0.30 read, $15 out.
   const claude = () => ({ id: 'claude-sonnet-4', price: genaiPrice('anthropic', 'claude-sonnet-4')! });
 
-  it('are recorded apart and charged at their own rate: on the message, the conversation, the usage and the usage report', async () => {
+  it('are held at their rate, recorded apart and charged at their own rate: on the message, the conversation, the usage and the usage report', async () => {
     const user = await newUser();
     const admin = await signUp(t, { email: ADMIN });
     const reply = await runningReply(user.id, claude());
+    // The worst case held: every prompt token written to the cache (20 × $3.75), every output token (100 × $15).
+    expect(await prisma().reservation.findUniqueOrThrow({ where: { id: reply.reservation.id } })).toMatchObject({ creditMicros: 75n + 1500n });
     const usage = { promptTokens: 5500, cachedTokens: 4000, cacheWriteTokens: 1000, completionTokens: 200, reasoningTokens: 0 };
     expect(await recordFinalMessage(deps(), finished(reply, usage), { reservationId: reply.reservation.id, by: 'RUN', price: claude().price })).toBe(
       'recorded',
