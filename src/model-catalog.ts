@@ -73,6 +73,7 @@ const modelSchema = z
     promptMicrosPerMillion: micros.optional(),
     completionMicrosPerMillion: micros.optional(),
     cachedInputMicrosPerMillion: micros.optional(),
+    cacheWriteMicrosPerMillion: micros.optional(),
     reasoningMicrosPerMillion: micros.optional(),
     free: z.boolean().optional(),
     reasoning: z.boolean().optional(),
@@ -84,7 +85,13 @@ const modelSchema = z
     timeoutSeconds: z.number().positive().max(3600).optional(),
   })
   .superRefine((m, ctx) => {
-    const rates = [m.promptMicrosPerMillion, m.completionMicrosPerMillion, m.cachedInputMicrosPerMillion, m.reasoningMicrosPerMillion];
+    const rates = [
+      m.promptMicrosPerMillion,
+      m.completionMicrosPerMillion,
+      m.cachedInputMicrosPerMillion,
+      m.cacheWriteMicrosPerMillion,
+      m.reasoningMicrosPerMillion,
+    ];
     const priced = rates.some((r) => r !== undefined);
     if (priced && (m.promptMicrosPerMillion === undefined || m.completionMicrosPerMillion === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'a price needs both promptMicrosPerMillion and completionMicrosPerMillion' });
@@ -100,6 +107,7 @@ function entryPrice(m: z.infer<typeof modelSchema>): ModelPrice | undefined {
   return {
     inputMicrosPerMillion: m.promptMicrosPerMillion,
     cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion ?? m.promptMicrosPerMillion,
+    cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion ?? m.promptMicrosPerMillion,
     outputMicrosPerMillion: m.completionMicrosPerMillion,
     reasoningMicrosPerMillion: m.reasoningMicrosPerMillion ?? m.completionMicrosPerMillion,
     source: 'configuration',
@@ -149,10 +157,12 @@ const configuredPriceSchema = z.strictObject({
   inputMicrosPerMillion: micros,
   outputMicrosPerMillion: micros,
   cachedInputMicrosPerMillion: micros.optional(),
+  cacheWriteMicrosPerMillion: micros.optional(),
   reasoningMicrosPerMillion: micros.optional(),
 });
 
-const PRICE_SHAPE = '"free" or { inputMicrosPerMillion, outputMicrosPerMillion, cachedInputMicrosPerMillion?, reasoningMicrosPerMillion? }';
+const PRICE_SHAPE =
+  '"free" or { inputMicrosPerMillion, outputMicrosPerMillion, cachedInputMicrosPerMillion?, cacheWriteMicrosPerMillion?, reasoningMicrosPerMillion? }';
 
 /**
  * Parses MODEL_PRICES_JSON, `{ "<model id>": "free" | { inputMicrosPerMillion, … } }`: prices that
@@ -184,6 +194,7 @@ export function modelPricesFromJson(json: string | undefined): Map<string, Model
     prices.set(id, {
       inputMicrosPerMillion: p.inputMicrosPerMillion,
       cachedInputMicrosPerMillion: p.cachedInputMicrosPerMillion ?? p.inputMicrosPerMillion,
+      cacheWriteMicrosPerMillion: p.cacheWriteMicrosPerMillion ?? p.inputMicrosPerMillion,
       outputMicrosPerMillion: p.outputMicrosPerMillion,
       reasoningMicrosPerMillion: p.reasoningMicrosPerMillion ?? p.outputMicrosPerMillion,
       source: 'configuration',
@@ -269,6 +280,7 @@ function highestPrice(prices: ModelPrice[]): ModelPrice {
     ...first,
     inputMicrosPerMillion: highest('inputMicrosPerMillion'),
     cachedInputMicrosPerMillion: highest('cachedInputMicrosPerMillion'),
+    cacheWriteMicrosPerMillion: highest('cacheWriteMicrosPerMillion'),
     outputMicrosPerMillion: highest('outputMicrosPerMillion'),
     reasoningMicrosPerMillion: highest('reasoningMicrosPerMillion'),
   };

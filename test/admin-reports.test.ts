@@ -22,16 +22,27 @@ afterAll(async () => {
 const report = (token: string, groupBy: UsageGroupBy, from: string, to = from) =>
   t.execute(UsageReportDocument, { from, to, groupBy }, { token });
 
-interface Seed { user: 'a' | 'b'; day: string; model: string; p: number; cached: number; c: number; reasoning: number; cost: number; requests: number }
+interface Seed {
+  user: 'a' | 'b';
+  day: string;
+  model: string;
+  p: number;
+  cached: number;
+  written: number;
+  c: number;
+  reasoning: number;
+  cost: number;
+  requests: number;
+}
 
 /** Roll-ups on days long past, which only this file writes, so the sums are exact on a shared database too. */
 const SEEDS: Seed[] = [
-  { user: 'a', day: '2003-03-01', model: 'gpt-4o-mini', p: 100, cached: 20, c: 10, reasoning: 0, cost: 1000, requests: 2 },
-  { user: 'a', day: '2003-03-02', model: 'model-b', p: 50, cached: 0, c: 30, reasoning: 5, cost: 700, requests: 1 },
-  { user: 'b', day: '2003-03-01', model: 'model-b', p: 10, cached: 0, c: 5, reasoning: 0, cost: 100, requests: 1 },
-  { user: 'b', day: '2003-03-03', model: 'gpt-4o-mini', p: 7, cached: 0, c: 3, reasoning: 0, cost: 40, requests: 1 },
+  { user: 'a', day: '2003-03-01', model: 'gpt-4o-mini', p: 100, cached: 20, written: 30, c: 10, reasoning: 0, cost: 1000, requests: 2 },
+  { user: 'a', day: '2003-03-02', model: 'model-b', p: 50, cached: 0, written: 0, c: 30, reasoning: 5, cost: 700, requests: 1 },
+  { user: 'b', day: '2003-03-01', model: 'model-b', p: 10, cached: 0, written: 4, c: 5, reasoning: 0, cost: 100, requests: 1 },
+  { user: 'b', day: '2003-03-03', model: 'gpt-4o-mini', p: 7, cached: 0, written: 0, c: 3, reasoning: 0, cost: 40, requests: 1 },
   // Outside the range asked for below.
-  { user: 'a', day: '2003-03-04', model: 'gpt-4o-mini', p: 999, cached: 0, c: 999, reasoning: 0, cost: 9999, requests: 9 },
+  { user: 'a', day: '2003-03-04', model: 'gpt-4o-mini', p: 999, cached: 0, written: 999, c: 999, reasoning: 0, cost: 9999, requests: 9 },
 ];
 
 function expectedSums(seeds: Seed[]) {
@@ -39,6 +50,7 @@ function expectedSums(seeds: Seed[]) {
   return {
     promptTokens: sum((s) => s.p),
     cachedTokens: sum((s) => s.cached),
+    cacheWriteTokens: sum((s) => s.written),
     completionTokens: sum((s) => s.c),
     reasoningTokens: sum((s) => s.reasoning),
     totalTokens: sum((s) => s.p + s.c),
@@ -53,7 +65,7 @@ describe('the usage report', () => {
     const users = { a: await signUp(t), b: await signUp(t) };
     await t.app.db.prisma.$transaction(async (tx) => {
       for (const s of SEEDS) {
-        const usage = { promptTokens: s.p, cachedTokens: s.cached, completionTokens: s.c, reasoningTokens: s.reasoning };
+        const usage = { promptTokens: s.p, cachedTokens: s.cached, cacheWriteTokens: s.written, completionTokens: s.c, reasoningTokens: s.reasoning };
         await tx.$executeRaw`
           SELECT "usage_add_to_daily"(${users[s.user].userId}::uuid, ${s.day}::date, ${s.model}, ${JSON.stringify(usage)}::jsonb,
                                       ${BigInt(s.cost)}, ${s.requests}::int)`;

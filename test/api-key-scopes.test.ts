@@ -254,6 +254,7 @@ describe('API key budgets', () => {
     const worst = costMicros(price, {
       promptTokens: estimatePromptTokens([{ role: 'user', content: prompt }]),
       cachedTokens: 0,
+      cacheWriteTokens: 0,
       completionTokens: maxTokens,
       reasoningTokens: 0,
     });

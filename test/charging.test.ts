@@ -21,6 +21,8 @@ beforeAll(async () => {
       ...upstream.env,
       UPSTREAM_TIMEOUT_SECONDS: '1',
       UPSTREAM_MAX_ATTEMPTS: '3',
+      // The upstream fails on purpose here, test after test: no circuit should open over it.
+      CIRCUIT_FAILURE_THRESHOLD: '100',
       MODELS_JSON: JSON.stringify([
         { ...PRICED, id: 'gpt-4o-mini', fallbacks: ['gpt-4o-mini-backup'] },
         // The same upstream model, as a fallback: what a silent first call is retried on.
@@ -103,8 +105,8 @@ describe('an attempt that timed out and was failed over', () => {
     // The silent route is not called again: the fallback answers, and names the reply.
     expect(stored).toMatchObject({ content: 'on time', promptTokens: 30, completionTokens: 3, usageEstimated: false, model: 'gpt-4o-mini-backup', provider: 'openai' });
     expect(upstream.requestsFor(prompt)).toHaveLength(2);
-    const price = { inputMicrosPerMillion: 150_000, cachedInputMicrosPerMillion: 150_000, outputMicrosPerMillion: 600_000, reasoningMicrosPerMillion: 600_000, source: 'configuration' as const };
-    expect(stored.costMicros).toBe(costMicros(price, { promptTokens: 30, cachedTokens: 0, completionTokens: 3, reasoningTokens: 0 }));
+    const price = { inputMicrosPerMillion: 150_000, cachedInputMicrosPerMillion: 150_000, cacheWriteMicrosPerMillion: 150_000, outputMicrosPerMillion: 600_000, reasoningMicrosPerMillion: 600_000, source: 'configuration' as const };
+    expect(stored.costMicros).toBe(costMicros(price, { promptTokens: 30, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 3, reasoningTokens: 0 }));
 
     const attempts = await prisma().messageAttempt.findMany({ where: { messageId: message.id }, orderBy: { position: 'asc' } });
     expect(attempts).toMatchObject([
@@ -135,7 +137,7 @@ describe('a PRO call near the end of the quota', () => {
     const prompt = upstream.prompt({ content: 'split', usage: { prompt_tokens: 10, completion_tokens: 20 } }, undefined, 'split');
     const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt, maxTokens: 100, stream: false } }, { token: user.accessToken }));
     const messageId = decodeGlobalId(sent.sendMessage.assistantMessage.id).id;
-    const cost = costMicros(t.config.chat.models[0]!.price, { promptTokens: 10, cachedTokens: 0, completionTokens: 20, reasoningTokens: 0 });
+    const cost = costMicros(t.config.chat.models[0]!.price, { promptTokens: 10, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 20, reasoningTokens: 0 });
     const fromCredits = cost - (cost * 20n) / 30n;
     expect(fromCredits).toBeGreaterThan(0n);
     expect(fromCredits).toBeLessThan(cost);

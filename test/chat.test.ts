@@ -293,12 +293,12 @@ describe('usage', () => {
     const conversation = expectData(
       await t.execute(ConversationDocument, { id: sent.sendMessage.conversation.id, first: 10 }, { token: user.accessToken }),
     ).conversation;
-    expect(conversation?.usage).toEqual({ promptTokens: 300, completionTokens: 30, totalTokens: 330, costMicros: 63, requests: 2 });
+    expect(conversation?.usage).toEqual({ promptTokens: 300, cacheWriteTokens: 0, completionTokens: 30, totalTokens: 330, costMicros: 63, requests: 2 });
 
     const today = new Date().toISOString().slice(0, 10);
     const usage = expectData(await t.execute(UsageDocument, { from: today, to: today }, { token: user.accessToken })).me?.usage;
-    expect(usage?.totals).toEqual({ promptTokens: 300, completionTokens: 30, totalTokens: 330, costMicros: 63, requests: 2 });
-    expect(usage?.daily).toEqual([{ date: today, promptTokens: 300, completionTokens: 30, totalTokens: 330, costMicros: 63, requests: 2 }]);
+    expect(usage?.totals).toEqual({ promptTokens: 300, cacheWriteTokens: 0, completionTokens: 30, totalTokens: 330, costMicros: 63, requests: 2 });
+    expect(usage?.daily).toEqual([{ date: today, promptTokens: 300, cacheWriteTokens: 0, completionTokens: 30, totalTokens: 330, costMicros: 63, requests: 2 }]);
     const lastYear = expectData(await t.execute(UsageDocument, { from: '2025-01-01', to: '2025-01-31' }, { token: user.accessToken })).me?.usage;
     expect(lastYear?.totals.totalTokens).toBe(0);
   });

@@ -13,14 +13,22 @@ const base = { NODE_ENV: 'test', JWT_SECRET: 'p'.repeat(40), OPENAI_API_KEY: 'sk
 const model = (id: string, extra: Record<string, unknown> = {}) => ({ id, contextWindow: 128_000, maxOutputTokens: 4096, ...extra });
 const modelsJson = (...models: object[]) => JSON.stringify(models);
 
-const price = (input: number, cachedInput: number, output: number, reasoning: number): ModelPrice => ({
+const price = (input: number, cachedInput: number, output: number, reasoning: number, cacheWrite = input): ModelPrice => ({
   inputMicrosPerMillion: input,
   cachedInputMicrosPerMillion: cachedInput,
+  cacheWriteMicrosPerMillion: cacheWrite,
   outputMicrosPerMillion: output,
   reasoningMicrosPerMillion: reasoning,
   source: 'configuration',
 });
-const usage = (u: Partial<MeteredUsage>): MeteredUsage => ({ promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0, ...u });
+const usage = (u: Partial<MeteredUsage>): MeteredUsage => ({
+  promptTokens: 0,
+  cachedTokens: 0,
+  cacheWriteTokens: 0,
+  completionTokens: 0,
+  reasoningTokens: 0,
+  ...u,
+});
 
 describe('dollars to micro-dollars', () => {
   it('converts the decimal the database wrote, rounding half up, without float artefacts', () => {
@@ -38,10 +46,12 @@ describe('dollars to micro-dollars', () => {
 
 describe('genai-prices lookup', () => {
   it("converts real models' prices: input, cached input, output, and reasoning at the output rate", () => {
-    // OpenAI's list prices, as genai-prices has them: $0.15 / $0.075 cached / $0.60 per million.
+    // OpenAI's list prices, as genai-prices has them: $0.15 / $0.075 cached / $0.60 per million,
+    // and no price for cache writes (OpenAI charges none): the input rate.
     expect(genaiPrice('openai', 'gpt-4o-mini')).toEqual({
       inputMicrosPerMillion: 150_000,
       cachedInputMicrosPerMillion: 75_000,
+      cacheWriteMicrosPerMillion: 150_000,
       outputMicrosPerMillion: 600_000,
       reasoningMicrosPerMillion: 600_000,
       source: 'genai-prices',
@@ -58,8 +68,21 @@ describe('genai-prices lookup', () => {
     expect(genaiPrice('perplexity', 'sonar-deep-research')).toEqual({
       inputMicrosPerMillion: 2_000_000,
       cachedInputMicrosPerMillion: 2_000_000,
+      cacheWriteMicrosPerMillion: 2_000_000,
       outputMicrosPerMillion: 8_000_000,
       reasoningMicrosPerMillion: 3_000_000,
+      source: 'genai-prices',
+    });
+  });
+
+  it("reads Anthropic's cache writes at their own rate (the 5-minute one), apart from cache reads", () => {
+    // Claude Sonnet 4: $3 in, $3.75 per million written to the cache, $0.30 read from it, $15 out.
+    expect(genaiPrice('anthropic', 'claude-sonnet-4')).toEqual({
+      inputMicrosPerMillion: 3_000_000,
+      cachedInputMicrosPerMillion: 300_000,
+      cacheWriteMicrosPerMillion: 3_750_000,
+      outputMicrosPerMillion: 15_000_000,
+      reasoningMicrosPerMillion: 15_000_000,
       source: 'genai-prices',
     });
   });
@@ -144,6 +167,25 @@ describe('cost of a call', () => {
   it('never counts more cached or reasoning tokens than there are prompt or completion tokens', () => {
     expect(costMicros(rates, usage({ promptTokens: 10, cachedTokens: 50, completionTokens: 10, reasoningTokens: 50 }))).toBe(31n);
   });
+
+  it('bills cache writes at their own rate, cache reads at theirs and the rest of the prompt at the input rate', () => {
+    const anthropic = price(3_000_000, 300_000, 15_000_000, 15_000_000, 3_750_000);
+    // 1000 written × $3.75 + 4000 read × $0.30 + 500 fresh × $3 + 200 output × $15, per million:
+    // 3750 + 1200 + 1500 + 3000 µ$.
+    expect(costMicros(anthropic, usage({ promptTokens: 5500, cacheWriteTokens: 1000, cachedTokens: 4000, completionTokens: 200 }))).toBe(9450n);
+    // The same prompt without the cache: every token at the input rate.
+    expect(costMicros(anthropic, usage({ promptTokens: 5500, completionTokens: 200 }))).toBe(19_500n);
+    // Writes alone: dearer than the input rate.
+    expect(costMicros(anthropic, usage({ promptTokens: 1000, cacheWriteTokens: 1000 }))).toBe(3750n);
+  });
+
+  it('never counts more cache writes and reads together than there are prompt tokens, writes first', () => {
+    const anthropic = price(3_000_000, 300_000, 15_000_000, 15_000_000, 3_750_000);
+    // 100 prompt tokens, 80 said written and 50 read: 80 written, the other 20 read, none fresh.
+    expect(costMicros(anthropic, usage({ promptTokens: 100, cacheWriteTokens: 80, cachedTokens: 50 }))).toBe(306n); // 300 + 6
+    // More written than the prompt: the prompt, all written.
+    expect(costMicros(anthropic, usage({ promptTokens: 100, cacheWriteTokens: 500, cachedTokens: 50 }))).toBe(375n);
+  });
 });
 
 describe('model prices in the configuration', () => {
@@ -177,7 +219,7 @@ describe('model prices in the configuration', () => {
     expect(models).toEqual([expect.objectContaining({ id: 'switchboard-demo', isDemo: true, price: { ...price(0, 0, 0, 0), source: 'demo' } })]);
   });
 
-  it('reads MODELS_JSON prices (legacy prompt/completion fields, cached and reasoning rates, free) and looks the others up', () => {
+  it('reads MODELS_JSON prices (legacy prompt/completion fields, cached, cache-write and reasoning rates, free) and looks the others up', () => {
     const models = loadConfig({
       ...base,
       MODELS_JSON: modelsJson(
@@ -186,15 +228,17 @@ describe('model prices in the configuration', () => {
           promptMicrosPerMillion: 1_000_000,
           completionMicrosPerMillion: 2_000_000,
           cachedInputMicrosPerMillion: 250_000,
+          cacheWriteMicrosPerMillion: 1_250_000,
           reasoningMicrosPerMillion: 4_000_000,
         }),
         model('local', { free: true }),
         model('gpt-4.1-mini'),
       ),
     }).chat.models;
+    // Rates left out default to the prompt (input) and completion (output) rates.
     expect(models.map((m) => m.price)).toEqual([
-      price(150_000, 150_000, 600_000, 600_000),
-      price(1_000_000, 250_000, 2_000_000, 4_000_000),
+      price(150_000, 150_000, 600_000, 600_000, 150_000),
+      price(1_000_000, 250_000, 2_000_000, 4_000_000, 1_250_000),
       { ...price(0, 0, 0, 0), source: 'free' },
       { ...price(400_000, 100_000, 1_600_000, 1_600_000), source: 'genai-prices' },
     ]);
@@ -210,14 +254,19 @@ describe('model prices in the configuration', () => {
         model('llama-local'),
       ),
       MODEL_PRICES_JSON: JSON.stringify({
-        'gpt-4o-mini': { inputMicrosPerMillion: 200_000, outputMicrosPerMillion: 800_000, cachedInputMicrosPerMillion: 50_000 },
+        'gpt-4o-mini': {
+          inputMicrosPerMillion: 200_000,
+          outputMicrosPerMillion: 800_000,
+          cachedInputMicrosPerMillion: 50_000,
+          cacheWriteMicrosPerMillion: 250_000,
+        },
         'llama-x': { inputMicrosPerMillion: 300_000, outputMicrosPerMillion: 900_000, reasoningMicrosPerMillion: 1_200_000 },
         'llama-local': 'free',
       }),
     }).chat.models;
     expect(models.map((m) => m.price)).toEqual([
-      price(200_000, 50_000, 800_000, 800_000),
-      price(300_000, 300_000, 900_000, 1_200_000),
+      price(200_000, 50_000, 800_000, 800_000, 250_000),
+      price(300_000, 300_000, 900_000, 1_200_000, 300_000),
       { ...price(0, 0, 0, 0), source: 'free' },
     ]);
     expect(loadConfig({ ...base, MODEL_PRICES_JSON: '{"gpt-4o":"free"}' }).chat.models.find((m) => m.id === 'gpt-4o')?.price.source).toBe('free');
@@ -241,6 +290,8 @@ describe('model prices in the configuration', () => {
         model('gemma-3', { provider: 'google' }),
         model('zero-too'),
         model('marked', { promptMicrosPerMillion: 0, completionMicrosPerMillion: 0, free: true }),
+        // Not zero: its cache writes cost something.
+        model('writes-priced', { promptMicrosPerMillion: 0, completionMicrosPerMillion: 0, cacheWriteMicrosPerMillion: 1 }),
       ),
       MODEL_PRICES_JSON: JSON.stringify({ 'zero-too': { inputMicrosPerMillion: 0, outputMicrosPerMillion: 0 } }),
     });
@@ -258,7 +309,7 @@ describe('model prices in the configuration', () => {
       PORT: 'eighty',
       MODEL_PRICES_JSON: JSON.stringify({
         'gpt-4o': 'FREE',
-        'gpt-4.1': { inputMicrosPerMillion: -1, outputMicrosPerMillion: 1.5 },
+        'gpt-4.1': { inputMicrosPerMillion: -1, outputMicrosPerMillion: 1.5, cacheWriteMicrosPerMillion: -2 },
         'gpt-4o-mini': { inputMicrosPerMillion: 1, outputMicrosPerMillion: 2, cachedMicrosPerMillion: 3 },
       }),
     });
@@ -269,6 +320,7 @@ describe('model prices in the configuration', () => {
     expect(line).toContain('"gpt-4o": must be "free" or {');
     expect(line).toContain('"gpt-4.1".inputMicrosPerMillion');
     expect(line).toContain('"gpt-4.1".outputMicrosPerMillion');
+    expect(line).toContain('"gpt-4.1".cacheWriteMicrosPerMillion');
     expect(line).toMatch(/"gpt-4o-mini".*cachedMicrosPerMillion/);
     expect(problemsOf({ ...base, MODEL_PRICES_JSON: '{"gpt-4o-mni":"free"}' })).toEqual([
       'MODEL_PRICES_JSON: model "gpt-4o-mni" is not in the model catalog',
@@ -278,10 +330,16 @@ describe('model prices in the configuration', () => {
   it('reports MODELS_JSON prices it cannot use', () => {
     const problems = problemsOf({
       ...base,
-      MODELS_JSON: modelsJson(model('half', { promptMicrosPerMillion: 5 }), model('both', { promptMicrosPerMillion: 5, completionMicrosPerMillion: 5, free: true })),
+      MODELS_JSON: modelsJson(
+        model('half', { promptMicrosPerMillion: 5 }),
+        model('both', { promptMicrosPerMillion: 5, completionMicrosPerMillion: 5, free: true }),
+        model('writes-only', { cacheWriteMicrosPerMillion: 5 }),
+        model('free-writes', { promptMicrosPerMillion: 0, completionMicrosPerMillion: 0, cacheWriteMicrosPerMillion: 5, free: true }),
+      ),
     });
     expect(problems).toEqual([
-      'MODELS_JSON: 0: a price needs both promptMicrosPerMillion and completionMicrosPerMillion; 1.free: a model marked free cannot have a non-zero price',
+      'MODELS_JSON: 0: a price needs both promptMicrosPerMillion and completionMicrosPerMillion; 1.free: a model marked free cannot have a non-zero price; ' +
+        '2: a price needs both promptMicrosPerMillion and completionMicrosPerMillion; 3.free: a model marked free cannot have a non-zero price',
     ]);
   });
 });
@@ -290,19 +348,24 @@ describe('ModelPricing in the API', () => {
   let stop: (() => Promise<void>) | undefined;
   afterEach(() => stop?.());
 
-  it('keeps prompt and completion prices and adds cached, reasoning, source and free', async () => {
+  it('keeps prompt and completion prices and adds cached, cache-write, reasoning, source and free', async () => {
     const t = await startTestApp({
       OPENAI_API_KEY: 'sk-test',
       MODELS_JSON: modelsJson(model('gpt-4o-mini', { provider: 'openai' }), model('llama-x'), model('local')),
       MODEL_PRICES_JSON: JSON.stringify({
-        'llama-x': { inputMicrosPerMillion: 300_000, outputMicrosPerMillion: 900_000, reasoningMicrosPerMillion: 1_200_000 },
+        'llama-x': {
+          inputMicrosPerMillion: 300_000,
+          outputMicrosPerMillion: 900_000,
+          reasoningMicrosPerMillion: 1_200_000,
+          cacheWriteMicrosPerMillion: 375_000,
+        },
         local: 'free',
       }),
     });
     stop = t.stop;
     const result = await executeRaw(t, {
-      query: `{ models { id pricing { promptMicrosPerMillion cachedPromptMicrosPerMillion completionMicrosPerMillion
-        reasoningMicrosPerMillion source free } } }`,
+      query: `{ models { id pricing { promptMicrosPerMillion cachedPromptMicrosPerMillion cacheWriteMicrosPerMillion
+        completionMicrosPerMillion reasoningMicrosPerMillion source free } } }`,
     });
     expect(result.errors).toBeUndefined();
     expect(result.data?.models).toEqual([
@@ -311,6 +374,7 @@ describe('ModelPricing in the API', () => {
         pricing: {
           promptMicrosPerMillion: 150_000,
           cachedPromptMicrosPerMillion: 75_000,
+          cacheWriteMicrosPerMillion: 150_000,
           completionMicrosPerMillion: 600_000,
           reasoningMicrosPerMillion: 600_000,
           source: 'GENAI_PRICES',
@@ -322,6 +386,7 @@ describe('ModelPricing in the API', () => {
         pricing: {
           promptMicrosPerMillion: 300_000,
           cachedPromptMicrosPerMillion: 300_000,
+          cacheWriteMicrosPerMillion: 375_000,
           completionMicrosPerMillion: 900_000,
           reasoningMicrosPerMillion: 1_200_000,
           source: 'CONFIGURATION',
@@ -333,6 +398,7 @@ describe('ModelPricing in the API', () => {
         pricing: {
           promptMicrosPerMillion: 0,
           cachedPromptMicrosPerMillion: 0,
+          cacheWriteMicrosPerMillion: 0,
           completionMicrosPerMillion: 0,
           reasoningMicrosPerMillion: 0,
           source: 'FREE',

@@ -30,7 +30,7 @@ describe('the OpenAI-compatible provider', () => {
     expect(text).toBe('one two three');
     expect(events.filter((e) => e.type === 'finish')).toEqual([{ type: 'finish', reason: 'stop' }]);
     expect(events.filter((e) => e.type === 'usage')).toEqual([
-      { type: 'usage', usage: { promptTokens: 40, cachedTokens: 30, completionTokens: 12, reasoningTokens: 5 } },
+      { type: 'usage', usage: { promptTokens: 40, cachedTokens: 30, cacheWriteTokens: 0, completionTokens: 12, reasoningTokens: 5 } },
     ]);
     // Every event comes in stream order: no text after the finish.
     expect(events.findIndex((e) => e.type === 'finish')).toBeGreaterThan(events.findLastIndex((e) => e.type === 'text'));

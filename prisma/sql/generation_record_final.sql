@@ -4,7 +4,8 @@
 -- presumed dead) and the generation itself reports (p->'settle'->>'by' = 'RUN'), the charge is
 -- corrected to the real usage and the message rewritten whatever its status, once.
 -- p->'message': id, conversationId, status, content, usageEstimated, finishReason, errorCode,
--- errorMessage. Returns metering_settle's answer, or metering_correct's.
+-- errorMessage. Returns metering_settle's answer, or metering_correct's. A usage without
+-- cacheWriteTokens (from an instance older than that count, during a rolling deploy) wrote none.
 -- Locks in the order every writer keeps (src/db/user-lock.ts): reservation and user (settling),
 -- then the conversation, then the message.
 CREATE OR REPLACE FUNCTION "generation_record_final"(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -38,6 +39,7 @@ BEGIN
     "content" = v_message->>'content',
     "promptTokens" = (v_usage->>'promptTokens')::int,
     "cachedTokens" = (v_usage->>'cachedTokens')::int,
+    "cacheWriteTokens" = COALESCE((v_usage->>'cacheWriteTokens')::int, 0),
     "completionTokens" = (v_usage->>'completionTokens')::int,
     "reasoningTokens" = (v_usage->>'reasoningTokens')::int,
     "totalTokens" = (v_usage->>'promptTokens')::int + (v_usage->>'completionTokens')::int,

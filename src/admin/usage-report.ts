@@ -38,6 +38,7 @@ export async function usageReport(
   const rows = await prisma.$queryRaw<GroupRow[]>`
     SELECT ${column}::text AS "group",
            SUM("promptTokens")::bigint AS "promptTokens", SUM("cachedTokens")::bigint AS "cachedTokens",
+           SUM("cacheWriteTokens")::bigint AS "cacheWriteTokens",
            SUM("completionTokens")::bigint AS "completionTokens", SUM("reasoningTokens")::bigint AS "reasoningTokens",
            SUM("totalTokens")::bigint AS "totalTokens", SUM("costMicros")::bigint AS "costMicros",
            SUM("requests")::bigint AS "requests"
@@ -56,6 +57,7 @@ export async function usageReport(
     day: groupBy === 'DAY' ? new Date(`${row.group}T00:00:00.000Z`) : null,
     promptTokens: Number(row.promptTokens),
     cachedTokens: Number(row.cachedTokens),
+    cacheWriteTokens: Number(row.cacheWriteTokens),
     completionTokens: Number(row.completionTokens),
     reasoningTokens: Number(row.reasoningTokens),
     totalTokens: Number(row.totalTokens),

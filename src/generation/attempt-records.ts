@@ -43,7 +43,7 @@ export function priceAttempt(target: RouteTarget, result: AttemptResult, promptE
 /** Sums the usage of the billed attempts: what the user is charged for the reply. */
 export function billedUsage(attempts: AttemptRecord[]): { usage: MeteredUsage; usageEstimated: boolean; costMicros: bigint } {
   const billed = attempts.filter((a) => a.billed);
-  const sum = (key: keyof MeteredUsage) => billed.reduce((total, a) => total + (a.usage[key] ?? 0), 0);
+  const sum = (key: keyof MeteredUsage) => billed.reduce((total, a) => total + a.usage[key], 0);
   return {
     usage: {
       promptTokens: sum('promptTokens'),
@@ -79,7 +79,7 @@ export async function saveAttempts(
     continued: a.continued,
     promptTokens: a.usage.promptTokens,
     cachedTokens: a.usage.cachedTokens,
-    cacheWriteTokens: a.usage.cacheWriteTokens ?? 0,
+    cacheWriteTokens: a.usage.cacheWriteTokens,
     completionTokens: a.usage.completionTokens,
     reasoningTokens: a.usage.reasoningTokens,
     usageEstimated: a.usageEstimated,

@@ -1,8 +1,8 @@
 import type { PrismaClient } from '../db/client.js';
 import type { MessageStatus } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import type { Metering, SettleAnswer, SettledBy } from '../metering/metering.js';
-import type { MeteredUsage, ModelPrice } from '../metering/prices.js';
+import type { Metering, SettleAnswer, SettleRequest } from '../metering/metering.js';
+import type { MeteredUsage } from '../metering/prices.js';
 
 export interface FinalMessage {
   messageId: string;
@@ -26,17 +26,15 @@ export type FinalOutcome = 'recorded' | 'corrected' | 'already-final';
  * Settling is exactly-once, so when two parties race (the generation itself and a recovery after
  * its instance was presumed dead) one records it. When the generation itself comes second, with
  * the real reply and usage, the same statement corrects what the recovery recorded by estimate, once.
- * `price`: the reservation's price, when the caller knows it.
+ * `settlement`: how to settle the reservation (see SettleRequest); the usage is the message's.
  */
 export async function recordFinalMessage(
   deps: { prisma: PrismaClient; metering: Metering; logger: Logger },
   final: FinalMessage,
-  reservationId: string,
-  by: SettledBy,
-  price?: ModelPrice,
+  settlement: Omit<SettleRequest, 'usage'>,
 ): Promise<FinalOutcome> {
   const { prisma, metering, logger } = deps;
-  const settled = await metering.settleThrough(prisma, { reservationId, usage: final.usage, by, price }, async (settle) => {
+  const settled = await metering.settleThrough(prisma, { ...settlement, usage: final.usage }, async (settle) => {
     const params = { settle, message: finalMessageParams(final) };
     const [row] = await prisma.$queryRaw<[{ answer: SettleAnswer }]>`
       SELECT "generation_record_final"(${JSON.stringify(params)}::jsonb) AS "answer"`;

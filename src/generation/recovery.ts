@@ -77,6 +77,7 @@ export class GenerationRecovery {
         usage: {
           promptTokens: reservation.promptEstimate,
           cachedTokens: 0,
+          cacheWriteTokens: 0,
           completionTokens: estimateCompletionTokens(content),
           reasoningTokens: 0,
         },
@@ -84,8 +85,7 @@ export class GenerationRecovery {
         finishReason: status === 'STOPPED' ? 'stop_requested' : 'interrupted',
         error: status === 'FAILED' ? INTERRUPTED_ERROR : undefined,
       },
-      reservation.id,
-      'RECOVERY',
+      { reservationId: reservation.id, by: 'RECOVERY' },
     );
     if (outcome !== 'recorded') return false;
     logger.warn({ messageId: message.id, status }, 'closed a generation whose instance is gone');

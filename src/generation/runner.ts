@@ -353,7 +353,8 @@ export class GenerationRunner {
       try {
         if (!attemptsSaved) await saveAttempts(this.deps.prisma, { messageId: job.messageId, userId: job.userId, finishedBy }, attempts);
         attemptsSaved = true;
-        return await recordFinalMessage(this.deps, final, job.reservationId, 'RUN', job.model.price);
+        // Charged: the billed attempts, each at its deployment's price, under the model that finished the reply.
+        return await recordFinalMessage(this.deps, final, { reservationId: job.reservationId, by: 'RUN', price: job.model.price, model: finishedBy?.model.id, costMicros });
       } catch (error) {
         const waitMs = Math.min(RECORD_RETRY_MS * 2 ** (attempt - 1), RECORD_RETRY_MAX_MS);
         const last = Date.now() + waitMs > giveUpAt;

@@ -59,6 +59,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     userId,
     promptTokens: 0,
     cachedTokens: 0,
+    cacheWriteTokens: 0,
     completionTokens: 0,
     reasoningTokens: 0,
     totalTokens: 0,

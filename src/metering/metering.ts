@@ -25,8 +25,31 @@ export interface ReserveRequest {
 
 export type SettledBy = 'RUN' | 'RECOVERY' | 'SWEEP';
 
+/** What settling a call needs to know. */
+export interface SettleRequest {
+  reservationId: string;
+  usage: MeteredUsage;
+  by: SettledBy;
+  /**
+   * The reservation's price when the caller knows it (the generation that reserved it), which
+   * saves reading it first; a price that is not the reservation's is replaced by the stored one.
+   */
+  price?: ModelPrice;
+  /**
+   * The catalog model that served the call when it is not the one reserved (a fallback): the
+   * day's roll-up and the ledger count the call under it.
+   */
+  model?: string;
+  /**
+   * The cost to charge as is, instead of the price times the usage: the sum of several upstream
+   * calls, each priced at its own deployment's rate. The price is still checked against the
+   * reservation's.
+   */
+  costMicros?: bigint;
+}
+
 export interface Settlement {
-  /** The model the call was reserved for. */
+  /** The model the call is counted under: the one that served it when the request named one, else the one reserved. */
   model: string;
   costMicros: bigint;
   /** A correction of a call settled by estimate earlier, rather than its settlement. */
@@ -34,7 +57,7 @@ export interface Settlement {
 }
 
 /**
- * What metering_settle answers: settled now (a call for `model`), settled before, or priced wrong
+ * What metering_settle answers: settled now (a call counted under `model`), settled before, or priced wrong
  * (nothing written); generation_record_final may answer metering_correct's instead: corrected now
  * (a call for `model`), or nothing to correct.
  */
@@ -45,7 +68,7 @@ export type SettleAnswer =
   | { corrected: true; model: string }
   | { corrected: false };
 
-export const ZERO_METERED_USAGE: MeteredUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
+export const ZERO_METERED_USAGE: MeteredUsage = { promptTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, completionTokens: 0, reasoningTokens: 0 };
 const SWEEP_BATCH = 100;
 
 /**
@@ -113,11 +136,10 @@ export class Metering {
   /**
    * Charges what a call used, exactly once, whatever was held: the quota is charged the tokens
    * billed and the credits the real cost (metering_settle, one statement). Returns null when the
-   * reservation was already settled. `price`: the reservation's price when the caller knows it
-   * (the generation that reserved it), which saves reading it first.
+   * reservation was already settled.
    */
-  settle(tx: PrismaTx, reservationId: string, usage: MeteredUsage, by: SettledBy, price?: ModelPrice): Promise<Settlement | null> {
-    return this.settleThrough(tx, { reservationId, usage, by, price }, async (params) => {
+  settle(tx: PrismaTx, request: SettleRequest): Promise<Settlement | null> {
+    return this.settleThrough(tx, request, async (params) => {
       const [row] = await tx.$queryRaw<[{ answer: SettleAnswer }]>`SELECT "metering_settle"(${JSON.stringify(params)}::jsonb) AS "answer"`;
       return row.answer;
     });
@@ -126,12 +148,12 @@ export class Metering {
   /**
    * Settles through `statement`: metering_settle, or a database function that calls it with its
    * parameters and does more in the same statement (generation_record_final). The cost is
-   * computed here, at the reservation's price, which the statement checks. Null when there was
-   * nothing to settle (or correct).
+   * computed here, at the reservation's price (unless the request brings its own), which the
+   * statement checks. Null when there was nothing to settle (or correct).
    */
   async settleThrough(
     tx: PrismaTx,
-    request: { reservationId: string; usage: MeteredUsage; by: SettledBy; price?: ModelPrice },
+    request: SettleRequest,
     statement: (params: Record<string, unknown>) => Promise<SettleAnswer>,
   ): Promise<Settlement | null> {
     let price: { stored: unknown; parsed: ModelPrice } | null | undefined = request.price && {
@@ -142,13 +164,14 @@ export class Metering {
     for (let attempt = 1; attempt <= 2; attempt += 1) {
       price ??= await storedPriceOf(tx, request.reservationId);
       if (!price) return null;
-      const cost = costMicros(price.parsed, request.usage);
+      const cost = request.costMicros ?? costMicros(price.parsed, request.usage);
       const answer = await statement({
         reservationId: request.reservationId,
         price: price.stored,
         usage: { ...request.usage },
         costMicros: cost.toString(),
         by: request.by,
+        ...(request.model === undefined ? {} : { model: request.model }),
         ledgerEntryId: uuidv7(),
       });
       if ('priceChanged' in answer) {
@@ -190,7 +213,7 @@ export class Metering {
       for (const { id, promptEstimate } of lapsed) {
         const usage = { ...ZERO_METERED_USAGE, promptTokens: promptEstimate };
         try {
-          if (await this.settle(prisma, id, usage, 'SWEEP')) settled += 1;
+          if (await this.settle(prisma, { reservationId: id, usage, by: 'SWEEP' })) settled += 1;
         } catch (error) {
           // One bad row must not stop the others (nor an instance's start-up): it stays for a person to look at.
           failed += 1;
@@ -206,6 +229,7 @@ export class Metering {
     const { metrics } = this.deps;
     metrics.tokens.inc({ model, kind: 'prompt' }, usage.promptTokens);
     metrics.tokens.inc({ model, kind: 'cached' }, usage.cachedTokens);
+    metrics.tokens.inc({ model, kind: 'cache_write' }, usage.cacheWriteTokens);
     metrics.tokens.inc({ model, kind: 'completion' }, usage.completionTokens);
     metrics.tokens.inc({ model, kind: 'reasoning' }, usage.reasoningTokens);
     metrics.costMicros.inc({ model }, Number(cost));
@@ -246,14 +270,23 @@ export function refusalError(decision: ReserveDecision): AppError | undefined {
   }
 }
 
-const storedPriceSchema = z.object({
-  inputMicrosPerMillion: z.number().int().nonnegative(),
-  cachedInputMicrosPerMillion: z.number().int().nonnegative(),
-  outputMicrosPerMillion: z.number().int().nonnegative(),
-  reasoningMicrosPerMillion: z.number().int().nonnegative(),
-  perCallMicros: z.number().int().nonnegative().optional(),
-  source: z.enum(['genai-prices', 'configuration', 'free', 'demo']),
-});
+const rateSchema = z.number().int().nonnegative();
+const storedPriceSchema = z
+  .object({
+    inputMicrosPerMillion: rateSchema,
+    cachedInputMicrosPerMillion: rateSchema,
+    // Absent from the prices of reservations made before cache writes were priced apart: they
+    // were billed at the input rate then.
+    cacheWriteMicrosPerMillion: rateSchema.optional(),
+    outputMicrosPerMillion: rateSchema,
+    reasoningMicrosPerMillion: rateSchema,
+    perCallMicros: rateSchema.optional(),
+    source: z.enum(['genai-prices', 'configuration', 'free', 'demo']),
+  })
+  .transform(({ cacheWriteMicrosPerMillion, ...price }): ModelPrice => ({
+    ...price,
+    cacheWriteMicrosPerMillion: cacheWriteMicrosPerMillion ?? price.inputMicrosPerMillion,
+  }));
 
 /** The price a reservation was made at; a row that holds no valid price is an error, never a free call. */
 function storedPrice(reservation: Pick<Reservation, 'id' | 'price'>): ModelPrice {
@@ -269,11 +302,11 @@ async function storedPriceOf(tx: PrismaTx, reservationId: string): Promise<{ sto
   return row ? { stored: row.price, parsed: storedPrice(row) } : null;
 }
 
-/** The most a call may cost: every prompt token at the dearer of its two rates, likewise every completion token. */
+/** The most a call may cost: every prompt token at the dearest of its rates, every completion token at the dearer of its two. */
 function worstCaseCost(price: ModelPrice, promptTokens: number, completionTokens: number): bigint {
   const dearest: ModelPrice = {
     ...price,
-    inputMicrosPerMillion: Math.max(price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion),
+    inputMicrosPerMillion: Math.max(price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion, price.cacheWriteMicrosPerMillion),
     outputMicrosPerMillion: Math.max(price.outputMicrosPerMillion, price.reasoningMicrosPerMillion),
   };
   return costMicros(dearest, { ...ZERO_METERED_USAGE, promptTokens, completionTokens });

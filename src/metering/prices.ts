@@ -12,6 +12,8 @@ export interface ModelPrice {
   inputMicrosPerMillion: number;
   /** Prompt tokens served from the provider's cache. */
   cachedInputMicrosPerMillion: number;
+  /** Prompt tokens written to the provider's cache (Anthropic's 5-minute writes cost 1.25× input). */
+  cacheWriteMicrosPerMillion: number;
   outputMicrosPerMillion: number;
   /** Reasoning tokens (part of the completion tokens); most providers bill them as output. */
   reasoningMicrosPerMillion: number;
@@ -22,14 +24,14 @@ export interface ModelPrice {
 }
 
 /**
- * Token counts as OpenAI reports them: prompt tokens include the cached ones, completion
- * tokens include the reasoning ones.
+ * Token counts as OpenAI reports them: prompt tokens include the cached ones (read from the
+ * provider's cache) and those written to it, completion tokens include the reasoning ones.
  */
 export interface MeteredUsage {
   promptTokens: number;
   cachedTokens: number;
-  /** Prompt tokens written to the provider's cache (Anthropic's cache_creation_input_tokens), part of promptTokens. */
-  cacheWriteTokens?: number;
+  /** Prompt tokens written to the provider's cache (Anthropic's cache_creation_input_tokens). */
+  cacheWriteTokens: number;
   completionTokens: number;
   reasoningTokens: number;
 }
@@ -39,16 +41,23 @@ const MILLION = 1_000_000n;
 export const isFree = (price: ModelPrice) =>
   price.inputMicrosPerMillion === 0 &&
   price.cachedInputMicrosPerMillion === 0 &&
+  price.cacheWriteMicrosPerMillion === 0 &&
   price.outputMicrosPerMillion === 0 &&
   price.reasoningMicrosPerMillion === 0 &&
   (price.perCallMicros ?? 0) === 0;
 
-/** Cost of a call in micro-dollars: each kind of token at its own rate, rounded up, plus any price per call. */
+/**
+ * Cost of a call in micro-dollars: each kind of token at its own rate, rounded up, plus any price
+ * per call. Cache writes and reads are parts of the prompt and together never count for more than
+ * it; writes are counted first (they normally cost the most), so that inconsistent counts do not under-bill.
+ */
 export function costMicros(price: ModelPrice, usage: MeteredUsage): bigint {
-  const cached = Math.min(usage.cachedTokens, usage.promptTokens);
+  const written = Math.min(usage.cacheWriteTokens, usage.promptTokens);
+  const cached = Math.min(usage.cachedTokens, usage.promptTokens - written);
   const reasoning = Math.min(usage.reasoningTokens, usage.completionTokens);
   const numerator =
-    BigInt(usage.promptTokens - cached) * BigInt(price.inputMicrosPerMillion) +
+    BigInt(usage.promptTokens - written - cached) * BigInt(price.inputMicrosPerMillion) +
+    BigInt(written) * BigInt(price.cacheWriteMicrosPerMillion) +
     BigInt(cached) * BigInt(price.cachedInputMicrosPerMillion) +
     BigInt(usage.completionTokens - reasoning) * BigInt(price.outputMicrosPerMillion) +
     BigInt(reasoning) * BigInt(price.reasoningMicrosPerMillion);
@@ -62,6 +71,7 @@ export const MAX_MICROS_PER_MILLION = 2_147_483_647;
 export const zeroPrice = (source: 'free' | 'demo'): ModelPrice => ({
   inputMicrosPerMillion: 0,
   cachedInputMicrosPerMillion: 0,
+  cacheWriteMicrosPerMillion: 0,
   outputMicrosPerMillion: 0,
   reasoningMicrosPerMillion: 0,
   source,
@@ -104,7 +114,8 @@ export interface PriceLookupOptions {
  * A provider the database knows (by id: "openai", "anthropic", "groq"…) is searched alone. Any
  * other provider, such as "openai-compatible", is matched by model id through the database's own
  * rules (e.g. "gpt-…" belongs to OpenAI). The cached-input rate is the database's cache-read rate,
- * else the input rate; the reasoning rate is its reasoning-output rate, else the output rate.
+ * else the input rate; the cache-write rate its (5-minute) cache-write rate, else the input rate;
+ * the reasoning rate is its reasoning-output rate, else the output rate.
  * Prices that depend on the time of day (DeepSeek's peak hours) are read at their highest, for the
  * same reason tiers are, and so that the price does not depend on the hour the server started.
  */
@@ -153,6 +164,7 @@ export function genaiPrice(provider: string, modelId: string, options: PriceLook
   return {
     inputMicrosPerMillion: dollarsToMicros(input),
     cachedInputMicrosPerMillion: dollarsToMicros(rate('cache_read_mtok') ?? input),
+    cacheWriteMicrosPerMillion: dollarsToMicros(rate('cache_write_mtok') ?? input),
     outputMicrosPerMillion: dollarsToMicros(output),
     reasoningMicrosPerMillion: dollarsToMicros(rate('output_reasoning_mtok') ?? output),
     source: 'genai-prices',

@@ -2,9 +2,10 @@ import type { PrismaClient } from '../db/client.js';
 import { badInput } from '../errors.js';
 
 export interface UsageTotals {
-  /** Includes the cached prompt tokens. */
+  /** Includes the prompt tokens read from the provider's cache and those written to it. */
   promptTokens: number;
   cachedTokens: number;
+  cacheWriteTokens: number;
   /** Includes the reasoning tokens. */
   completionTokens: number;
   reasoningTokens: number;
@@ -20,6 +21,7 @@ export interface UsageDay extends UsageTotals {
 export const ZERO_USAGE: UsageTotals = {
   promptTokens: 0,
   cachedTokens: 0,
+  cacheWriteTokens: 0,
   completionTokens: 0,
   reasoningTokens: 0,
   totalTokens: 0,
@@ -52,6 +54,7 @@ export async function userUsage(
     _sum: {
       promptTokens: true,
       cachedTokens: true,
+      cacheWriteTokens: true,
       completionTokens: true,
       reasoningTokens: true,
       totalTokens: true,
@@ -63,6 +66,7 @@ export async function userUsage(
     date: row.day,
     promptTokens: Number(row._sum.promptTokens ?? 0n),
     cachedTokens: Number(row._sum.cachedTokens ?? 0n),
+    cacheWriteTokens: Number(row._sum.cacheWriteTokens ?? 0n),
     completionTokens: Number(row._sum.completionTokens ?? 0n),
     reasoningTokens: Number(row._sum.reasoningTokens ?? 0n),
     totalTokens: Number(row._sum.totalTokens ?? 0n),
@@ -77,6 +81,7 @@ export function sumUsage(items: UsageTotals[]): UsageTotals {
     (sum, u) => ({
       promptTokens: sum.promptTokens + u.promptTokens,
       cachedTokens: sum.cachedTokens + u.cachedTokens,
+      cacheWriteTokens: sum.cacheWriteTokens + u.cacheWriteTokens,
       completionTokens: sum.completionTokens + u.completionTokens,
       reasoningTokens: sum.reasoningTokens + u.reasoningTokens,
       totalTokens: sum.totalTokens + u.totalTokens,
@@ -92,7 +97,15 @@ export async function conversationUsage(prisma: PrismaClient, conversationIds: r
   const rows = await prisma.message.groupBy({
     by: ['conversationId'],
     where: { conversationId: { in: [...conversationIds] }, role: 'ASSISTANT' },
-    _sum: { promptTokens: true, cachedTokens: true, completionTokens: true, reasoningTokens: true, totalTokens: true, costMicros: true },
+    _sum: {
+      promptTokens: true,
+      cachedTokens: true,
+      cacheWriteTokens: true,
+      completionTokens: true,
+      reasoningTokens: true,
+      totalTokens: true,
+      costMicros: true,
+    },
     _count: { _all: true },
   });
   const byId = new Map(rows.map((r) => [r.conversationId, r]));
@@ -102,6 +115,7 @@ export async function conversationUsage(prisma: PrismaClient, conversationIds: r
     return {
       promptTokens: row._sum.promptTokens ?? 0,
       cachedTokens: row._sum.cachedTokens ?? 0,
+      cacheWriteTokens: row._sum.cacheWriteTokens ?? 0,
       completionTokens: row._sum.completionTokens ?? 0,
       reasoningTokens: row._sum.reasoningTokens ?? 0,
       totalTokens: row._sum.totalTokens ?? 0,

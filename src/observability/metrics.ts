@@ -95,7 +95,7 @@ export function createMetrics() {
     usage: {
       tokens: new Counter({
         name: 'switchboard_tokens_total',
-        help: 'Tokens recorded, by model and kind (prompt and completion; cached and reasoning are parts of them)',
+        help: 'Tokens recorded, by model and kind (prompt and completion; cached, cache_write and reasoning are parts of them)',
         labelNames: ['model', 'kind'] as const,
         registers,
       }),

@@ -171,11 +171,15 @@ function outputParams(request: ChatRequest): { max_tokens?: number; max_completi
   return { max_tokens: request.maxTokens, ...(request.temperature === undefined ? {} : { temperature: request.temperature }) };
 }
 
-/** OpenAI's usage, with the cached and reasoning parts that are priced at their own rates. */
+/**
+ * OpenAI's usage, with the cached and reasoning parts that are priced at their own rates. OpenAI
+ * does not charge for writing its cache (nor report it).
+ */
 function meteredUsage(usage: CompletionUsage): MeteredUsage {
   return {
     promptTokens: usage.prompt_tokens,
     cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+    cacheWriteTokens: 0,
     completionTokens: usage.completion_tokens,
     reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
   };

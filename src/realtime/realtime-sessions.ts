@@ -119,7 +119,7 @@ export function createRealtimeSessions(deps: {
       }
 
       try {
-        const settled = await metering.settle(prisma, reservation.id, ZERO_METERED_USAGE, 'RUN');
+        const settled = await metering.settle(prisma, { reservationId: reservation.id, usage: ZERO_METERED_USAGE, by: 'RUN' });
         if (settled) metering.countCharged(usageModel, ZERO_METERED_USAGE, settled.costMicros);
       } catch (error) {
         // The secret exists and is the user's: the sweep charges it once the lease lapses.

@@ -82,6 +82,7 @@ export const UsageReportDocument = graphql(`
       day
       promptTokens
       cachedTokens
+      cacheWriteTokens
       completionTokens
       reasoningTokens
       totalTokens

@@ -9,6 +9,7 @@ export const MessageFieldsFragment = graphql(`
     model
     promptTokens
     cachedTokens
+    cacheWriteTokens
     completionTokens
     reasoningTokens
     totalTokens
@@ -141,6 +142,7 @@ export const ConversationDocument = graphql(`
       messageCount
       usage {
         promptTokens
+        cacheWriteTokens
         completionTokens
         totalTokens
         costMicros
@@ -195,6 +197,7 @@ export const UsageDocument = graphql(`
       usage(from: $from, to: $to) {
         totals {
           promptTokens
+          cacheWriteTokens
           completionTokens
           totalTokens
           costMicros
@@ -203,6 +206,7 @@ export const UsageDocument = graphql(`
         daily {
           date
           promptTokens
+          cacheWriteTokens
           completionTokens
           totalTokens
           costMicros

@@ -34,6 +34,7 @@ export const AccountBalanceDocument = graphql(`
         totals {
           promptTokens
           cachedTokens
+          cacheWriteTokens
           completionTokens
           reasoningTokens
           totalTokens

@@ -47,6 +47,7 @@ const UsageReportRowRef = builder.objectRef<UsageReportRow>('UsageReportRow').im
     day: t.expose('day', { type: 'Date', nullable: true }),
     promptTokens: t.expose('promptTokens', { type: 'SafeInt' }),
     cachedTokens: t.expose('cachedTokens', { type: 'SafeInt' }),
+    cacheWriteTokens: t.expose('cacheWriteTokens', { type: 'SafeInt' }),
     completionTokens: t.expose('completionTokens', { type: 'SafeInt' }),
     reasoningTokens: t.expose('reasoningTokens', { type: 'SafeInt' }),
     totalTokens: t.expose('totalTokens', { type: 'SafeInt' }),

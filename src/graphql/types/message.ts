@@ -36,6 +36,9 @@ export const MessageRef = builder.prismaNode('Message', {
     }),
     promptTokens: t.exposeInt('promptTokens'),
     cachedTokens: t.exposeInt('cachedTokens', { description: 'Prompt tokens served from the provider cache, priced at the cached rate.' }),
+    cacheWriteTokens: t.exposeInt('cacheWriteTokens', {
+      description: "Prompt tokens written to the provider's cache, priced at the cache-write rate.",
+    }),
     completionTokens: t.exposeInt('completionTokens'),
     reasoningTokens: t.exposeInt('reasoningTokens', { description: 'Completion tokens spent reasoning.' }),
     totalTokens: t.exposeInt('totalTokens'),
@@ -104,6 +107,7 @@ const MessageUsage = builder.objectRef<Message>('MessageUsage').implement({
   fields: (t) => ({
     promptTokens: t.exposeInt('promptTokens'),
     cachedTokens: t.exposeInt('cachedTokens'),
+    cacheWriteTokens: t.exposeInt('cacheWriteTokens'),
     completionTokens: t.exposeInt('completionTokens'),
     reasoningTokens: t.exposeInt('reasoningTokens'),
     totalTokens: t.exposeInt('totalTokens'),

@@ -23,6 +23,10 @@ const Pricing = builder.objectRef<ModelPrice>('ModelPricing').implement({
       description: 'Prompt tokens served from the provider\'s cache.',
       resolve: (price) => price.cachedInputMicrosPerMillion,
     }),
+    cacheWriteMicrosPerMillion: t.int({
+      description: 'Prompt tokens written to the provider\'s cache.',
+      resolve: (price) => price.cacheWriteMicrosPerMillion,
+    }),
     completionMicrosPerMillion: t.int({
       description: 'Completion tokens other than reasoning tokens.',
       resolve: (price) => price.outputMicrosPerMillion,

@@ -6,11 +6,15 @@ import { UserRef } from './user.js';
 
 type BuilderTypes = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer Types> ? Types : never;
 
-/** Token counts as the provider reports them: cached tokens are part of the prompt, reasoning tokens part of the completion. */
+/** Token counts as the provider reports them: cache reads and writes are parts of the prompt, reasoning tokens part of the completion. */
 function tokenFields(t: PothosSchemaTypes.ObjectFieldBuilder<BuilderTypes, UsageTotals>) {
   return {
     promptTokens: t.expose('promptTokens', { type: 'SafeInt' }),
     cachedTokens: t.expose('cachedTokens', { type: 'SafeInt', description: 'Prompt tokens served from the provider cache, priced at the cached rate.' }),
+    cacheWriteTokens: t.expose('cacheWriteTokens', {
+      type: 'SafeInt',
+      description: "Prompt tokens written to the provider's cache, priced at the cache-write rate.",
+    }),
     completionTokens: t.expose('completionTokens', { type: 'SafeInt' }),
     reasoningTokens: t.expose('reasoningTokens', { type: 'SafeInt', description: 'Completion tokens spent reasoning.' }),
     totalTokens: t.expose('totalTokens', { type: 'SafeInt' }),
