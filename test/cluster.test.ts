@@ -74,7 +74,7 @@ describe.skipIf(!clustered)('two instances on one PostgreSQL and one Redis', () 
       },
     });
     const redis = new Redis(redisUrl!);
-    const channel = `switchboard:stream:${message.id}`;
+    const channel = `${b.config.redisKeyPrefix}stream:${message.id}`;
     const listeners = async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1];
     const waitForListeners = (expected: number) =>
       waitFor(`${expected} Redis subscriber(s) on ${channel}`, async () => (await listeners()) === expected);

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENVIRONMENT_VARIABLES, loadConfig } from '../src/config.js';
+import { testConfig } from './helpers/app.js';
 import { problemsOf } from './helpers/config.js';
 import { tempDir } from './helpers/leftovers.js';
 import { run } from './helpers/processes.js';
@@ -90,5 +91,39 @@ describe('configuration', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('Invalid configuration');
     for (const name of ['PORT', 'REDIS_URL', 'JWT_SECRET']) expect(result.stderr).toContain(name);
+  });
+});
+
+describe('the README\'s providers example', () => {
+  it('is a configuration the server accepts, routed as the README says', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Providers and failover'));
+    const [providers, models] = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const config = testConfig({ PROVIDERS_JSON: providers, MODELS_JSON: models, OPENAI_API_KEY: 'sk-readme', ANTHROPIC_API_KEY: 'sk-ant-readme' });
+    expect(config.providers.map((p) => [p.id, p.kind, p.prefill])).toEqual([
+      ['openai', 'openai', false],
+      ['anthropic', 'anthropic', true],
+      ['local', 'openai-compatible', false],
+    ]);
+    const sonnet = config.chat.models.find((m) => m.id === 'claude-sonnet')!;
+    expect(sonnet).toMatchObject({ provider: 'anthropic', fallbacks: ['gpt-4.1'] });
+    // Priced by genai-prices at the deployment's own rates, cache writes included.
+    expect(sonnet.deployments[0]!.price.cacheWriteMicrosPerMillion).toBeGreaterThan(sonnet.deployments[0]!.price.inputMicrosPerMillion);
+    // The hold covers the dearest of the model and its fallback.
+    const gpt = config.chat.models.find((m) => m.id === 'gpt-4.1')!;
+    expect(sonnet.price.outputMicrosPerMillion).toBe(Math.max(sonnet.deployments[0]!.price.outputMicrosPerMillion, gpt.price.outputMicrosPerMillion));
+  });
+
+  it('refuses a provider whose key variable is unset, without printing any key', () => {
+    const json = JSON.stringify([{ id: 'anthropic', kind: 'anthropic', apiKeyEnv: 'NO_SUCH_KEY_VARIABLE' }, { id: 'x', kind: 'openai', apiKey: 'sk-secret-never-printed' }, { id: 'x', kind: 'openai', apiKey: 'sk-secret-never-printed' }]);
+    let message = '';
+    try {
+      testConfig({ PROVIDERS_JSON: json });
+    } catch (error) {
+      message = String(error);
+    }
+    expect(message).toContain('apiKeyEnv names NO_SUCH_KEY_VARIABLE, which is not set');
+    expect(message).toContain('the id is used twice');
+    expect(message).not.toContain('sk-secret-never-printed');
   });
 });

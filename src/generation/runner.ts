@@ -390,8 +390,14 @@ export class GenerationRunner {
       const message = await prisma.message.findUnique({ where: { id: messageId }, select: { status: true } });
       if (!message || message.status === 'STOPPED') giveUp();
     };
+    let renewing = false;
     const timer = setInterval(() => {
-      renewal = renew().catch((error: unknown) => logger.warn({ err: error, messageId }, 'could not renew a generation lease'));
+      // One renewal at a time: two racing would both append the same text, and the loser rewrite it all.
+      if (renewing) return;
+      renewing = true;
+      renewal = renew()
+        .catch((error: unknown) => logger.warn({ err: error, messageId }, 'could not renew a generation lease'))
+        .finally(() => (renewing = false));
     }, settings.leaseMs / 3);
     timer.unref();
     return {
