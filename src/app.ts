@@ -100,7 +100,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     baseUrl: demo?.baseUrl ?? config.openai.baseUrl,
     timeoutMs: config.chat.upstreamTimeoutMs,
   });
-  readinessChecks.advisory.upstream = createUpstreamProbe(upstream);
+  // OpenAI's (or the demo's) models endpoint; named providers report their circuits instead.
+  if (config.openai.apiKey || config.chat.demo) readinessChecks.advisory.upstream = createUpstreamProbe(upstream);
   // Shared by every instance through Redis when there is one, so that an outage is learnt once.
   const circuit = createCircuitBreaker({
     redis: redis?.commands,

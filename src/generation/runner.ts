@@ -158,8 +158,10 @@ export class GenerationRunner {
     // whole reply, and the real reply and usage then correct what the recovery estimated.
     const lease = this.keepLease(job, () => reply, () => stopController.abort());
     const attempts: AttemptRecord[] = [];
+    let firstText = true;
     const outcome = await this.route(job, stopSignal, reply, publisher, attempts, () => {
-      if (attempts.length === 0 && !reply.text) metrics.timeToFirstToken.observe({ model: job.model.id }, elapsedSeconds());
+      if (firstText) metrics.timeToFirstToken.observe({ model: job.model.id }, elapsedSeconds());
+      firstText = false;
     });
 
     await publisher.drain();
