@@ -37,17 +37,8 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
     const onB = follow(b, user.token, messageId);
 
     await waitFor('30 events on B', () => onB.events.length >= 30);
-    a.child.kill('SIGKILL');
-    await a.exited;
-    expect(await onB.ended).toBe('done');
-    const late = follow(b, user.token, messageId);
-    expect(await late.ended).toBe('done');
-
-    const stored = await messageRow(db, messageId);
-    expect(stored).toMatchObject({ status: 'FAILED', usageEstimated: true, errorCode: 'INTERRUPTED' });
     // Everything B's subscriber received, which is what the replay buffer held: more than a checkpoint.
-    expect(stored.content).toBe(onB.text());
-    expect(late.text()).toBe(stored.content);
+    const { stored } = await killAndWaitForRecovery(a, b, db, user.token, messageId, onB);
     expect(onB.events.at(-1)!.message!.content).toBe(stored.content);
     expect(text.startsWith(stored.content)).toBe(true);
     expect(stored.content.startsWith(onA.text())).toBe(true);
@@ -85,18 +76,9 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
     expect(continuation!.prefill).not.toBeNull();
     // Some of the continuation reached B's subscriber, then A dies.
     await waitFor('the continuation on B', () => receivedAtLeast(onB, 1) && onB.text().length > continuation!.prefill!.length + 20);
-    a.child.kill('SIGKILL');
-    await a.exited;
-    expect(await onB.ended).toBe('done');
-    const late = follow(b, user.token, messageId);
-    expect(await late.ended).toBe('done');
-
-    const stored = await messageRow(db, messageId);
-    expect(stored).toMatchObject({ status: 'FAILED', usageEstimated: true, errorCode: 'INTERRUPTED' });
+    const { stored } = await killAndWaitForRecovery(a, b, db, user.token, messageId, onB);
     // One seamless reply: the cut leg and the continuation, never two answers glued together.
     expect(onB.events.some((e) => e.reset)).toBe(false);
-    expect(stored.content).toBe(onB.text());
-    expect(late.text()).toBe(stored.content);
     expect(CANONICAL_ANSWER.startsWith(stored.content)).toBe(true);
     expect(stored.content.length).toBeGreaterThan(continuation!.prefill!.length);
     await expectChargedOnce(db, user.id, messageId, { settledBy: 'RECOVERY', corrected: false, promptTokens: stored.promptTokens, completionTokens: stored.completionTokens });
@@ -286,6 +268,23 @@ function follow(server: ServerProcess, token: string, messageId: string): Follow
 function receivedAtLeast(follower: Follower, count: number): boolean {
   if (follower.error) throw new Error(`a subscriber's stream failed: ${JSON.stringify(follower.error)}`);
   return follower.events.length >= count;
+}
+
+/**
+ * Kills `a` in the middle of a reply and waits for `b` to close it: B's subscriber and a late one
+ * both end with done, and the stored text is what they received.
+ */
+async function killAndWaitForRecovery(a: ServerProcess, b: ServerProcess, db: pg.Client, token: string, messageId: string, onB: Follower) {
+  a.child.kill('SIGKILL');
+  await a.exited;
+  expect(await onB.ended).toBe('done');
+  const late = follow(b, token, messageId);
+  expect(await late.ended).toBe('done');
+  const stored = await messageRow(db, messageId);
+  expect(stored).toMatchObject({ status: 'FAILED', usageEstimated: true, errorCode: 'INTERRUPTED' });
+  expect(stored.content).toBe(onB.text());
+  expect(late.text()).toBe(stored.content);
+  return { stored, late };
 }
 
 async function connect(url: string): Promise<pg.Client> {

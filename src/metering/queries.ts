@@ -51,16 +51,7 @@ export async function userUsage(
     by: ['day'],
     where: { userId, day: { gte: from, lte: to } },
     orderBy: { day: 'asc' },
-    _sum: {
-      promptTokens: true,
-      cachedTokens: true,
-      cacheWriteTokens: true,
-      completionTokens: true,
-      reasoningTokens: true,
-      totalTokens: true,
-      costMicros: true,
-      requests: true,
-    },
+    _sum: { ...SUMMED_USAGE, requests: true },
   });
   const daily = rows.map((row) => ({
     date: row.day,
@@ -75,6 +66,17 @@ export async function userUsage(
   }));
   return { totals: sumUsage(daily), daily };
 }
+
+/** The usage columns a roll-up or a conversation sums. */
+const SUMMED_USAGE = {
+  promptTokens: true,
+  cachedTokens: true,
+  cacheWriteTokens: true,
+  completionTokens: true,
+  reasoningTokens: true,
+  totalTokens: true,
+  costMicros: true,
+} as const;
 
 export function sumUsage(items: UsageTotals[]): UsageTotals {
   return items.reduce(
@@ -97,15 +99,7 @@ export async function conversationUsage(prisma: PrismaClient, conversationIds: r
   const rows = await prisma.message.groupBy({
     by: ['conversationId'],
     where: { conversationId: { in: [...conversationIds] }, role: 'ASSISTANT' },
-    _sum: {
-      promptTokens: true,
-      cachedTokens: true,
-      cacheWriteTokens: true,
-      completionTokens: true,
-      reasoningTokens: true,
-      totalTokens: true,
-      costMicros: true,
-    },
+    _sum: SUMMED_USAGE,
     _count: { _all: true },
   });
   const byId = new Map(rows.map((r) => [r.conversationId, r]));
