@@ -27,3 +27,22 @@ export const ProvidersDocument = graphql(`
     }
   }
 `);
+
+export const ProviderUsageReportDocument = graphql(`
+  query ProviderUsageReport($from: Date!, $to: Date!, $groupBy: UsageGroupBy!) {
+    usageReport(from: $from, to: $to, groupBy: $groupBy) {
+      key
+      provider
+      model
+      day
+      promptTokens
+      cachedTokens
+      completionTokens
+      reasoningTokens
+      totalTokens
+      costMicros
+      requests
+      unbilledCostMicros
+    }
+  }
+`);
