@@ -44,13 +44,10 @@ export async function respondReady(
         }
       }),
     );
-  const readProviders = checks.providers;
   const [required, advisory, providers] = await Promise.all([
     run(checks.required),
     run(checks.advisory),
-    readProviders
-      ? withTimeout(readProviders(), timeoutMs).then(providerStates, () => 'unavailable' as const)
-      : undefined,
+    checks.providers && withTimeout(checks.providers(), timeoutMs).then(providerStates, () => 'unavailable' as const),
   ]);
   const ready = !state.shuttingDown && required.every(([, status]) => status === 'ok');
   sendJson(res, ready ? 200 : 503, {
