@@ -14,7 +14,8 @@ import { createRevocationBus } from './auth/revocations.js';
 import { createInProcessTransport, createRedisTransport } from './streams/stream-transports.js';
 import { createUpstream, createUpstreamProbe } from './providers/openai-compatible.js';
 import { createProviders, createRouter } from './providers/registry.js';
-import { createCircuitBreaker } from './providers/circuit-breaker.js';
+import { createCircuitBreaker, type CircuitBreaker } from './providers/circuit-breaker.js';
+import { createProviderHealth } from './providers/provider-health.js';
 import { createBilling } from './billing/checkout.js';
 import { createStripeClient } from './billing/stripe-client.js';
 import { createStripeWebhooks } from './billing/webhooks.js';
@@ -55,6 +56,8 @@ export interface App {
   metering: Metering;
   /** This instance's Prometheus metrics (served on /metrics). */
   metrics: Metrics;
+  /** The deployments' circuit breaker (shared through Redis when configured). */
+  circuit: CircuitBreaker;
   /** Listens on config.port (0 picks a free port); returns the bound URL. */
   start(port?: number): Promise<URL>;
   /** Stops accepting work, lets in-flight requests finish, closes sockets and the database. */
@@ -111,6 +114,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     logger,
   });
   const providers = createProviders(config.providers, { upstreamTimeoutMs: config.chat.upstreamTimeoutMs, demoBaseUrl: demo?.baseUrl });
+  // Reports see each provider's id and kind, never its key or address.
+  const readProviderHealth = createProviderHealth({
+    circuit,
+    providers: config.providers.map(({ id, kind }) => ({ id, kind })),
+    models: config.chat.models,
+  });
+  readinessChecks.providers = readProviderHealth;
+  metrics.trackCircuits(readProviderHealth);
   const metering = new Metering({ prisma: db.prisma, quotas: config.quotas, metrics: metrics.usage, logger });
   const runner = new GenerationRunner({
     prisma: db.prisma,
@@ -161,7 +172,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       onRefused: (check) => metrics.rateLimited.inc({ rule: check.rule }),
     }),
     revocations,
-    admin: createAdmin({ prisma: db.prisma, revocations, chat, logger }),
+    admin: createAdmin({ prisma: db.prisma, revocations, chat, logger, readProviderHealth }),
   };
   const maskError = createErrorMasker(logger, errorReporter.report);
   // Production can be limited to the documents its clients were built with (codegen's manifest).
@@ -225,6 +236,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     db,
     yoga,
     metrics,
+    circuit,
     start: async (port = config.port) => {
       await ensurePortFree(port, config.host);
       return new Promise<URL>((resolve, reject) => {

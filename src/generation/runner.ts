@@ -9,6 +9,7 @@ import type { ProviderFailure } from '../providers/provider.js';
 import { countsAgainstDeployment, endsReply, retriedInPlace, retryDelayMs, type Circuit, type RouteTarget } from '../providers/router.js';
 import { DeltaPublisher } from '../streams/delta-publisher.js';
 import { runAttempt } from './attempt.js';
+import { observeAttempt } from './attempt-metrics.js';
 import { billedUsage, priceAttempt, saveAttempts, type AttemptRecord } from './attempt-records.js';
 import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage, type FinalOutcome } from './finalize.js';
 
@@ -93,7 +94,7 @@ export class GenerationRunner {
       metering: Metering;
       settings: GenerationSettings;
       logger: Logger;
-      metrics: Pick<Metrics, 'generation'>;
+      metrics: Pick<Metrics, 'generation' | 'upstream'>;
     },
   ) {}
 
@@ -267,6 +268,7 @@ export class GenerationRunner {
         );
         const record = priceAttempt(target, result, job.promptEstimate, prefill);
         attempts.push(record);
+        observeAttempt(this.deps.metrics.upstream, attempts);
         resetDue = false;
         if (result.stopped) return 'end';
         if (!result.failure) {

@@ -11,6 +11,7 @@ import './types/conversation.js';
 import './types/message.js';
 import './types/message-attempt.js';
 import './types/admin.js';
+import './types/provider.js';
 import './types/realtime.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

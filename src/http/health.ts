@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ProviderHealth, ReadProviderHealth } from '../providers/provider-health.js';
 
 export type ReadinessCheck = () => Promise<void>;
 
@@ -15,6 +16,11 @@ export interface ReadinessChecks {
    * sign-in, history and usage by pulling every instance out of the load balancer.
    */
   advisory: Record<string, ReadinessCheck>;
+  /**
+   * Each provider's circuits, reported and never failing readiness: while one provider is open
+   * the instance still serves from the others, and everything else works.
+   */
+  providers?: ReadProviderHealth;
 }
 
 /**
@@ -38,12 +44,24 @@ export async function respondReady(
         }
       }),
     );
-  const [required, advisory] = await Promise.all([run(checks.required), run(checks.advisory)]);
+  const [required, advisory, providers] = await Promise.all([
+    run(checks.required),
+    run(checks.advisory),
+    checks.providers && withTimeout(checks.providers(), timeoutMs).then(providerStates, () => 'unavailable' as const),
+  ]);
   const ready = !state.shuttingDown && required.every(([, status]) => status === 'ok');
   sendJson(res, ready ? 200 : 503, {
     status: state.shuttingDown ? 'shutting_down' : ready ? 'ready' : 'unavailable',
     checks: Object.fromEntries([...required, ...advisory]),
+    ...(providers ? { providers } : {}),
   });
+}
+
+/** `{ [provider]: { state, deployments: { [upstream model]: state } } }`: the states, nothing of how to reach them. */
+function providerStates(providers: ProviderHealth[]) {
+  return Object.fromEntries(
+    providers.map((p) => [p.id, { state: p.state, deployments: Object.fromEntries(p.deployments.map((d) => [d.upstreamModel, d.state])) }]),
+  );
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

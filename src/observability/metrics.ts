@@ -1,7 +1,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CircuitState } from '../providers/circuit-breaker.js';
+import type { ReadProviderHealth } from '../providers/provider-health.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const GENERATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600];
+const FIRST_TOKEN_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
+const CIRCUIT_STATE_VALUES: Record<CircuitState, number> = { HEALTHY: 0, DEGRADED: 1, OPEN: 2 };
 
 /**
  * The app's Prometheus metrics, on a registry of its own (not prom-client's global one), so
@@ -63,6 +67,52 @@ export function createMetrics() {
         },
       });
     },
+    /**
+     * The circuit of each configured deployment, read from the breaker (shared through Redis when
+     * there is one) at each scrape.
+     */
+    trackCircuits(read: ReadProviderHealth) {
+      new Gauge({
+        name: 'switchboard_circuit_state',
+        help: "Circuit breaker of each configured deployment: 0 healthy, 1 degraded, 2 open (model: the provider's name)",
+        labelNames: ['provider', 'model'] as const,
+        registers,
+        async collect() {
+          for (const provider of await read()) {
+            for (const d of provider.deployments) this.set({ provider: provider.id, model: d.upstreamModel }, CIRCUIT_STATE_VALUES[d.state]);
+          }
+        },
+      });
+    },
+    /** Every call to a provider, whichever reply it served. Labels come from the configuration: their number is bounded. */
+    upstream: {
+      attempts: new Counter({
+        name: 'switchboard_upstream_attempts_total',
+        help: "Calls to model providers, by provider, upstream model (the provider's name) and outcome (OK ERROR TIMEOUT CUT REFUSED)",
+        labelNames: ['provider', 'model', 'outcome'] as const,
+        registers,
+      }),
+      failovers: new Counter({
+        name: 'switchboard_upstream_failovers_total',
+        help: 'Replies moved to another deployment or fallback, by the kind of failure that moved them and whether text had already reached clients',
+        labelNames: ['from_provider', 'to_provider', 'reason', 'mid_stream'] as const,
+        registers,
+      }),
+      firstToken: new Histogram({
+        name: 'switchboard_upstream_first_token_seconds',
+        help: 'From the start of a call to a provider to its first token',
+        labelNames: ['provider'] as const,
+        buckets: FIRST_TOKEN_BUCKETS,
+        registers,
+      }),
+      attemptDuration: new Histogram({
+        name: 'switchboard_upstream_attempt_duration_seconds',
+        help: 'How long a call to a provider lasted, by how it ended',
+        labelNames: ['provider', 'outcome'] as const,
+        buckets: GENERATION_BUCKETS,
+        registers,
+      }),
+    },
     generation: {
       running: new Gauge({ name: 'switchboard_generations_running', help: 'Generations running in this instance', registers }),
       timeToFirstToken: new Histogram({
@@ -112,3 +162,4 @@ export function createMetrics() {
 export type Metrics = ReturnType<typeof createMetrics>;
 export type GenerationMetrics = Metrics['generation'];
 export type UsageMetrics = Metrics['usage'];
+export type UpstreamMetrics = Metrics['upstream'];

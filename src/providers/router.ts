@@ -27,6 +27,9 @@ export interface RouteTarget {
   timeoutMs: number;
 }
 
+/** Names a deployment for the circuit breaker, metrics and reports: its provider and upstream model. */
+export const deploymentKey = (providerId: string, upstreamModel: string) => `${providerId}/${upstreamModel}`;
+
 /** The circuit breaker as the router uses it. */
 export type Circuit = Pick<CircuitBreaker, 'admit' | 'recordSuccess' | 'recordFailure'>;
 
@@ -50,7 +53,7 @@ export function planRoute(
           model: m,
           deployment,
           provider,
-          key: `${provider.id}/${deployment.model}`,
+          key: deploymentKey(provider.id, deployment.model),
           prefill: deployment.prefill ?? provider.prefill,
           timeoutMs: m.timeoutMs ?? provider.timeoutMs ?? defaultTimeoutMs,
         },

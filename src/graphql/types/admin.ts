@@ -32,19 +32,21 @@ builder.prismaNode('AuditEntry', {
   }),
 });
 
-const UsageGroupByEnum = builder.enumType('UsageGroupBy', { values: ['USER', 'MODEL', 'DAY'] as const });
+const UsageGroupByEnum = builder.enumType('UsageGroupBy', { values: ['USER', 'MODEL', 'DAY', 'PROVIDER'] as const });
 
 const UsageReportRowRef = builder.objectRef<UsageReportRow>('UsageReportRow').implement({
   ...readGuarded,
-  description: 'Usage of the whole service for one user, model or day.',
+  description: 'Usage of the whole service for one user, model, day or provider.',
   fields: (t) => ({
     key: t.string({
-      description: "The group: the user's id, the model id, or the day (YYYY-MM-DD).",
-      resolve: (row) => (row.user ? encodeGlobalId('User', row.user.id) : (row.model ?? row.day!.toISOString().slice(0, 10))),
+      description: "The group: the user's id, the model id, the day (YYYY-MM-DD), or the provider's id.",
+      resolve: (row) =>
+        row.user ? encodeGlobalId('User', row.user.id) : (row.model ?? row.provider ?? row.day!.toISOString().slice(0, 10)),
     }),
     user: t.field({ type: UserRef, nullable: true, resolve: (row) => row.user }),
     model: t.exposeString('model', { nullable: true }),
     day: t.expose('day', { type: 'Date', nullable: true }),
+    provider: t.exposeString('provider', { nullable: true, description: 'PROVIDER: the id of the provider that served the attempts.' }),
     promptTokens: t.expose('promptTokens', { type: 'SafeInt' }),
     cachedTokens: t.expose('cachedTokens', { type: 'SafeInt' }),
     cacheWriteTokens: t.expose('cacheWriteTokens', { type: 'SafeInt' }),
@@ -52,7 +54,14 @@ const UsageReportRowRef = builder.objectRef<UsageReportRow>('UsageReportRow').im
     reasoningTokens: t.expose('reasoningTokens', { type: 'SafeInt' }),
     totalTokens: t.expose('totalTokens', { type: 'SafeInt' }),
     costMicros: t.expose('costMicros', { type: 'SafeInt', description: 'Cost in micro-dollars (1e-6 USD).' }),
-    requests: t.exposeInt('requests'),
+    requests: t.exposeInt('requests', { description: 'PROVIDER: every attempt made there, billed or not.' }),
+    unbilledCostMicros: t.expose('unbilledCostMicros', {
+      type: 'SafeInt',
+      nullable: true,
+      description:
+        'PROVIDER only (null otherwise): what the provider charges for the attempts no user was billed for, in micro-dollars; ' +
+        'tokens and costMicros count the billed attempts.',
+    }),
   }),
 });
 
@@ -76,7 +85,8 @@ builder.queryFields((t) => ({
     type: [UsageReportRowRef],
     description:
       'Usage of the whole service between two UTC days (inclusive, at most 366 days): by USER (largest cost first, ' +
-      'at most 1000), by MODEL (largest cost first) or by DAY. Admins only.',
+      'at most 1000), by MODEL (largest cost first), by DAY, or by PROVIDER (from every upstream attempt, largest cost first). ' +
+      'Admins only.',
     authScopes: { admin: true },
     args: {
       from: t.arg({ type: 'Date', required: true }),
