@@ -280,3 +280,47 @@ describe('a primary that is down, then healthy (S15), with the circuit shared by
   });
 });
 
+
+describe('an Anthropic reply that reads and writes the prompt cache', () => {
+  let wall: FaultProvider;
+  let t: TestApp;
+  let url: URL;
+  const price = { inputMicrosPerMillion: 3_000_000, cachedInputMicrosPerMillion: 300_000, cacheWriteMicrosPerMillion: 3_750_000, outputMicrosPerMillion: 15_000_000 };
+  beforeAll(async () => {
+    wall = await startFaultProvider({ timings: { tokenIntervalMs: 1 }, cache: { readTokens: 1_200, writeTokens: 800 } });
+    t = await startTestApp({
+      PROVIDERS_JSON: JSON.stringify([{ id: 'claude', kind: 'anthropic', baseUrl: wall.anthropicBaseUrl, apiKey: 'sk-ant-cache' }]),
+      MODELS_JSON: JSON.stringify([
+        {
+          id: 'sonnet',
+          contextWindow: 200_000,
+          maxOutputTokens: 1000,
+          promptMicrosPerMillion: price.inputMicrosPerMillion,
+          cachedInputMicrosPerMillion: price.cachedInputMicrosPerMillion,
+          cacheWriteMicrosPerMillion: price.cacheWriteMicrosPerMillion,
+          completionMicrosPerMillion: price.outputMicrosPerMillion,
+          deployments: [{ provider: 'claude', model: HEALTHY_MODEL }],
+        },
+      ]),
+    });
+    url = await t.app.start(0);
+  });
+  afterAll(async () => {
+    await t.stop();
+    await wall.close();
+  });
+
+  it('counts the whole input as prompt tokens and prices reads, writes and the rest each at its own rate', async () => {
+    const user = await registerUser(t);
+    const { message } = await ask(t, url, user.accessToken, 'sonnet');
+    const [call] = wall.attempts(HEALTHY_MODEL);
+    // Anthropic's input_tokens leaves the cache out: the prompt is it plus the reads and writes.
+    const uncached = call!.promptTokens;
+    expect(message).toMatchObject({ status: 'COMPLETE', promptTokens: uncached + 2_000, cachedTokens: 1_200, cacheWriteTokens: 800, usageEstimated: false });
+    const completion = message.completionTokens;
+    expect(completion).toBe(call!.completionTokensSent);
+    const micros = uncached * price.inputMicrosPerMillion + 1_200 * price.cachedInputMicrosPerMillion + 800 * price.cacheWriteMicrosPerMillion + completion * price.outputMicrosPerMillion;
+    expect(message.costMicros).toBe(Math.ceil(micros / 1_000_000));
+    expect(message.attempts).toMatchObject([{ cachedTokens: 1_200, cacheWriteTokens: 800, billed: true, costMicros: message.costMicros }]);
+  });
+});

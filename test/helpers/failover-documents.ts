@@ -10,6 +10,8 @@ export const MessageAttemptsDocument = graphql(`
         model
         provider
         promptTokens
+        cachedTokens
+        cacheWriteTokens
         completionTokens
         costMicros
         usageEstimated
@@ -26,6 +28,8 @@ export const MessageAttemptsDocument = graphql(`
           errorCode
           continued
           promptTokens
+          cachedTokens
+          cacheWriteTokens
           completionTokens
           usageEstimated
           costMicros
