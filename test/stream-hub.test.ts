@@ -114,4 +114,36 @@ describe('StreamHub', () => {
     ]);
     await hub.close();
   });
+
+  it('replays a reply restarted mid-way to a late subscriber: the text before the reset is dropped', async () => {
+    const hub = inProcessHub();
+    const id = 'restarted';
+    await hub.publish({ messageId: id, seq: 1, delta: 'The first ans', done: false, offset: 0 });
+    await hub.publish({ messageId: id, seq: 2, delta: 'Another', done: false, offset: 0, reset: true });
+    await hub.publish({ messageId: id, seq: 3, delta: ' answer.', done: false, offset: 7 });
+    await hub.publish({ messageId: id, seq: 4, delta: '', done: true, offset: 15 });
+    const events = [];
+    for await (const event of hub.subscribe(id, async () => ({ content: 'Another answer.', final: true }))) events.push(event);
+    expect(events.reduce((text, e) => (e.reset ? e.delta : text + e.delta), '')).toBe('Another answer.');
+    expect(events.at(-1)?.done).toBe(true);
+    await hub.close();
+  });
+
+  it('gives a subscriber that missed a reset the stored reply anew, after a reset, rather than gluing two answers', async () => {
+    const { store, channel } = createInProcessTransport();
+    const hub = new StreamHub(store, channel, { idleCheckMs: 50 });
+    let stored = { content: 'The first ans', final: false };
+    await hub.publish({ messageId: 'm6', seq: 1, delta: 'The first ans', done: false, offset: 0 });
+    const events = hub.subscribe('m6', async () => stored);
+    expect((await events.next()).value).toMatchObject({ delta: 'The first ans' });
+    // The reset, the new answer and the done never reach the store; the message is final in the database.
+    stored = { content: 'Another answer.', final: true };
+    const rest = [];
+    for await (const event of events) rest.push(event);
+    expect(rest.map((e) => [e.reset === true, e.delta, e.done])).toEqual([
+      [true, 'Another answer.', false],
+      [false, '', true],
+    ]);
+    await hub.close();
+  });
 });
