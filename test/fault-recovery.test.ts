@@ -61,7 +61,8 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
     const env = {
       DATABASE_URL: databaseUrl!,
       REDIS_URL: redisUrl!,
-      GENERATION_LEASE_SECONDS: '2',
+      // Long enough that a busy machine never delays A's renewals past it: B must take over only once A is dead.
+      GENERATION_LEASE_SECONDS: '5',
       PROVIDERS_JSON: JSON.stringify([{ id: 'claude', kind: 'anthropic', baseUrl: wall.anthropicBaseUrl, apiKey: 'sk-ant-fault' }]),
       MODELS_JSON: JSON.stringify([entry('cut', 'fb-s08-stream-cut', ['whole']), entry('whole', HEALTHY_MODEL)]),
       DEFAULT_MODEL: 'cut',
@@ -242,7 +243,7 @@ interface Follower {
 function follow(server: ServerProcess, token: string, messageId: string): Follower {
   const client = connectWs(server.url, token);
   const events: MessageStreamEvent[] = [];
-  const follower: Follower = { events, text: () => events.map((e) => e.delta).join(''), ended: undefined! };
+  const follower: Follower = { events, text: () => events.reduce((text, e) => (e.reset ? e.delta : text + e.delta), ''), ended: undefined! };
   follower.ended = new Promise<'done' | 'closed'>((resolve) => {
     client.subscribe(
       { query: print(MessageStreamDocument), variables: { messageId } },
