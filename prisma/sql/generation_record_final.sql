@@ -4,7 +4,7 @@
 -- presumed dead) and the generation itself reports (p->'settle'->>'by' = 'RUN'), the charge is
 -- corrected to the real usage and the message rewritten whatever its status, once.
 -- p->'message': id, conversationId, status, content, usageEstimated, finishReason, errorCode,
--- errorMessage. Returns metering_settle's answer, or metering_correct's. A usage without
+-- errorMessage, and the catalog model and provider that finished the reply (both optional). Returns metering_settle's answer, or metering_correct's. A usage without
 -- cacheWriteTokens (from an instance older than that count, during a rolling deploy) wrote none.
 -- Locks in the order every writer keeps (src/db/user-lock.ts): reservation and user (settling),
 -- then the conversation, then the message.
@@ -48,6 +48,8 @@ BEGIN
     "finishReason" = v_message->>'finishReason',
     "errorCode" = v_message->>'errorCode',
     "errorMessage" = v_message->>'errorMessage',
+    "model" = COALESCE(v_message->>'model', "model"),
+    "provider" = COALESCE(v_message->>'provider', "provider"),
     "completedAt" = v_now,
     "updatedAt" = v_now
     WHERE "id" = (v_message->>'id')::uuid AND (NOT v_running_only OR "status" IN ('PENDING', 'STREAMING'));

@@ -57,15 +57,8 @@ export function billedUsage(attempts: AttemptRecord[]): { usage: MeteredUsage; u
   };
 }
 
-/**
- * Writes a reply's attempts (idempotent: a retried write adds nothing) and names the provider
- * and catalog model that ended it.
- */
-export async function saveAttempts(
-  prisma: PrismaClient,
-  reply: { messageId: string; userId: string; finishedBy?: RouteTarget },
-  attempts: AttemptRecord[],
-): Promise<void> {
+/** Writes a reply's attempts (idempotent: a retried write adds nothing). */
+export async function saveAttempts(prisma: PrismaClient, reply: { messageId: string; userId: string }, attempts: AttemptRecord[]): Promise<void> {
   const rows = attempts.map((a, position) => ({
     messageId: reply.messageId,
     userId: reply.userId,
@@ -89,18 +82,12 @@ export async function saveAttempts(
     firstTokenMs: a.result.firstTokenMs ?? null,
     durationMs: a.result.durationMs,
   }));
+  if (rows.length === 0) return;
   try {
     await prisma.messageAttempt.createMany({ data: rows, skipDuplicates: true });
   } catch (error) {
     // The message is gone (its conversation was deleted meanwhile): the attempts are kept without it.
     if ((error as { code?: string }).code !== 'P2003') throw error;
     await prisma.messageAttempt.createMany({ data: rows.map((row) => ({ ...row, messageId: null })) });
-    return;
-  }
-  if (reply.finishedBy) {
-    await prisma.message.updateMany({
-      where: { id: reply.messageId },
-      data: { model: reply.finishedBy.model.id, provider: reply.finishedBy.provider.id },
-    });
   }
 }

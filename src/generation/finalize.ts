@@ -13,6 +13,8 @@ export interface FinalMessage {
   usageEstimated: boolean;
   finishReason?: string | null;
   error?: { code: string; message: string };
+  /** The catalog model and provider whose answer ends the reply, when known (a fallback's). */
+  finishedBy?: { model: string; provider: string };
 }
 
 /** A generation in one of these is still running (or was, when its instance died). */
@@ -59,5 +61,7 @@ function finalMessageParams(final: FinalMessage) {
     finishReason: final.finishReason ?? null,
     errorCode: final.error?.code ?? null,
     errorMessage: final.error?.message ?? null,
+    model: final.finishedBy?.model ?? null,
+    provider: final.finishedBy?.provider ?? null,
   };
 }

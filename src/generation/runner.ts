@@ -152,6 +152,7 @@ export class GenerationRunner {
       usageEstimated: charged.usageEstimated,
       finishReason: stopped ? 'stop_requested' : failure ? (failure.kind === 'content_filter' ? 'content_filter' : 'error') : (outcome.finishReason ?? null),
       error: failure ? { code: failure.kind === 'content_filter' ? 'CONTENT_FILTERED' : 'UPSTREAM_ERROR', message: failure.message } : undefined,
+      ...(finishedBy ? { finishedBy: { model: finishedBy.model.id, provider: finishedBy.provider.id } } : {}),
     };
     for (const a of attempts) {
       if (!a.billed && a.usage.promptTokens > 0) metrics.unbilledAttemptTokens.inc({ model: a.target.model.id }, a.usage.promptTokens);
@@ -184,7 +185,7 @@ export class GenerationRunner {
     let attemptsSaved = false;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        if (!attemptsSaved) await saveAttempts(this.deps.prisma, { messageId: job.messageId, userId: job.userId, finishedBy }, attempts);
+        if (!attemptsSaved) await saveAttempts(this.deps.prisma, { messageId: job.messageId, userId: job.userId }, attempts);
         attemptsSaved = true;
         // Charged: the billed attempts, each at its deployment's price, under the model that finished the reply.
         return await recordFinalMessage(this.deps, final, { reservationId: job.reservationId, by: 'RUN', price: job.model.price, model: finishedBy?.model.id, costMicros });

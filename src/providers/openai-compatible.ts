@@ -1,4 +1,4 @@
-import { EventSourceParserStream } from 'eventsource-parser/stream';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
@@ -117,8 +117,7 @@ export function openAICompatibleProvider(client: Upstream): ChatProvider {
         )
         .asResponse();
       if (!response.body) return;
-      const messages = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
-      for await (const message of eachOf(messages)) {
+      for await (const message of serverSentEvents(response.body)) {
         if (message.data === '[DONE]') return;
         const chunk = parseChunk(message.data);
         if (!chunk) {
@@ -139,13 +138,21 @@ export function openAICompatibleProvider(client: Upstream): ChatProvider {
   };
 }
 
-async function* eachOf<T>(stream: ReadableStream<T>): AsyncGenerator<T> {
-  const reader = stream.getReader();
+/**
+ * The events of an SSE body, as the bytes arrive. The body is read and parsed directly, without
+ * a pipeline of web streams: a relayed chunk is then one read, one decode and one parse.
+ */
+async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<EventSourceMessage> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  const parsed: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (event) => parsed.push(event) });
   try {
     for (;;) {
       const { done, value } = await reader.read();
+      parser.feed(done ? decoder.decode() : decoder.decode(value, { stream: true }));
+      yield* parsed.splice(0);
       if (done) return;
-      yield value;
     }
   } finally {
     // Left early ([DONE], or an error): the rest of the body is not wanted, and its connection is freed.
