@@ -24,17 +24,7 @@ export interface ProviderStatus extends ProviderHealth {
   recent: ProviderFigures;
 }
 
-type FiguresRow = {
-  provider: string;
-  attempts: number;
-  errors: number;
-  timeouts: number;
-  cuts: number;
-  medianFirstTokenMs: number | null;
-  p95FirstTokenMs: number | null;
-  billedCostMicros: bigint;
-  unbilledCostMicros: bigint;
-};
+type FiguresRow = Omit<ProviderFigures, 'since'> & { provider: string };
 
 /**
  * Each configured provider with its circuits and its recent figures: one aggregate query for

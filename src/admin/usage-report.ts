@@ -61,14 +61,7 @@ export async function usageReport(
     model: groupBy === 'MODEL' ? row.group : null,
     day: groupBy === 'DAY' ? new Date(`${row.group}T00:00:00.000Z`) : null,
     provider: null,
-    promptTokens: Number(row.promptTokens),
-    cachedTokens: Number(row.cachedTokens),
-    cacheWriteTokens: Number(row.cacheWriteTokens),
-    completionTokens: Number(row.completionTokens),
-    reasoningTokens: Number(row.reasoningTokens),
-    totalTokens: Number(row.totalTokens),
-    costMicros: Number(row.costMicros),
-    requests: Number(row.requests),
+    ...rowFigures(row),
     unbilledCostMicros: null,
   }));
 }
@@ -101,6 +94,14 @@ async function providerUsage(prisma: PrismaClient, from: Date, to: Date): Promis
     model: null,
     day: null,
     provider: row.group,
+    ...rowFigures(row),
+    unbilledCostMicros: Number(row.unbilledCostMicros),
+  }));
+}
+
+/** A report row's sums, as numbers. */
+function rowFigures(row: GroupRow) {
+  return {
     promptTokens: Number(row.promptTokens),
     cachedTokens: Number(row.cachedTokens),
     cacheWriteTokens: Number(row.cacheWriteTokens),
@@ -109,6 +110,5 @@ async function providerUsage(prisma: PrismaClient, from: Date, to: Date): Promis
     totalTokens: Number(row.totalTokens),
     costMicros: Number(row.costMicros),
     requests: Number(row.requests),
-    unbilledCostMicros: Number(row.unbilledCostMicros),
-  }));
+  };
 }
