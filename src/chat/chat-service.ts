@@ -26,6 +26,12 @@ export interface SendMessageInput {
   systemPrompt?: string | null;
   maxTokens?: number | null;
   temperature?: number | null;
+  topP?: number | null;
+  stop?: string[] | null;
+  seed?: number | null;
+  presencePenalty?: number | null;
+  frequencyPenalty?: number | null;
+  reasoningEffort?: 'LOW' | 'MEDIUM' | 'HIGH' | null;
   stream?: boolean | null;
 }
 
@@ -58,7 +64,7 @@ export class ChatService {
     const { prisma, config, generations } = this.deps;
     generations.assertAcceptingWork();
     const content = checkContent(input.content);
-    checkGenerationOptions(input);
+    const sampling = checkGenerationOptions(input);
     const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
     const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
     const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
@@ -111,6 +117,7 @@ export class ChatService {
       messages: plan.messages,
       maxTokens: plan.maxTokens,
       temperature: input.temperature ?? undefined,
+      ...(sampling ? { sampling } : {}),
       promptEstimate: plan.promptEstimate,
       reservationId: reservation.id,
     });

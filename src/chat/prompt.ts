@@ -1,3 +1,4 @@
+import type { Sampling } from '../providers/provider.js';
 import { badInput } from '../errors.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { ModelInfo } from '../model-catalog.js';
@@ -56,9 +57,43 @@ export function checkContent(content: string): string {
   return content;
 }
 
-export function checkGenerationOptions(input: { maxTokens?: number | null; temperature?: number | null }): void {
+/** At most this many stop sequences (OpenAI's limit), each at most this long. */
+export const MAX_STOP_SEQUENCES = 4;
+export const MAX_STOP_LENGTH = 100;
+
+interface GenerationOptions {
+  maxTokens?: number | null;
+  temperature?: number | null;
+  topP?: number | null;
+  stop?: string[] | null;
+  seed?: number | null;
+  presencePenalty?: number | null;
+  frequencyPenalty?: number | null;
+  reasoningEffort?: 'LOW' | 'MEDIUM' | 'HIGH' | null;
+}
+
+const within = (value: number | null | undefined, min: number, max: number, field: string) => {
+  if (value != null && !(value >= min && value <= max)) throw badInput(`${field} must be between ${min} and ${max}`, field);
+};
+
+/** Checks the generation options against their ranges; the sampling to pass on, if any was asked for. */
+export function checkGenerationOptions(input: GenerationOptions): Sampling | undefined {
   if (input.maxTokens != null && input.maxTokens < 1) throw badInput('maxTokens must be at least 1', 'maxTokens');
-  if (input.temperature != null && !(input.temperature >= 0 && input.temperature <= 2)) {
-    throw badInput('temperature must be between 0 and 2', 'temperature');
+  within(input.temperature, 0, 2, 'temperature');
+  within(input.topP, 0, 1, 'topP');
+  within(input.presencePenalty, -2, 2, 'presencePenalty');
+  within(input.frequencyPenalty, -2, 2, 'frequencyPenalty');
+  if (input.stop && input.stop.length > MAX_STOP_SEQUENCES) throw badInput(`At most ${MAX_STOP_SEQUENCES} stop sequences`, 'stop');
+  if (input.stop?.some((s) => s.length === 0 || s.length > MAX_STOP_LENGTH)) {
+    throw badInput(`A stop sequence must have 1 to ${MAX_STOP_LENGTH} characters`, 'stop');
   }
+  const sampling: Sampling = {
+    ...(input.topP != null ? { topP: input.topP } : {}),
+    ...(input.stop?.length ? { stop: input.stop } : {}),
+    ...(input.seed != null ? { seed: input.seed } : {}),
+    ...(input.presencePenalty != null ? { presencePenalty: input.presencePenalty } : {}),
+    ...(input.frequencyPenalty != null ? { frequencyPenalty: input.frequencyPenalty } : {}),
+    ...(input.reasoningEffort ? { reasoningEffort: input.reasoningEffort.toLowerCase() as Sampling['reasoningEffort'] } : {}),
+  };
+  return Object.keys(sampling).length > 0 ? sampling : undefined;
 }

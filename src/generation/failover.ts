@@ -103,6 +103,7 @@ export async function generateAlongRoute(
           messages: job.messages,
           maxTokens: prefill ? Math.max(1, job.maxTokens - estimateCompletionTokens(prefill)) : job.maxTokens,
           temperature: job.temperature,
+          ...(job.sampling ? { sampling: job.sampling } : {}),
           reasoning: target.model.reasoning,
           ...(prefill ? { prefill } : {}),
         },

@@ -5,6 +5,7 @@ import type { Metering } from '../metering/metering.js';
 import type { ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Sampling } from '../providers/provider.js';
 import type { Circuit, RouteTarget } from '../providers/router.js';
 import { DeltaPublisher } from '../streams/delta-publisher.js';
 import { billedUsage, saveAttempts, type AttemptRecord } from './attempt-records.js';
@@ -19,6 +20,7 @@ export interface GenerationJob {
   messages: ChatTurn[];
   maxTokens: number;
   temperature?: number;
+  sampling?: Sampling;
   promptEstimate: number;
   /** The metering reservation holding the call's worst case; settled when the generation ends. */
   reservationId: string;

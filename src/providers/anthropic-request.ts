@@ -56,7 +56,7 @@ export function messagesRequest(request: ChatRequest): MessagesRequest {
       max_tokens: request.maxTokens,
       messages: turns,
       ...(system ? { system } : {}),
-      ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+      ...anthropicSampling(request),
       stream: true,
     },
     prefillWhitespace: prefill.slice(kept.length),
@@ -81,3 +81,17 @@ export function afterPrefill(prefillWhitespace: string): (delta: string) => stri
 }
 
 const isBlank = (text: string) => text.trim() === '';
+
+/**
+ * The sampling Anthropic's Messages API takes: temperature, `top_p` (not both: newer models refuse
+ * the pair, and temperature is kept) and `stop_sequences`. It has no seed, no penalties and no
+ * reasoning effort: those are left out.
+ */
+function anthropicSampling(request: ChatRequest): { temperature?: number; top_p?: number; stop_sequences?: string[] } {
+  const { topP, stop } = request.sampling ?? {};
+  return {
+    ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+    ...(topP === undefined || request.temperature !== undefined ? {} : { top_p: topP }),
+    ...(stop?.length ? { stop_sequences: stop } : {}),
+  };
+}

@@ -170,12 +170,25 @@ function parseChunk(data: string): CompletionChunk | undefined {
 }
 
 /**
- * The output cap and sampling for the model: reasoning models refuse `max_tokens` (they take
- * `max_completion_tokens`) and reject `temperature`, which is then left out rather than failing.
+ * The output cap and sampling for the model. Reasoning models refuse `max_tokens` (they take
+ * `max_completion_tokens`) and reject `temperature`, `top_p`, the penalties and `stop`, which are
+ * then left out rather than failing the call; `reasoning_effort` goes to them alone.
  */
-function outputParams(request: ChatRequest): { max_tokens?: number; max_completion_tokens?: number; temperature?: number } {
-  if (request.reasoning) return { max_completion_tokens: request.maxTokens };
-  return { max_tokens: request.maxTokens, ...(request.temperature === undefined ? {} : { temperature: request.temperature }) };
+function outputParams(request: ChatRequest): Record<string, unknown> {
+  const sampling = request.sampling ?? {};
+  const given = (params: Record<string, unknown>) => Object.fromEntries(Object.entries(params).filter(([, value]) => value !== undefined));
+  if (request.reasoning) {
+    return given({ max_completion_tokens: request.maxTokens, seed: sampling.seed, reasoning_effort: sampling.reasoningEffort });
+  }
+  return given({
+    max_tokens: request.maxTokens,
+    temperature: request.temperature,
+    top_p: sampling.topP,
+    stop: sampling.stop,
+    seed: sampling.seed,
+    presence_penalty: sampling.presencePenalty,
+    frequency_penalty: sampling.frequencyPenalty,
+  });
 }
 
 /**

@@ -10,12 +10,26 @@ export interface ChatRequest {
   temperature?: number;
   /** Reasoning models take a different output cap and no temperature. */
   reasoning: boolean;
+  /** Further sampling parameters; each provider kind passes on those its models take. */
+  sampling?: Sampling;
   /**
    * The start of the assistant's reply, sent as a trailing assistant turn that the provider
    * continues (a prefill). Only set for targets that accept one; the events then carry only
    * what follows it.
    */
   prefill?: string;
+}
+
+/** Sampling beyond temperature, as a client asked for it (validated before any call). */
+export interface Sampling {
+  topP?: number;
+  /** At most 4 sequences that end the reply. */
+  stop?: string[];
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** For reasoning models only. */
+  reasoningEffort?: 'low' | 'medium' | 'high';
 }
 
 /** One step of a provider's streamed answer, normalized. */

@@ -57,6 +57,8 @@ export const MessageRef = builder.prismaNode('Message', {
   }),
 });
 
+const ReasoningEffort = builder.enumType('ReasoningEffort', { values: ['LOW', 'MEDIUM', 'HIGH'] as const });
+
 const SendMessageInput = builder.inputType('SendMessageInput', {
   fields: (t) => ({
     conversationId: t.globalID({ for: ConversationRef, description: 'Omit to start a new conversation.' }),
@@ -64,7 +66,13 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
     model: t.string({ description: "Defaults to the conversation's model." }),
     systemPrompt: t.string({ description: "Overrides the conversation's system prompt for this call." }),
     maxTokens: t.int({ description: "Completion budget; clamped to the model's limits." }),
-    temperature: t.float(),
+    temperature: t.float({ description: '0 to 2.' }),
+    topP: t.float({ description: '0 to 1.' }),
+    stop: t.stringList({ description: 'At most 4 sequences, each of 1 to 100 characters, that end the reply.' }),
+    seed: t.int({ description: 'Asks for a repeatable reply, where the provider supports it.' }),
+    presencePenalty: t.float({ description: '-2 to 2.' }),
+    frequencyPenalty: t.float({ description: '-2 to 2.' }),
+    reasoningEffort: t.field({ type: ReasoningEffort, description: 'For reasoning models; other models ignore it.' }),
     stream: t.boolean({
       defaultValue: true,
       description: 'true: return at once and follow messageStream; false: return the complete reply.',
