@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { PGlite } from '@electric-sql/pglite';
+import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { jwtVerify } from 'jose';
 import pg from 'pg';
 
@@ -52,7 +53,7 @@ async function openSource(): Promise<BodySource> {
       close: () => pool.end(),
     };
   }
-  const pglite = await PGlite.create(process.env.PGLITE_DIR!);
+  const pglite = await PGlite.create(process.env.PGLITE_DIR!, { extensions: PGLITE_EXTENSIONS });
   return {
     nestedBody: async (userId) => (await pglite.query<{ body: string }>(NESTED_SQL, [userId])).rows[0]!.body,
     close: () => pglite.close(),

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGlite } from '@electric-sql/pglite';
+import { PGLITE_EXTENSIONS } from '../src/db/client.js';
 import { migrate, MigrationError, readDatabaseFunctions, readMigrations, type SqlConnection } from '../src/db/migrate.js';
 import * as enums from '../src/generated/prisma/enums.js';
 import { getDatamodel } from '../src/generated/pothos-types.js';
@@ -231,7 +232,9 @@ function functionSources(): Map<string, string> {
 async function databaseFunctions(query: SqlConnection['query']): Promise<Map<string, string>> {
   const rows = await query<{ name: string; source: string }>(`
     SELECT p.proname AS name, p.prosrc AS source FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE n.nspname = current_schema() AND p.prokind = 'f'`);
+    WHERE n.nspname = current_schema() AND p.prokind = 'f'
+      -- An extension's own functions (pg_trgm's) are not ours.
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`);
   return new Map(rows.map((r) => [r.name, r.source]));
 }
 
@@ -244,7 +247,7 @@ describe('the database functions', () => {
   it('are brought up to the files from the state before the last migration', async () => {
     const migrations = readMigrations();
     const before = migrations.slice(0, -1);
-    const pglite = await PGlite.create('memory://');
+    const pglite = await PGlite.create('memory://', { extensions: PGLITE_EXTENSIONS });
     try {
       const conn: SqlConnection = {
         query: async (sql, params) => (await pglite.query(sql, params as unknown[])).rows as never,

@@ -11,6 +11,7 @@ const CHAT_MUTATIONS = new Set([
   'createConversation',
   'updateConversation',
   'deleteConversation',
+  'archiveConversation',
   'createRealtimeSession',
 ]);
 // Signing in and out needs no key at all.

@@ -85,6 +85,36 @@ export async function updateConversation(
   });
 }
 
+/** Archives a conversation (hidden from the list unless asked for) or brings it back. */
+export async function archiveConversation(prisma: PrismaClient, userId: string, id: string, archived: boolean): Promise<Conversation> {
+  const { count } = await prisma.conversation.updateMany({ where: { id, userId }, data: { archived } });
+  if (count === 0) throw notFound('Conversation');
+  return prisma.conversation.findUniqueOrThrow({ where: { id } });
+}
+
+/** The longest conversation search a client may send. */
+export const MAX_SEARCH_LENGTH = 200;
+
+/**
+ * Which of a user's conversations a list shows: archived or not, and, with a search, those whose
+ * title or any message contains it, in any case (trigram indexes serve the ILIKE).
+ */
+export function conversationFilter(options: { archived?: boolean | null; search?: string | null }) {
+  const search = options.search?.trim();
+  if (search && search.length > MAX_SEARCH_LENGTH) throw badInput(`A search may have at most ${MAX_SEARCH_LENGTH} characters`, 'search');
+  return {
+    archived: options.archived ?? false,
+    ...(search
+      ? {
+          OR: [
+            { title: { contains: search, mode: 'insensitive' as const } },
+            { messages: { some: { content: { contains: search, mode: 'insensitive' as const } } } },
+          ],
+        }
+      : {}),
+  };
+}
+
 /** Deletes a conversation with its messages. Usage roll-ups stay: they are what was billed. */
 export async function deleteConversation(prisma: PrismaClient, userId: string, id: string): Promise<void> {
   const { count } = await prisma.conversation.deleteMany({ where: { id, userId } });

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
@@ -15,6 +16,9 @@ export type DatabaseTarget =
   | { kind: 'postgres'; url: string }
   /** `template`: a PGlite dump (dumpDataDir) to start from instead of an empty cluster, which takes seconds to create. */
   | { kind: 'pglite'; dataDir: string; template?: Blob };
+
+/** The PostgreSQL extensions the migrations use, loaded into every embedded database (conversation search). */
+export const PGLITE_EXTENSIONS = { pg_trgm };
 
 /** Where the configuration says the data lives: PostgreSQL with DATABASE_URL, else embedded PGlite under DATA_DIR. */
 export function databaseTargetOf(config: { databaseUrl?: string; dataDir: string }): DatabaseTarget {
@@ -89,7 +93,7 @@ async function openPglite(dataDir: string, options: DatabaseOptions, template?: 
   }
   let pglite: PGlite;
   try {
-    pglite = await PGlite.create(dataDir, template ? { loadDataDir: template } : {});
+    pglite = await PGlite.create(dataDir, { extensions: PGLITE_EXTENSIONS, ...(template ? { loadDataDir: template } : {}) });
   } catch (error) {
     unlock();
     throw error;

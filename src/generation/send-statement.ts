@@ -52,7 +52,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
 
   const conversation: Conversation = existing
     ? { ...existing, title, updatedAt: now }
-    : { id: conversationId, userId, title, model: send.model, systemPrompt: send.systemPrompt, createdAt: now, updatedAt: now };
+    : { id: conversationId, userId, title, model: send.model, systemPrompt: send.systemPrompt, archived: false, createdAt: now, updatedAt: now };
   const message = (fields: Pick<Message, 'id' | 'role' | 'content' | 'status' | 'model'>): Message => ({
     ...fields,
     conversationId,

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { PGLITE_EXTENSIONS } from '../../src/db/client.js';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/db/migrate.js';
@@ -54,7 +55,7 @@ export default async function setup(project: TestProject) {
 }
 
 async function migratedPglite(dataDir: string): Promise<PGlite> {
-  const pglite = await PGlite.create(dataDir);
+  const pglite = await PGlite.create(dataDir, { extensions: PGLITE_EXTENSIONS });
   await migrate({
     query: async (sql, params) => (await pglite.query(sql, params as unknown[])).rows as never,
     exec: async (sql) => void (await pglite.exec(sql)),

@@ -1,4 +1,4 @@
-import { createConversation, updateConversation } from '../../chat/conversations.js';
+import { archiveConversation, conversationFilter, createConversation, updateConversation } from '../../chat/conversations.js';
 import { builder } from '../builder.js';
 import { MAX_PAGE_SIZE } from '../limits/field-cost.js';
 import { ownedByViewer } from '../ownership.js';
@@ -14,6 +14,7 @@ export const ConversationRef = builder.prismaNode('Conversation', {
     title: t.exposeString('title'),
     model: t.exposeString('model'),
     systemPrompt: t.exposeString('systemPrompt', { nullable: true }),
+    archived: t.exposeBoolean('archived'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     messageCount: t.relationCount('messages'),
@@ -43,12 +44,16 @@ builder.prismaObjectField(UserRef, 'conversations', (t) =>
     'conversations',
     {
       cursor: 'id',
-      description: 'Newest first. Null for an API key without READ.',
+      description: 'Newest first; archived ones only with `archived: true`. Null for an API key without READ.',
       nullable: true,
       authScopes: (user, _args, ctx) => user.id === ctx.viewer?.id,
       maxSize: MAX_PAGE_SIZE,
       totalCount: true,
-      query: () => ({ orderBy: { id: 'desc' } }),
+      args: {
+        search: t.arg.string({ description: 'Only conversations whose title or any message contains this text, in any case (at most 200 characters).' }),
+        archived: t.arg.boolean({ defaultValue: false, description: 'true: the archived conversations instead.' }),
+      },
+      query: (args) => ({ where: conversationFilter(args), orderBy: { id: 'desc' } }),
     },
     readGuarded,
   ),
@@ -95,6 +100,13 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: UpdateConversationInput, required: true }) },
     resolve: async (_query, _root, { input }, ctx) =>
       updateConversation(ctx.services.chat.conversationDeps, requireViewer(ctx).id, input.id.id, input),
+  }),
+  archiveConversation: t.prismaField({
+    type: 'Conversation',
+    description: 'Archives the conversation (it leaves the default list) or, with archived: false, brings it back.',
+    authScopes: { authenticated: true },
+    args: { id: t.arg.globalID({ required: true, for: ConversationRef }), archived: t.arg.boolean({ required: true }) },
+    resolve: (_query, _root, { id, archived }, ctx) => archiveConversation(ctx.services.prisma, requireViewer(ctx).id, id.id, archived),
   }),
   deleteConversation: t.field({
     type: 'ID',
