@@ -1,3 +1,4 @@
+import { checkResponseFormat, type ResponseFormatInput } from './response-format.js';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
@@ -32,6 +33,7 @@ export interface SendMessageInput {
   presencePenalty?: number | null;
   frequencyPenalty?: number | null;
   reasoningEffort?: 'LOW' | 'MEDIUM' | 'HIGH' | null;
+  responseFormat?: ResponseFormatInput | null;
   stream?: boolean | null;
 }
 
@@ -65,6 +67,7 @@ export class ChatService {
     generations.assertAcceptingWork();
     const content = checkContent(input.content);
     const sampling = checkGenerationOptions(input);
+    const responseFormat = checkResponseFormat(input.responseFormat);
     const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
     const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
     const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
@@ -118,6 +121,7 @@ export class ChatService {
       maxTokens: plan.maxTokens,
       temperature: input.temperature ?? undefined,
       ...(sampling ? { sampling } : {}),
+      ...(responseFormat ? { responseFormat } : {}),
       promptEstimate: plan.promptEstimate,
       reservationId: reservation.id,
     });

@@ -104,6 +104,7 @@ export async function generateAlongRoute(
           maxTokens: prefill ? Math.max(1, job.maxTokens - estimateCompletionTokens(prefill)) : job.maxTokens,
           temperature: job.temperature,
           ...(job.sampling ? { sampling: job.sampling } : {}),
+          ...(job.responseFormat ? { responseFormat: job.responseFormat } : {}),
           reasoning: target.model.reasoning,
           ...(prefill ? { prefill } : {}),
         },

@@ -5,7 +5,7 @@ import type { Metering } from '../metering/metering.js';
 import type { ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Sampling } from '../providers/provider.js';
+import type { ResponseFormat, Sampling } from '../providers/provider.js';
 import type { Circuit, RouteTarget } from '../providers/router.js';
 import { DeltaPublisher } from '../streams/delta-publisher.js';
 import { billedUsage, saveAttempts, type AttemptRecord } from './attempt-records.js';
@@ -21,6 +21,7 @@ export interface GenerationJob {
   maxTokens: number;
   temperature?: number;
   sampling?: Sampling;
+  responseFormat?: ResponseFormat;
   promptEstimate: number;
   /** The metering reservation holding the call's worst case; settled when the generation ends. */
   reservationId: string;

@@ -57,6 +57,7 @@ export function messagesRequest(request: ChatRequest): MessagesRequest {
       messages: turns,
       ...(system ? { system } : {}),
       ...anthropicSampling(request),
+      ...anthropicOutputFormat(request),
       stream: true,
     },
     prefillWhitespace: prefill.slice(kept.length),
@@ -94,4 +95,15 @@ function anthropicSampling(request: ChatRequest): { temperature?: number; top_p?
     ...(topP === undefined || request.temperature !== undefined ? {} : { top_p: topP }),
     ...(stop?.length ? { stop_sequences: stop } : {}),
   };
+}
+
+/**
+ * Structured output on Anthropic: `output_config.format` with the JSON Schema; a reply asked to
+ * be any JSON object gets the schema of an object.
+ */
+function anthropicOutputFormat(request: ChatRequest): { output_config?: { format: { type: 'json_schema'; schema: Record<string, unknown> } } } {
+  const format = request.responseFormat;
+  if (!format || format.type === 'text') return {};
+  const schema = format.type === 'json_schema' ? format.schema : { type: 'object' };
+  return { output_config: { format: { type: 'json_schema', schema } } };
 }

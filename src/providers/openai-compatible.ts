@@ -2,7 +2,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
-import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure } from './provider.js';
+import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat } from './provider.js';
 import { classifyRefusal } from './refusals.js';
 
 export type Upstream = OpenAI;
@@ -177,10 +177,12 @@ function parseChunk(data: string): CompletionChunk | undefined {
 function outputParams(request: ChatRequest): Record<string, unknown> {
   const sampling = request.sampling ?? {};
   const given = (params: Record<string, unknown>) => Object.fromEntries(Object.entries(params).filter(([, value]) => value !== undefined));
+  const response_format = responseFormatParam(request.responseFormat);
   if (request.reasoning) {
-    return given({ max_completion_tokens: request.maxTokens, seed: sampling.seed, reasoning_effort: sampling.reasoningEffort });
+    return given({ max_completion_tokens: request.maxTokens, seed: sampling.seed, reasoning_effort: sampling.reasoningEffort, response_format });
   }
   return given({
+    response_format,
     max_tokens: request.maxTokens,
     temperature: request.temperature,
     top_p: sampling.topP,
@@ -203,4 +205,11 @@ function meteredUsage(usage: CompletionUsage): MeteredUsage {
     completionTokens: usage.completion_tokens,
     reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
   };
+}
+
+/** OpenAI's `response_format`; none for free text. */
+function responseFormatParam(format: ResponseFormat | undefined): Record<string, unknown> | undefined {
+  if (!format || format.type === 'text') return undefined;
+  if (format.type === 'json_object') return { type: 'json_object' };
+  return { type: 'json_schema', json_schema: { name: format.name, schema: format.schema, strict: format.strict } };
 }

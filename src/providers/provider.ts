@@ -12,6 +12,7 @@ export interface ChatRequest {
   reasoning: boolean;
   /** Further sampling parameters; each provider kind passes on those its models take. */
   sampling?: Sampling;
+  responseFormat?: ResponseFormat;
   /**
    * The start of the assistant's reply, sent as a trailing assistant turn that the provider
    * continues (a prefill). Only set for targets that accept one; the events then carry only
@@ -31,6 +32,12 @@ export interface Sampling {
   /** For reasoning models only. */
   reasoningEffort?: 'low' | 'medium' | 'high';
 }
+
+/** The shape the reply must have: free text, any JSON object, or JSON that fits a schema. */
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; name: string; schema: Record<string, unknown>; strict: boolean };
 
 /** One step of a provider's streamed answer, normalized. */
 export type ProviderEvent =

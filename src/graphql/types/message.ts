@@ -59,6 +59,18 @@ export const MessageRef = builder.prismaNode('Message', {
 
 const ReasoningEffort = builder.enumType('ReasoningEffort', { values: ['LOW', 'MEDIUM', 'HIGH'] as const });
 
+const ResponseFormatType = builder.enumType('ResponseFormatType', { values: ['TEXT', 'JSON_OBJECT', 'JSON_SCHEMA'] as const });
+
+const ResponseFormatInput = builder.inputType('ResponseFormatInput', {
+  description: 'The shape the reply must have. JSON_SCHEMA needs a name and a JSON Schema (checked before any call).',
+  fields: (t) => ({
+    type: t.field({ type: ResponseFormatType, required: true }),
+    name: t.string({ description: 'For JSON_SCHEMA: 1 to 64 letters, digits, _ or -.' }),
+    schema: t.field({ type: 'JSON', description: 'For JSON_SCHEMA: a JSON Schema object, at most 16 KB.' }),
+    strict: t.boolean({ description: 'For JSON_SCHEMA: ask the provider to follow the schema exactly, where it can (OpenAI).' }),
+  }),
+});
+
 const SendMessageInput = builder.inputType('SendMessageInput', {
   fields: (t) => ({
     conversationId: t.globalID({ for: ConversationRef, description: 'Omit to start a new conversation.' }),
@@ -73,6 +85,7 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
     presencePenalty: t.float({ description: '-2 to 2.' }),
     frequencyPenalty: t.float({ description: '-2 to 2.' }),
     reasoningEffort: t.field({ type: ReasoningEffort, description: 'For reasoning models; other models ignore it.' }),
+    responseFormat: t.field({ type: ResponseFormatInput }),
     stream: t.boolean({
       defaultValue: true,
       description: 'true: return at once and follow messageStream; false: return the complete reply.',

@@ -36,11 +36,10 @@ builder.scalarType('SafeInt', {
   },
 });
 
-// Output only (audit details): any JSON value, passed through as it is.
+// Any JSON value, passed through as it is: audit details, and a response format's JSON Schema
+// (checked where it is used; the size and depth of variables are bounded by the request limits).
 builder.scalarType('JSON', {
   description: 'Any JSON value.',
   serialize: (value) => value,
-  parseValue: () => {
-    throw badInput('JSON is not accepted as input');
-  },
+  parseValue: (value) => value,
 });
