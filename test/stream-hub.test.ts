@@ -146,4 +146,21 @@ describe('StreamHub', () => {
     ]);
     await hub.close();
   });
+
+  it('ends at once a stream whose done arrives over a gap right after its first catch-up', async () => {
+    // A tick a minute away: the stream must end without one.
+    const hub = inProcessHub();
+    await hub.publish({ messageId: 'm7', seq: 1, delta: 'ab', done: false, offset: 0 });
+    const events = hub.subscribe('m7', async () => ({ content: 'abcd', final: true }));
+    expect((await events.next()).value).toMatchObject({ delta: 'ab' });
+    // Heard while the first catch-up is finishing; seq 2 was lost on the way.
+    await hub.publish({ messageId: 'm7', seq: 3, delta: '', done: true, offset: 4 });
+    const rest = [];
+    for await (const event of events) rest.push(event);
+    expect(rest.map((e) => [e.delta, e.done])).toEqual([
+      ['cd', false],
+      ['', true],
+    ]);
+    await hub.close();
+  }, 10_000);
 });

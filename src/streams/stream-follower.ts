@@ -129,7 +129,11 @@ export class StreamFollower {
         this.catchUpAsked = undefined;
         await this.catchUpOnce(check);
       }
-    })().finally(() => (this.catchingUp = undefined));
+    })().finally(() => {
+      this.catchingUp = undefined;
+      // Asked for after the loop above had checked for the last time, but before this ran: not lost.
+      if (this.catchUpAsked && !this.ended) void this.catchUp(this.catchUpAsked);
+    });
     return this.catchingUp;
   }
 
