@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { graphql } from './generated/gql.js';
 import { registerUser } from './helpers/accounts.js';
-import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, startWithUpstreamForFile, type TestApp } from './helpers/app.js';
 import { SendMessageDocument } from './helpers/chat-documents.js';
 import { MockUpstream } from './helpers/upstream.js';
 
@@ -34,13 +34,9 @@ const ArchiveDocument = graphql(`
 describe('conversation search and archive', () => {
   let upstream: MockUpstream;
   let t: TestApp;
-  beforeAll(async () => {
-    upstream = await MockUpstream.start();
-    t = await startTestApp(upstream.env);
-  });
-  afterAll(async () => {
-    await t.stop();
-    await upstream.stop();
+  startWithUpstreamForFile((app, mock) => {
+    t = app;
+    upstream = mock;
   });
 
   async function converse(token: string, content: string, reply: string) {

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { titleFromMessage } from '../src/chat/conversations.js';
-import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, startWithUpstreamForFile, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import {
   ConversationDocument,
@@ -14,13 +14,9 @@ import { MockUpstream } from './helpers/upstream.js';
 
 let upstream: MockUpstream;
 let t: TestApp;
-beforeAll(async () => {
-  upstream = await MockUpstream.start();
-  t = await startTestApp(upstream.env);
-});
-afterAll(async () => {
-  await t.stop();
-  await upstream.stop();
+startWithUpstreamForFile((app, mock) => {
+  t = app;
+  upstream = mock;
 });
 
 describe('conversation lifecycle', () => {

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { messagesRequest } from '../src/providers/anthropic-request.js';
 import { registerUser } from './helpers/accounts.js';
-import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, startWithUpstreamForFile, type TestApp } from './helpers/app.js';
 import { SendMessageDocument } from './helpers/chat-documents.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
@@ -16,13 +16,9 @@ const PERSON = {
 describe('structured output', () => {
   let upstream: MockUpstream;
   let t: TestApp;
-  beforeAll(async () => {
-    upstream = await MockUpstream.start();
-    t = await startTestApp(upstream.env);
-  });
-  afterAll(async () => {
-    await t.stop();
-    await upstream.stop();
+  startWithUpstreamForFile((app, mock) => {
+    t = app;
+    upstream = mock;
   });
 
   async function sentUpstream(responseFormat: Record<string, unknown>) {

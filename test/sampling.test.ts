@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { messagesRequest } from '../src/providers/anthropic-request.js';
 import type { ChatRequest } from '../src/providers/provider.js';
 import { registerUser } from './helpers/accounts.js';
-import { errorCodes, expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { errorCodes, expectData, startWithUpstreamForFile, type TestApp } from './helpers/app.js';
 import { SendMessageDocument } from './helpers/chat-documents.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
@@ -13,20 +13,13 @@ const SAMPLING = { topP: 0.5, stop: ['END', '\n\n'], seed: 7, presencePenalty: 0
 describe('sampling parameters', () => {
   let upstream: MockUpstream;
   let t: TestApp;
-  beforeAll(async () => {
-    upstream = await MockUpstream.start();
-    t = await startTestApp({
-      ...upstream.env,
-      MODELS_JSON: JSON.stringify([
-        { ...PRICED, id: 'gpt-4o-mini' },
-        { ...PRICED, id: 'o4-mini', reasoning: true },
-      ]),
-    });
-  });
-  afterAll(async () => {
-    await t.stop();
-    await upstream.stop();
-  });
+  startWithUpstreamForFile(
+    (app, mock) => {
+      t = app;
+      upstream = mock;
+    },
+    { MODELS_JSON: JSON.stringify([{ ...PRICED, id: 'gpt-4o-mini' }, { ...PRICED, id: 'o4-mini', reasoning: true }]) },
+  );
 
   async function sentUpstream(model: string, extra: Record<string, unknown> = {}) {
     const user = await registerUser(t);

@@ -16,23 +16,15 @@ import {
   resolveModel,
   type ConversationDeps,
 } from './conversations.js';
-import { checkContent, checkGenerationOptions, planPrompt } from './prompt.js';
+import { checkContent, checkGenerationOptions, planPrompt, type GenerationOptions } from './prompt.js';
 import { writeSend } from '../generation/send-statement.js';
 import type { StreamEvent } from '../streams/stream-hub.js';
 
-export interface SendMessageInput {
+export interface SendMessageInput extends GenerationOptions {
   conversationId?: string | null;
   content: string;
   model?: string | null;
   systemPrompt?: string | null;
-  maxTokens?: number | null;
-  temperature?: number | null;
-  topP?: number | null;
-  stop?: string[] | null;
-  seed?: number | null;
-  presencePenalty?: number | null;
-  frequencyPenalty?: number | null;
-  reasoningEffort?: 'LOW' | 'MEDIUM' | 'HIGH' | null;
   responseFormat?: ResponseFormatInput | null;
   stream?: boolean | null;
 }

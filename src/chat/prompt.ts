@@ -61,7 +61,8 @@ export function checkContent(content: string): string {
 export const MAX_STOP_SEQUENCES = 4;
 export const MAX_STOP_LENGTH = 100;
 
-interface GenerationOptions {
+/** How a reply is generated, as a client asks for it. */
+export interface GenerationOptions {
   maxTokens?: number | null;
   temperature?: number | null;
   topP?: number | null;

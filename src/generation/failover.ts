@@ -161,7 +161,8 @@ export async function generateAlongRoute(
   };
 
   for (const target of targets) {
-    if (stopSignal.aborted || !eligible(target)) continue;
+    if (stopSignal.aborted) break;
+    if (!eligible(target)) continue;
     const admission = await circuit.admit(target.key);
     if (admission === 'open') {
       skipped.push(target);

@@ -5,7 +5,7 @@ import type { ErrorType } from '@anthropic-ai/sdk/resources/shared';
 import type { MeteredUsage } from '../metering/prices.js';
 import { afterPrefill, messagesRequest } from './anthropic-request.js';
 import type { ChatProvider, ProviderEvent, ProviderFailure } from './provider.js';
-import { classifyRefusal } from './refusals.js';
+import { classifyHttpFailure, classifyRefusal } from './refusals.js';
 
 export type AnthropicClient = Anthropic;
 
@@ -168,7 +168,9 @@ export function describeAnthropicFailure(error: unknown, context: { reason?: 'ti
   if (context.reason === 'timeout' || error instanceof APIConnectionTimeoutError) {
     return { kind: 'timeout', message: 'The model provider did not respond in time' };
   }
-  if (error instanceof APIError && typeof error.status === 'number') return describeHttpError(error, error.status);
+  if (error instanceof APIError && typeof error.status === 'number') {
+    return classifyHttpFailure(error.status, anthropicErrorType(error), error.headers, error.apiMessage ?? '');
+  }
   if (isInBandError(error)) return describeInBandError(error, context.started ?? false);
   if (error instanceof APIConnectionError && !context.started) {
     return { kind: 'connection', message: 'Could not reach the model provider' };
@@ -177,22 +179,6 @@ export function describeAnthropicFailure(error: unknown, context: { reason?: 'ti
   return context.started
     ? { kind: 'cut', message: 'The connection to the model provider broke off' }
     : { kind: 'connection', message: 'The connection to the model provider broke off' };
-}
-
-function describeHttpError(error: APIError, status: number): ProviderFailure {
-  const errorCode = anthropicErrorType(error);
-  if (status === 429) {
-    return { kind: 'rate_limited', status, errorCode, retryAfterSeconds: retryAfterSeconds(error.headers), message: 'The model provider is rate limiting requests (HTTP 429)' };
-  }
-  if (status === 529) return { kind: 'server_error', status, errorCode, message: 'The model provider is overloaded (HTTP 529)' };
-  if (status >= 500) return { kind: 'server_error', status, errorCode, message: `The model provider failed (HTTP ${status})` };
-  if (status === 401 || status === 403) {
-    return { kind: 'credentials', status, errorCode, message: 'The model provider refused the server credentials' };
-  }
-  // Anthropic's billing_error: this account cannot be served now; another deployment may.
-  if (status === 402) return { kind: 'credentials', status, errorCode, message: 'The model provider refused the server account (HTTP 402)' };
-  if (status === 404) return { kind: 'not_found', status, errorCode, message: 'The model provider does not serve this model (HTTP 404)' };
-  return classifyRefusal(status, errorCode, error.apiMessage ?? '');
 }
 
 /**
@@ -220,11 +206,4 @@ function isInBandError(error: unknown): error is APIError {
 /** Anthropic's error type (`overloaded_error`, `invalid_request_error`), when its body gave one. */
 function anthropicErrorType(error: APIError): string | undefined {
   return typeof error.type === 'string' && error.type.length <= 100 ? error.type : undefined;
-}
-
-/** Retry-After in seconds; an HTTP date or a missing header gives none. */
-function retryAfterSeconds(headers: Headers | undefined): number | undefined {
-  const value = headers?.get('retry-after');
-  const seconds = value ? Number(value) : Number.NaN;
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
 }

@@ -3,7 +3,7 @@ import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
 import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat } from './provider.js';
-import { classifyRefusal } from './refusals.js';
+import { classifyHttpFailure } from './refusals.js';
 
 export type Upstream = OpenAI;
 
@@ -49,24 +49,7 @@ export function describeUpstreamFailure(error: unknown, context: { reason?: 'tim
     return { kind: 'timeout', message: 'The model provider did not respond in time' };
   }
   if (error instanceof OpenAI.APIError && typeof error.status === 'number') {
-    const status = error.status;
-    const errorCode = providerErrorCode(error);
-    if (status === 429) {
-      const retryAfter = Number(error.headers?.get?.('retry-after') ?? Number.NaN);
-      return {
-        kind: 'rate_limited',
-        status,
-        errorCode,
-        retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : undefined,
-        message: 'The model provider is rate limiting requests (HTTP 429)',
-      };
-    }
-    if (status >= 500) return { kind: 'server_error', status, errorCode, message: `The model provider failed (HTTP ${status})` };
-    if (status === 401 || status === 403) {
-      return { kind: 'credentials', status, errorCode, message: 'The model provider refused the server credentials' };
-    }
-    if (status === 404) return { kind: 'not_found', status, errorCode, message: 'The model provider does not serve this model (HTTP 404)' };
-    return classifyRefusal(status, errorCode, error.message);
+    return classifyHttpFailure(error.status, providerErrorCode(error), error.headers, error.message);
   }
   if (error instanceof InBandStreamError) {
     return context.started

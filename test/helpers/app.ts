@@ -84,18 +84,25 @@ export function serveForFile(onStarted: (t: TestApp, url: URL) => void, env: Rec
 }
 
 /**
- * The same with an aimock upstream of its own, which the server uses as its model provider;
- * `onStarted` also receives the upstream. Both are disposed at the end of the file.
+ * An in-process test app with an aimock upstream of its own, which it uses as its model provider,
+ * for the whole file: started before its tests, both disposed at its end.
  */
-export function serveWithUpstreamForFile(
-  onStarted: (t: TestApp, url: URL, upstream: MockUpstream) => void,
+export function startWithUpstreamForFile(
+  onStarted: (t: TestApp, upstream: MockUpstream) => void | Promise<void>,
   env: Record<string, string | undefined> = {},
 ): void {
   beforeAll(async () => {
     const upstream = await MockUpstream.start();
-    const t = await startTestApp({ ...upstream.env, ...env });
-    onStarted(t, await t.app.start(0), upstream);
+    await onStarted(await startTestApp({ ...upstream.env, ...env }), upstream);
   });
+}
+
+/** The same, served on a free port; `onStarted` also receives its URL. */
+export function serveWithUpstreamForFile(
+  onStarted: (t: TestApp, url: URL, upstream: MockUpstream) => void,
+  env: Record<string, string | undefined> = {},
+): void {
+  startWithUpstreamForFile(async (t, upstream) => onStarted(t, await t.app.start(0), upstream), env);
 }
 
 /** Runs an operation with a fetch function: yoga.fetch in-process, or the global fetch over a port. */
