@@ -137,6 +137,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       generationMaxMs: config.chat.generationMaxMs,
       maxAttempts: config.chat.upstreamMaxAttempts,
       leaseMs: config.chat.generationLeaseMs,
+      maxToolArgumentsBytes: config.limits.tools.maxArgumentsBytes,
     },
   });
   const recovery = new GenerationRecovery({ prisma: db.prisma, hub, metering, logger });

@@ -147,6 +147,13 @@ const envSchema = z
     RATE_LIMIT_SEND_MESSAGE: rate.prefault('30/1m'),
     RATE_LIMIT_REALTIME_SESSIONS: rate.prefault('10/1m'),
     MAX_CONCURRENT_GENERATIONS: count.default(4),
+    /** Tools one sendMessage may offer; each one's name, description and parameters together at most MAX_TOOL_SCHEMA_BYTES as JSON. */
+    MAX_TOOLS: count.default(32),
+    MAX_TOOL_SCHEMA_BYTES: count.default(16 * 1024),
+    /** Characters of one tool result given to submitToolResults. */
+    MAX_TOOL_RESULT_LENGTH: count.default(100_000),
+    /** Bytes of tool-call arguments one reply may write, all calls together; past it the reply ends FAILED. */
+    MAX_TOOL_ARGUMENTS_BYTES: count.default(32 * 1024),
     PASSWORD_HASH_CONCURRENCY: count.default(2),
     PASSWORD_HASH_QUEUE: count.default(8),
 
@@ -298,8 +305,17 @@ export interface Limits {
     realtimeSessions: RateRule;
   };
   maxConcurrentGenerations: number;
+  tools: ToolLimits;
   passwordHashing: { concurrency: number; queue: number };
   ws: { maxPayloadBytes: number; maxSubscriptionsPerConnection: number; maxConnectionsPerIp: number; maxConnectionsPerUser: number; initTimeoutMs: number };
+}
+
+/** Bounds on function calling: what a client offers and submits, and what a model may write. */
+export interface ToolLimits {
+  maxTools: number;
+  maxSchemaBytes: number;
+  maxResultLength: number;
+  maxArgumentsBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -436,6 +452,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         realtimeSessions: env.RATE_LIMIT_REALTIME_SESSIONS,
       },
       maxConcurrentGenerations: env.MAX_CONCURRENT_GENERATIONS,
+      tools: {
+        maxTools: env.MAX_TOOLS,
+        maxSchemaBytes: env.MAX_TOOL_SCHEMA_BYTES,
+        maxResultLength: env.MAX_TOOL_RESULT_LENGTH,
+        maxArgumentsBytes: env.MAX_TOOL_ARGUMENTS_BYTES,
+      },
       passwordHashing: { concurrency: env.PASSWORD_HASH_CONCURRENCY, queue: env.PASSWORD_HASH_QUEUE },
       ws: {
         maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,

@@ -1,8 +1,12 @@
--- sendMessage's writes: the reservation, the cap on replies running at once (counted under the
--- user's row lock, so concurrent sends cannot overshoot it), the conversation (created, or
--- touched and perhaps retitled) and the two messages.
+-- sendMessage's and submitToolResults' writes: the reservation, the cap on replies running at once
+-- (counted under the user's row lock, so concurrent sends cannot overshoot it), the conversation
+-- (created, or touched and perhaps retitled), the new messages (the user's, or a reply's tool
+-- results) and the reply.
 -- p: reservation (metering_decide's p, with the hold's fields), maxRunning, now (UTC), conversation
--- { id, existing, title, model, systemPrompt }, userMessage { id, content }, assistantMessage { id, model }.
+-- { id, existing, title, model, systemPrompt }, newMessages [{ id, role (USER or TOOL), content,
+-- toolCallId? }] in order, assistantMessage { id, model, tools?, toolChoice? }, and for tool results
+-- answers: the reply whose calls they answer, which must still be the conversation's last message
+-- (checked under the user's lock: of two submissions for one reply, the second is refused).
 CREATE OR REPLACE FUNCTION "chat_send_message"(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_reservation jsonb := p->'reservation';
@@ -21,6 +25,10 @@ BEGIN
   IF v_running >= (p->>'maxRunning')::int THEN
     RETURN jsonb_build_object('refused', 'TOO_MANY_RUNNING');
   END IF;
+  IF p ? 'answers' AND EXISTS (SELECT 1 FROM "Message"
+      WHERE "conversationId" = v_conversation_id AND "id" > (p->>'answers')::uuid) THEN
+    RETURN jsonb_build_object('refused', 'NOT_LAST_MESSAGE');
+  END IF;
   IF (v_conversation->>'existing')::boolean THEN
     UPDATE "Conversation" SET "title" = COALESCE(v_conversation->>'title', "title"), "updatedAt" = v_now
       WHERE "id" = v_conversation_id AND "userId" = v_user_id;
@@ -33,12 +41,14 @@ BEGIN
       v_conversation->>'systemPrompt', v_now, v_now);
   END IF;
   PERFORM "metering_hold"(v_reservation, v_decision);
-  INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "status", "createdAt", "updatedAt")
-  VALUES ((p->'userMessage'->>'id')::uuid, v_conversation_id, v_user_id, 'USER', p->'userMessage'->>'content',
-    'COMPLETE', v_now, v_now);
-  INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "status", "model", "createdAt", "updatedAt")
+  INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "toolCallId", "status", "createdAt", "updatedAt")
+  SELECT (m->>'id')::uuid, v_conversation_id, v_user_id, (m->>'role')::"MessageRole", m->>'content', m->>'toolCallId',
+    'COMPLETE', v_now, v_now
+  FROM jsonb_array_elements(p->'newMessages') AS m;
+  INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "status", "model", "tools", "toolChoice",
+    "createdAt", "updatedAt")
   VALUES ((p->'assistantMessage'->>'id')::uuid, v_conversation_id, v_user_id, 'ASSISTANT', '', 'STREAMING',
-    p->'assistantMessage'->>'model', v_now, v_now);
+    p->'assistantMessage'->>'model', p->'assistantMessage'->'tools', p->'assistantMessage'->>'toolChoice', v_now, v_now);
   RETURN v_decision;
 END $$;
 -- Settling a call, and recording the end of a generation with its settlement, each in one

@@ -3,7 +3,7 @@
 -- running, and its conversation touched. When a recovery settled it first (its instance was
 -- presumed dead) and the generation itself reports (p->'settle'->>'by' = 'RUN'), the charge is
 -- corrected to the real usage and the message rewritten whatever its status, once.
--- p->'message': id, conversationId, status, content, usageEstimated, finishReason, errorCode,
+-- p->'message': id, conversationId, status, content, toolCalls (a JSON array, or null), usageEstimated, finishReason, errorCode,
 -- errorMessage, and the catalog model and provider that finished the reply (both optional). Returns metering_settle's answer, or metering_correct's. A usage without
 -- cacheWriteTokens (from an instance older than that count, during a rolling deploy) wrote none.
 -- Locks in the order every writer keeps (src/db/user-lock.ts): reservation and user (settling),
@@ -37,6 +37,7 @@ BEGIN
   UPDATE "Message" SET
     "status" = (v_message->>'status')::"MessageStatus",
     "content" = v_message->>'content',
+    "toolCalls" = NULLIF(v_message->'toolCalls', 'null'::jsonb),
     "promptTokens" = (v_usage->>'promptTokens')::int,
     "cachedTokens" = (v_usage->>'cachedTokens')::int,
     "cacheWriteTokens" = COALESCE((v_usage->>'cacheWriteTokens')::int, 0),

@@ -7,6 +7,7 @@ type RootKind = 'Query' | 'Mutation' | 'Subscription';
 // Mutations that send, stop or change chats; the others change the account.
 const CHAT_MUTATIONS = new Set([
   'sendMessage',
+  'submitToolResults',
   'stopGeneration',
   'createConversation',
   'updateConversation',

@@ -16,8 +16,21 @@ import {
   resolveModel,
   type ConversationDeps,
 } from './conversations.js';
-import { checkContent, checkGenerationOptions, planPrompt, type GenerationOptions } from './prompt.js';
-import { writeSend } from '../generation/send-statement.js';
+import { checkContent, checkGenerationOptions, planPrompt, type GenerationOptions, type PromptPlan } from './prompt.js';
+import { writeSend, type SendWrites } from '../generation/send-statement.js';
+import type { GenerationJob } from '../generation/runner.js';
+import type { ModelInfo } from '../model-catalog.js';
+import {
+  carriesContent,
+  chatTurnOf,
+  checkToolResults,
+  checkTools,
+  storedToolCalls,
+  storedToolSet,
+  toolChoiceAfterResults,
+  type ToolInput,
+  type ToolResultInput,
+} from './tools.js';
 import type { StreamEvent } from '../streams/stream-hub.js';
 
 export interface SendMessageInput extends GenerationOptions {
@@ -26,11 +39,21 @@ export interface SendMessageInput extends GenerationOptions {
   model?: string | null;
   systemPrompt?: string | null;
   responseFormat?: ResponseFormatInput | null;
+  tools?: ToolInput[] | null;
+  toolChoice?: string | null;
+  stream?: boolean | null;
+}
+
+export interface SubmitToolResultsInput {
+  /** The reply that asked for the tools. */
+  messageId: string;
+  results: ToolResultInput[];
   stream?: boolean | null;
 }
 
 export interface SendMessageResult {
   conversation: Conversation;
+  /** The user's message; for tool results, the last of the TOOL messages. */
   userMessage: Message;
   assistantMessage: Message;
 }
@@ -60,47 +83,116 @@ export class ChatService {
     const content = checkContent(input.content);
     const sampling = checkGenerationOptions(input);
     const responseFormat = checkResponseFormat(input.responseFormat);
+    const toolSet = checkTools(input.tools, input.toolChoice, config.limits.tools);
     const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
     const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
     const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
-    const history = existing
-      ? (
-          await prisma.message.findMany({
-            where: { conversationId: existing.id, status: { in: ['COMPLETE', 'STOPPED'] }, role: { not: 'SYSTEM' } },
-            orderBy: { id: 'desc' },
-            take: HISTORY_LIMIT,
-            select: { role: true, content: true },
-          })
-        ).reverse()
-      : [];
     const plan = planPrompt({
       model,
       systemPrompt,
-      history: history.filter((m) => m.content.length > 0),
+      history: existing ? await this.history(existing.id) : [],
       content,
       requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
+      tools: toolSet?.tools,
     });
+    return this.startReply({
+      userId,
+      apiKeyId,
+      model,
+      plan,
+      writes: { existing, newMessages: [{ id: uuidv7(), role: 'USER', content }], model: model.id, systemPrompt, toolSet },
+      job: {
+        temperature: input.temperature ?? undefined,
+        ...(sampling ? { sampling } : {}),
+        ...(responseFormat ? { responseFormat } : {}),
+        ...(toolSet ? { toolSet } : {}),
+      },
+      stream: input.stream ?? true,
+    });
+  }
 
+  /**
+   * Stores one TOOL message per result and starts the next reply, offered the same tools (see
+   * toolChoiceAfterResults). The reply must be the caller's, COMPLETE with finish reason
+   * `tool_calls`, and still the conversation's last message: results are submitted once.
+   */
+  async submitToolResults(userId: string, input: SubmitToolResultsInput, apiKeyId?: string): Promise<SendMessageResult> {
+    const { prisma, config, generations } = this.deps;
+    generations.assertAcceptingWork();
+    const reply = await prisma.message.findFirst({ where: { id: input.messageId, userId }, include: { conversation: true } });
+    if (!reply) throw notFound('Message');
+    if (reply.role !== 'ASSISTANT' || reply.status !== 'COMPLETE' || reply.finishReason !== 'tool_calls') {
+      throw badInput('Only a complete reply that asked for tools takes tool results', 'messageId');
+    }
+    const results = checkToolResults(storedToolCalls(reply), input.results, config.limits.tools);
+    const stored = storedToolSet(reply);
+    const toolSet = stored && { ...stored, toolChoice: toolChoiceAfterResults(stored.toolChoice) };
+    const existing = reply.conversation;
+    const model = resolveModel(config.chat.models, reply.model ?? existing.model);
+    const newMessages = results.map((result) => ({ id: uuidv7(), role: 'TOOL' as const, content: result.content, toolCallId: result.toolCallId }));
+    const plan = planPrompt({
+      model,
+      systemPrompt: existing.systemPrompt,
+      history: await this.history(existing.id, reply.id),
+      content: '',
+      newTurns: [chatTurnOf(reply), ...newMessages.map((m) => chatTurnOf({ ...m, toolCalls: null }))],
+      requestedMaxTokens: config.chat.defaultMaxTokens,
+      tools: toolSet?.tools,
+    });
+    return this.startReply({
+      userId,
+      apiKeyId,
+      model,
+      plan,
+      writes: { existing, newMessages, model: model.id, systemPrompt: existing.systemPrompt, toolSet, answers: reply.id },
+      job: toolSet ? { toolSet } : {},
+      stream: input.stream ?? true,
+    });
+  }
+
+  /** The conversation's messages sent as history (before `beforeId` when given), oldest first. */
+  private async history(conversationId: string, beforeId?: string) {
+    const messages = await this.deps.prisma.message.findMany({
+      where: { conversationId, status: { in: ['COMPLETE', 'STOPPED'] }, role: { not: 'SYSTEM' }, ...(beforeId ? { id: { lt: beforeId } } : {}) },
+      orderBy: { id: 'desc' },
+      take: HISTORY_LIMIT,
+      select: { role: true, content: true, toolCalls: true, toolCallId: true },
+    });
+    return messages.reverse().filter(carriesContent);
+  }
+
+  /**
+   * Reserves the reply, writes the new messages with it and starts it; with `stream: false`,
+   * waits for it and answers its final state.
+   */
+  private async startReply(send: {
+    userId: string;
+    apiKeyId?: string;
+    model: ModelInfo;
+    plan: PromptPlan;
+    writes: Omit<SendWrites, 'userId' | 'assistantMessageId' | 'reservation' | 'maxRunning'>;
+    job: Pick<GenerationJob, 'temperature' | 'sampling' | 'responseFormat' | 'toolSet'>;
+    stream: boolean;
+  }): Promise<SendMessageResult> {
+    const { prisma, config, generations } = this.deps;
+    const { userId, model, plan } = send;
     // The worst case is reserved in the statement that writes the messages: a refused call
     // leaves no trace. The reservation is a row of its own, so whatever happens to the messages
     // it is settled: by the generation, by a recovery, or by the sweep once its lease lapses.
-    const ids = { userMessageId: uuidv7(), assistantMessageId: uuidv7() };
+    const assistantMessageId = uuidv7();
     const reservation = this.deps.metering.reservationParams({
       userId,
-      apiKeyId,
-      messageId: ids.assistantMessageId,
+      apiKeyId: send.apiKeyId,
+      messageId: assistantMessageId,
       model,
       promptEstimate: plan.promptEstimate,
       maxOutputTokens: plan.maxTokens,
       leaseMs: config.chat.generationLeaseMs,
     });
     const result = await writeSend(prisma, {
+      ...send.writes,
       userId,
-      existing,
-      content,
-      model: model.id,
-      systemPrompt,
-      ...ids,
+      assistantMessageId,
       reservation: reservation.params,
       maxRunning: config.limits.maxConcurrentGenerations,
     });
@@ -111,14 +203,12 @@ export class ChatService {
       model,
       messages: plan.messages,
       maxTokens: plan.maxTokens,
-      temperature: input.temperature ?? undefined,
-      ...(sampling ? { sampling } : {}),
-      ...(responseFormat ? { responseFormat } : {}),
+      ...send.job,
       promptEstimate: plan.promptEstimate,
       reservationId: reservation.id,
     });
     // Shutdown began while this send was written: its reply was stopped at once; answer its final state.
-    if ((input.stream ?? true) && generations.acceptingWork) return result;
+    if (send.stream && generations.acceptingWork) return result;
 
     await finished;
     // The conversation may have been deleted while its reply ran: the reply went with it.

@@ -1,8 +1,9 @@
-import type { Sampling } from '../providers/provider.js';
+import type { Sampling, ToolDefinition } from '../providers/provider.js';
 import { badInput } from '../errors.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { ModelInfo } from '../model-catalog.js';
-import { estimatePromptTokens, type ChatTurn } from '../metering/tokens.js';
+import { estimatePromptTokens, estimateToolTokens, type ChatTurn } from '../metering/tokens.js';
+import { chatTurnOf } from './tools.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
 
@@ -14,25 +15,30 @@ export interface PromptPlan {
 
 /**
  * Builds what the upstream receives: system prompt, as much recent history as fits, then the
- * new message. The completion budget is clamped to the model's limits; a prompt that cannot
- * fit at all is bad input.
+ * new message (or the new turns: a reply's tool calls with their results). Tool definitions are
+ * sent with every request and count like the prompt. The completion budget is clamped to the
+ * model's limits; a prompt that cannot fit at all is bad input.
  */
 export function planPrompt(options: {
   model: ModelInfo;
   systemPrompt: string | null;
-  history: Pick<Message, 'role' | 'content'>[];
+  history: Pick<Message, 'role' | 'content' | 'toolCalls' | 'toolCallId'>[];
   content: string;
   requestedMaxTokens: number;
+  /** What the send adds instead of the user's content. */
+  newTurns?: ChatTurn[];
+  tools?: ToolDefinition[];
 }): PromptPlan {
   const { model } = options;
   const maxTokens = Math.min(options.requestedMaxTokens, model.maxOutputTokens);
   const head: ChatTurn[] = options.systemPrompt ? [{ role: 'system', content: options.systemPrompt }] : [];
-  const tail: ChatTurn[] = [{ role: 'user', content: options.content }];
-  const required = estimatePromptTokens([...head, ...tail]);
+  const tail: ChatTurn[] = options.newTurns ?? [{ role: 'user', content: options.content }];
+  const toolTokens = estimateToolTokens(options.tools);
+  const required = estimatePromptTokens([...head, ...tail]) + toolTokens;
   if (required + 1 > model.contextWindow) {
     throw badInput(
       `Prompt is too long for ${model.id}: about ${required} tokens, the context window is ${model.contextWindow}`,
-      'content',
+      options.newTurns ? 'results' : 'content',
     );
   }
   // Newest history first, while it fits next to the completion budget.
@@ -40,14 +46,16 @@ export function planPrompt(options: {
   const kept: ChatTurn[] = [];
   let used = required;
   for (const turn of [...options.history].reverse()) {
-    const chatTurn: ChatTurn = { role: turn.role === 'ASSISTANT' ? 'assistant' : 'user', content: turn.content };
+    const chatTurn = chatTurnOf(turn);
     const cost = estimatePromptTokens([chatTurn]) - estimatePromptTokens([]);
     if (used + cost > budget) break;
     kept.unshift(chatTurn);
     used += cost;
   }
+  // Results whose calls did not fit are left out with them: a provider refuses a result without its call.
+  while (kept[0]?.role === 'tool') kept.shift();
   const messages = [...head, ...kept, ...tail];
-  const promptEstimate = estimatePromptTokens(messages);
+  const promptEstimate = estimatePromptTokens(messages) + toolTokens;
   return { messages, promptEstimate, maxTokens: Math.max(1, Math.min(maxTokens, model.contextWindow - promptEstimate)) };
 }
 

@@ -33,11 +33,23 @@ export function checkResponseFormat(input: ResponseFormatInput | null | undefine
   if (Buffer.byteLength(JSON.stringify(schema)) > MAX_RESPONSE_SCHEMA_BYTES) {
     throw badInput(`responseFormat.schema must be at most ${MAX_RESPONSE_SCHEMA_BYTES} bytes`, 'responseFormat.schema');
   }
+  const invalid = invalidSchemaReason(schema);
+  if (invalid) throw badInput(`responseFormat.schema is not a valid JSON Schema: ${invalid}`, 'responseFormat.schema');
+  return { type: 'json_schema', name, schema: schema as Record<string, unknown>, strict: input.strict ?? false };
+}
+
+/**
+ * Why a JSON Schema is not valid (Ajv's first complaint), or undefined when it is. The compiled
+ * schema is dropped again: Ajv would otherwise keep every client's schema, and refuse a second
+ * one with the same `$id`.
+ */
+export function invalidSchemaReason(schema: object): string | undefined {
   try {
     ajv.compile(schema);
+    return undefined;
   } catch (error) {
-    const reason = error instanceof Error ? error.message.slice(0, 300) : 'it does not compile';
-    throw badInput(`responseFormat.schema is not a valid JSON Schema: ${reason}`, 'responseFormat.schema');
+    return error instanceof Error ? error.message.slice(0, 300) : 'it does not compile';
+  } finally {
+    ajv.removeSchema(schema);
   }
-  return { type: 'json_schema', name, schema: schema as Record<string, unknown>, strict: input.strict ?? false };
 }

@@ -3,7 +3,7 @@ import { ZERO_METERED_USAGE } from '../metering/metering.js';
 import { costMicros, type MeteredUsage } from '../metering/prices.js';
 import { estimateCompletionTokens } from '../metering/tokens.js';
 import type { RouteTarget } from '../providers/router.js';
-import type { AttemptResult } from './attempt.js';
+import { producedOutput, type AttemptResult } from './attempt.js';
 
 /** One upstream call of a reply, priced at its deployment's rate. */
 export interface AttemptRecord {
@@ -21,7 +21,7 @@ export interface AttemptRecord {
 /**
  * An attempt's usage: as the provider reported it; nothing for a call never sent or refused
  * before it did any work; otherwise an estimate (marked as such) of what the provider may bill,
- * its prompt (with the prefill it continued) and the text it produced. A silent provider is
+ * its prompt (with the prefill it continued) and the text and tool calls it produced. A silent provider is
  * counted its prompt: whether it billed is unknown, and the operator would rather know.
  */
 export function priceAttempt(target: RouteTarget, result: AttemptResult, promptEstimate: number, prefill: string | undefined): AttemptRecord {
@@ -29,9 +29,9 @@ export function priceAttempt(target: RouteTarget, result: AttemptResult, promptE
   const estimate = (): MeteredUsage => ({
     ...ZERO_METERED_USAGE,
     promptTokens: promptEstimate + (prefill ? estimateCompletionTokens(prefill) : 0),
-    completionTokens: estimateCompletionTokens(result.text),
+    completionTokens: estimateCompletionTokens(result.text) + estimateCompletionTokens(result.toolCallText),
   });
-  const worked = result.text.length > 0 || result.outcome === 'TIMEOUT' || (result.outcome === 'OK' && result.sent);
+  const worked = producedOutput(result) || result.outcome === 'TIMEOUT' || (result.outcome === 'OK' && result.sent);
   const [usage, usageEstimated] = result.usage
     ? [result.usage, false]
     : !result.sent || !worked

@@ -1,6 +1,7 @@
 import type { MeteredUsage } from '../metering/prices.js';
 import type { ChatRequest, ProviderFailure } from '../providers/provider.js';
 import type { RouteTarget } from '../providers/router.js';
+import type { ToolCallDelta } from '../streams/stream-hub.js';
 
 /** How an upstream call ended, as its record says. */
 export type AttemptOutcome = 'OK' | 'ERROR' | 'TIMEOUT' | 'CUT' | 'REFUSED';
@@ -13,6 +14,8 @@ export interface AttemptResult {
   finishReason?: string;
   /** The text this call produced (after its prefill, if it had one). */
   text: string;
+  /** The names and arguments of the tool calls it wrote, as text (what its completion estimate counts). */
+  toolCallText: string;
   /** The request went out: a call never sent costs nothing. */
   sent: boolean;
   /** Ended by a stop (the reply's own, or shutdown). */
@@ -29,7 +32,12 @@ export interface AttemptLimits {
   idleMs: number;
   /** The whole reply's deadline (epoch ms). */
   deadline: number;
+  /** Bytes of tool-call arguments the call may write; past them the reply ends (it would not fit what a client is sent). */
+  maxToolArgumentsBytes: number;
 }
+
+/** Whether the call produced anything that may have reached a client: text or a tool call. */
+export const producedOutput = (result: Pick<AttemptResult, 'text' | 'toolCallText'>) => result.text.length > 0 || result.toolCallText.length > 0;
 
 /** How late an idle timer may fire before the process counts as having been paused. */
 const LATE_TIMER_MS = 1_000;
@@ -37,7 +45,9 @@ const LATE_TIMER_MS = 1_000;
 const REFUSALS = new Set(['context_length', 'content_filter', 'prefill_refused', 'bad_request', 'credentials', 'not_found']);
 
 /**
- * One call to one target. Text goes to `onText` as it arrives. A silent provider (no first token
+ * One call to one target. Text goes to `onText` as it arrives, tool-call pieces to `onToolCall`.
+ * A call whose tool-call arguments outgrow their limit is ended as a `bad_request`, which ends
+ * the reply: another target would likely write them again. A silent provider (no first token
  * within `firstTokenMs`) or a stalled one (no event within `idleMs`) is given up; a stream that
  * ends with neither a finish nor its usage was cut short.
  */
@@ -47,6 +57,7 @@ export async function runAttempt(
   limits: AttemptLimits,
   stopSignal: AbortSignal,
   onText: (delta: string) => void,
+  onToolCall: (delta: ToolCallDelta) => void,
 ): Promise<AttemptResult> {
   const startedAt = new Date();
   const started = performance.now();
@@ -56,11 +67,14 @@ export async function runAttempt(
   let idleTimer: NodeJS.Timeout | undefined;
   let events = 0;
   let text = '';
+  let toolCallText = '';
+  let toolArgumentsBytes = 0;
+  const output = () => text.length > 0 || toolCallText.length > 0;
   let firstTokenMs: number | undefined;
   let ended = false;
   const armIdleTimer = () => {
     clearTimeout(idleTimer);
-    const limit = text ? limits.idleMs : Math.max(0, limits.firstTokenMs - (performance.now() - started));
+    const limit = output() ? limits.idleMs : Math.max(0, limits.firstTokenMs - (performance.now() - started));
     const wait = Math.min(limit, Math.max(0, limits.deadline - Date.now()));
     const armedAt = Date.now();
     const eventsWhenArmed = events;
@@ -85,6 +99,7 @@ export async function runAttempt(
     ...(usage ? { usage } : {}),
     ...(finishReason ? { finishReason } : {}),
     text,
+    toolCallText,
     sent,
     stopped: controller.signal.reason === 'stopped',
     startedAt,
@@ -111,6 +126,16 @@ export async function runAttempt(
         firstTokenMs ??= Math.round(performance.now() - started);
         text += event.delta;
         onText(event.delta);
+      } else if (event.type === 'tool_call' && !controller.signal.aborted) {
+        toolArgumentsBytes += Buffer.byteLength(event.argumentsDelta);
+        if (toolArgumentsBytes > limits.maxToolArgumentsBytes) {
+          controller.abort('tool_arguments');
+          return failed(toolArgumentsTooLong(limits.maxToolArgumentsBytes));
+        }
+        firstTokenMs ??= Math.round(performance.now() - started);
+        toolCallText += (event.name ?? '') + event.argumentsDelta;
+        const { type: _type, ...delta } = event;
+        onToolCall(delta);
       }
       armIdleTimer();
     }
@@ -122,10 +147,18 @@ export async function runAttempt(
   } catch (error) {
     if (controller.signal.reason === 'stopped') return result('OK');
     const reason = controller.signal.reason === 'timeout' ? 'timeout' : undefined;
-    return failed(target.provider.chat.describeFailure(error, { reason, started: text.length > 0 }));
+    return failed(target.provider.chat.describeFailure(error, { reason, started: output() }));
   } finally {
     ended = true;
     clearTimeout(idleTimer);
     stopSignal.removeEventListener('abort', onStop);
   }
+}
+
+function toolArgumentsTooLong(maxBytes: number): ProviderFailure {
+  return {
+    kind: 'bad_request',
+    errorCode: 'tool_arguments_too_long',
+    message: `The model wrote tool-call arguments longer than the limit of ${maxBytes} bytes`,
+  };
 }

@@ -5,10 +5,12 @@ import type { Metrics } from '../observability/metrics.js';
 import type { ProviderFailure } from '../providers/provider.js';
 import { countsAgainstDeployment, endsReply, retriedInPlace, retryDelayMs, type Circuit, type RouteTarget } from '../providers/router.js';
 import type { DeltaPublisher } from '../streams/delta-publisher.js';
-import { runAttempt } from './attempt.js';
+import type { ToolCallDelta } from '../streams/stream-hub.js';
+import { producedOutput, runAttempt } from './attempt.js';
 import { observeAttempt } from './attempt-metrics.js';
 import { priceAttempt, type AttemptRecord } from './attempt-records.js';
 import type { GenerationJob, GenerationSettings } from './runner.js';
+import type { ToolCallAssembly } from './tool-call-assembly.js';
 
 /** The longest wait between two attempts at one deployment (a longer Retry-After moves on instead). */
 const MAX_RETRY_WAIT_MS = 10_000;
@@ -28,6 +30,8 @@ const waitUnlessStopped = (ms: number, stop: AbortSignal) =>
 /** The text subscribers hold: it grows, or starts anew after a restart (a reset). */
 export interface ReplyText {
   text: string;
+  /** The tool calls written so far; a restart drops them with the text. */
+  toolCalls: ToolCallAssembly;
   /** Bumped by every reset, so that a checkpoint knows to rewrite rather than append. */
   version: number;
 }
@@ -43,7 +47,7 @@ export interface FailoverDeps {
   /** The targets of a reply for a catalog model, in the order they are tried. */
   route: (model: ModelInfo) => RouteTarget[];
   circuit: Circuit;
-  settings: Pick<GenerationSettings, 'maxAttempts' | 'failoverFirstTokenMs' | 'generationMaxMs'>;
+  settings: Pick<GenerationSettings, 'maxAttempts' | 'failoverFirstTokenMs' | 'generationMaxMs' | 'maxToolArgumentsBytes'>;
   logger: Logger;
   metrics: Pick<Metrics, 'generation' | 'upstream'>;
 }
@@ -53,7 +57,8 @@ export interface FailoverDeps {
  * a deployment that fails in a way worth retrying gets up to `maxAttempts` calls (waiting as
  * its Retry-After asks, else with jittered backoff), then the next target is tried; a silent
  * one is not called again. Once text is out and the stream dies, the next target carries on:
- * from the partial text where it accepts a prefill, else from the start, after a reset. A
+ * from the partial text where it accepts a prefill, else from the start, after a reset. A reply
+ * cut once tool calls had begun always restarts: half a tool call cannot be prefilled. A
  * deployment whose circuit is open is skipped; one due for a probe gets one call.
  */
 export async function generateAlongRoute(
@@ -73,17 +78,25 @@ export async function generateAlongRoute(
   /** After a context-length refusal: only fallbacks with at least this context window. */
   let contextAtLeast: { window: number; refusedBy: string } | undefined;
   const eligible = (t: RouteTarget) => !contextAtLeast || (t.model.id !== contextAtLeast.refusedBy && t.model.contextWindow >= contextAtLeast.window);
-  const onText = (delta: string) => {
+  const restartIfDue = () => {
     onFirstText();
-    if (resetDue) {
-      resetDue = false;
-      reply.text = '';
-      reply.version += 1;
-      billedFrom = attempts.length;
-      publisher.reset();
-    }
+    if (!resetDue) return;
+    resetDue = false;
+    reply.text = '';
+    reply.toolCalls.clear();
+    reply.version += 1;
+    billedFrom = attempts.length;
+    publisher.reset();
+  };
+  const onText = (delta: string) => {
+    restartIfDue();
     reply.text += delta;
     publisher.push(delta);
+  };
+  const onToolCall = (delta: ToolCallDelta) => {
+    restartIfDue();
+    reply.toolCalls.add(delta);
+    publisher.pushToolCall(delta);
   };
   const skipped: RouteTarget[] = [];
 
@@ -91,11 +104,16 @@ export async function generateAlongRoute(
     let prefillRefused = false;
     for (let call = 1; call <= calls; call += 1) {
       if (stopSignal.aborted) return 'end';
-      const prefill = reply.text && target.prefill && !prefillRefused ? reply.text : undefined;
-      // A restart drops the partial text, but only once the new answer begins: should it fail first, the partial stays.
-      resetDue = reply.text.length > 0 && prefill === undefined;
+      const prefill = reply.text && reply.toolCalls.size === 0 && target.prefill && !prefillRefused ? reply.text : undefined;
+      // A restart drops the partial reply, but only once the new answer begins: should it fail first, the partial stays.
+      resetDue = (reply.text.length > 0 || reply.toolCalls.size > 0) && prefill === undefined;
       const alternatives = targets.slice(targets.indexOf(target) + 1).some(eligible);
       let answered = false;
+      // The deployment answers: its circuit closes now, not when a long reply ends (a probe holds it open till then).
+      const answering = () => {
+        if (!answered) void circuit.recordSuccess(target.key);
+        answered = true;
+      };
       const result = await runAttempt(
         target,
         {
@@ -105,6 +123,7 @@ export async function generateAlongRoute(
           temperature: job.temperature,
           ...(job.sampling ? { sampling: job.sampling } : {}),
           ...(job.responseFormat ? { responseFormat: job.responseFormat } : {}),
+          ...(job.toolSet ? { tools: job.toolSet.tools, toolChoice: job.toolSet.toolChoice } : {}),
           reasoning: target.model.reasoning,
           ...(prefill ? { prefill } : {}),
         },
@@ -112,13 +131,16 @@ export async function generateAlongRoute(
           firstTokenMs: alternatives && !target.model.reasoning ? Math.min(target.timeoutMs, settings.failoverFirstTokenMs) : target.timeoutMs,
           idleMs: target.timeoutMs,
           deadline,
+          maxToolArgumentsBytes: settings.maxToolArgumentsBytes,
         },
         stopSignal,
         (delta) => {
-          // The deployment answers: its circuit closes now, not when a long reply ends (a probe holds it open till then).
-          if (!answered) void circuit.recordSuccess(target.key);
-          answered = true;
+          answering();
           onText(delta);
+        },
+        (delta) => {
+          answering();
+          onToolCall(delta);
         },
       );
       const record = priceAttempt(target, result, job.promptEstimate, prefill);
@@ -150,7 +172,7 @@ export async function generateAlongRoute(
         return 'next';
       }
       // Text is out: only another target can carry on (a retry here would repeat it).
-      if (result.text) return 'next';
+      if (producedOutput(result)) return 'next';
       if (!retriedInPlace(failure) || call >= calls) return 'next';
       const waitMs = retryDelayMs(failure, call, MAX_RETRY_WAIT_MS);
       if (waitMs === undefined) return 'next';
@@ -189,7 +211,7 @@ export async function generateAlongRoute(
 function settleBilling(attempts: AttemptRecord[], billedFrom: number, outcome: RouteOutcome): RouteOutcome {
   attempts.forEach((a, index) => {
     const last = index === attempts.length - 1;
-    a.billed = index >= billedFrom && (a.result.text.length > 0 || (last && a.result.sent && (a.result.outcome === 'OK' || a.result.stopped)));
+    a.billed = index >= billedFrom && (producedOutput(a.result) || (last && a.result.sent && (a.result.outcome === 'OK' || a.result.stopped)));
   });
   return outcome;
 }

@@ -3,12 +3,15 @@ import type { MessageStatus } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import type { Metering, SettleAnswer, SettleRequest } from '../metering/metering.js';
 import type { MeteredUsage } from '../metering/prices.js';
+import type { ToolCall } from '../metering/tokens.js';
 
 export interface FinalMessage {
   messageId: string;
   conversationId: string;
   status: MessageStatus;
   content: string;
+  /** The tool calls the reply asked for, if any. */
+  toolCalls?: ToolCall[];
   usage: MeteredUsage;
   usageEstimated: boolean;
   finishReason?: string | null;
@@ -57,6 +60,7 @@ function finalMessageParams(final: FinalMessage) {
     conversationId: final.conversationId,
     status: final.status,
     content: final.content,
+    toolCalls: final.toolCalls ?? null,
     usageEstimated: final.usageEstimated,
     finishReason: final.finishReason ?? null,
     errorCode: final.error?.code ?? null,

@@ -6,11 +6,13 @@ import type { ChatTurn } from '../metering/tokens.js';
 import type { ModelInfo } from '../model-catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ResponseFormat, Sampling } from '../providers/provider.js';
+import type { ToolSet } from '../chat/tools.js';
 import type { Circuit, RouteTarget } from '../providers/router.js';
 import { DeltaPublisher } from '../streams/delta-publisher.js';
 import { billedUsage, saveAttempts, type AttemptRecord } from './attempt-records.js';
 import { generateAlongRoute, type ReplyText } from './failover.js';
 import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage, type FinalOutcome } from './finalize.js';
+import { ToolCallAssembly } from './tool-call-assembly.js';
 
 export interface GenerationJob {
   messageId: string;
@@ -22,6 +24,8 @@ export interface GenerationJob {
   temperature?: number;
   sampling?: Sampling;
   responseFormat?: ResponseFormat;
+  /** The tools the model may call, and how. */
+  toolSet?: ToolSet;
   promptEstimate: number;
   /** The metering reservation holding the call's worst case; settled when the generation ends. */
   reservationId: string;
@@ -38,6 +42,8 @@ export interface GenerationSettings {
   maxAttempts: number;
   /** How long a generation's lease lasts; it is renewed three times per lease while it runs. */
   leaseMs: number;
+  /** Bytes of tool-call arguments one reply may write (MAX_TOOL_ARGUMENTS_BYTES). */
+  maxToolArgumentsBytes: number;
 }
 
 interface Running {
@@ -128,7 +134,7 @@ export class GenerationRunner {
     const started = performance.now();
     const elapsedSeconds = () => (performance.now() - started) / 1000;
     const stopSignal = stopController.signal;
-    const reply: ReplyText = { text: '', version: 0 };
+    const reply: ReplyText = { text: '', toolCalls: new ToolCallAssembly(), version: 0 };
     const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger, this.deps.settings.leaseMs);
     // A message deleted, or stopped elsewhere (its owner asked while this instance seemed gone), is
     // not worth finishing. One closed by a recovery after a lapsed lease is: the upstream bills the
@@ -150,6 +156,7 @@ export class GenerationRunner {
       messageId: job.messageId,
       conversationId: job.conversationId,
       content: reply.text,
+      ...(reply.toolCalls.size > 0 ? { toolCalls: reply.toolCalls.list() } : {}),
       status: stopped ? 'STOPPED' : failure ? 'FAILED' : 'COMPLETE',
       usage: charged.usage,
       usageEstimated: charged.usageEstimated,
@@ -213,7 +220,7 @@ export class GenerationRunner {
     const { prisma, metering, settings, logger } = this.deps;
     const { messageId } = job;
     let renewal: Promise<unknown> = Promise.resolve();
-    let saved: ReplyText = { text: '', version: 0 };
+    let saved: Omit<ReplyText, 'toolCalls'> = { text: '', version: 0 };
     const renew = async () => {
       const held = await metering.renewLease(job.reservationId, settings.leaseMs);
       // The text only grows, until a restart: write only when there is more than was saved last time.

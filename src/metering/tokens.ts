@@ -1,8 +1,19 @@
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 
 export interface ChatTurn {
-  role: 'system' | 'user' | 'assistant';
+  role: 'system' | 'user' | 'assistant' | 'tool';
   content: string;
+  /** On assistant turns: the tools the model asked to call. */
+  toolCalls?: ToolCall[];
+  /** On tool turns: the call whose result this is. */
+  toolCallId?: string;
+}
+
+/** A call the model asked for; `arguments` is the JSON text it wrote. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
 }
 
 // OpenAI's chat format adds a few tokens per message and per reply; counting them keeps the
@@ -15,7 +26,18 @@ const TOKENS_PER_REPLY = 3;
  * and as the recorded usage only when the upstream reports none (marked as estimated).
  */
 export function estimatePromptTokens(messages: ChatTurn[]): number {
-  return messages.reduce((sum, m) => sum + TOKENS_PER_MESSAGE + countTokens(m.content), TOKENS_PER_REPLY);
+  return messages.reduce((sum, m) => sum + TOKENS_PER_MESSAGE + countTokens(m.content) + toolTurnTokens(m), TOKENS_PER_REPLY);
+}
+
+/** The calls an assistant turn made, and the id a tool turn answers: sent to the provider like text. */
+function toolTurnTokens(turn: ChatTurn): number {
+  const calls = turn.toolCalls?.reduce((sum, call) => sum + countTokens(call.id) + countTokens(call.name) + countTokens(call.arguments), 0) ?? 0;
+  return calls + (turn.toolCallId ? countTokens(turn.toolCallId) : 0);
+}
+
+/** Tool definitions are sent with every request that offers them (as JSON, roughly). */
+export function estimateToolTokens(tools: ReadonlyArray<object> | undefined): number {
+  return tools?.length ? countTokens(JSON.stringify(tools)) : 0;
 }
 
 export function estimateCompletionTokens(text: string): number {

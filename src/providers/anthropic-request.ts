@@ -1,5 +1,6 @@
-import type { MessageCreateParamsStreaming } from '@anthropic-ai/sdk/resources/messages';
-import type { ChatRequest } from './provider.js';
+import type { ContentBlockParam, MessageCreateParamsStreaming, ToolChoice as AnthropicToolChoice } from '@anthropic-ai/sdk/resources/messages';
+import type { ChatTurn } from '../metering/tokens.js';
+import type { ChatRequest, ToolChoice } from './provider.js';
 
 /**
  * Sent as the first turn when a conversation does not begin with the user's (it opens with an
@@ -20,7 +21,8 @@ export interface MessagesRequest {
 /**
  * Translates a request: system turns go to the `system` parameter; user and assistant turns must
  * alternate, beginning with the user's, so consecutive turns of one role are joined; blank turns,
- * which the API refuses, are left out.
+ * which the API refuses, are left out. An assistant turn's tool calls become `tool_use` blocks,
+ * and tool turns `tool_result` blocks of a user turn (consecutive results join into one).
  *
  * The prefill is sent as a trailing assistant turn that the model continues. The API refuses a
  * final assistant turn ending in whitespace, so the prefill's trailing whitespace is cut off, and
@@ -33,15 +35,18 @@ export function messagesRequest(request: ChatRequest): MessagesRequest {
     .filter((turn) => turn.role === 'system' && !isBlank(turn.content))
     .map((turn) => turn.content)
     .join('\n\n');
-  const turns: Array<{ role: 'user' | 'assistant'; content: string }> = [];
-  const append = (role: 'user' | 'assistant', content: string) => {
-    if (isBlank(content)) return;
+  const turns: Array<{ role: 'user' | 'assistant'; content: string | ContentBlockParam[] }> = [];
+  const append = (role: 'user' | 'assistant', content: string | ContentBlockParam[]) => {
+    if (blocksOf(content).length === 0) return;
     const last = turns.at(-1);
-    if (last?.role === role) last.content = `${last.content}\n\n${content}`;
-    else turns.push({ role, content });
+    if (last?.role !== role) turns.push({ role, content });
+    else if (typeof last.content === 'string' && typeof content === 'string') last.content = `${last.content}\n\n${content}`;
+    else last.content = [...blocksOf(last.content), ...blocksOf(content)];
   };
   for (const turn of request.messages) {
-    if (turn.role !== 'system') append(turn.role, turn.content);
+    if (turn.role === 'tool') append('user', [toolResultBlock(turn)]);
+    else if (turn.role === 'assistant' && turn.toolCalls?.length) append('assistant', [...blocksOf(turn.content), ...toolUseBlocks(turn)]);
+    else if (turn.role !== 'system') append(turn.role, turn.content);
   }
   const prefill = request.prefill ?? '';
   const kept = prefill.trimEnd();
@@ -49,7 +54,7 @@ export function messagesRequest(request: ChatRequest): MessagesRequest {
   if (turns[0]?.role !== 'user') turns.unshift({ role: 'user', content: CONVERSATION_START });
   const last = turns.at(-1);
   // A conversation that itself ends with an assistant turn is continued the same way.
-  if (last?.role === 'assistant') last.content = last.content.trimEnd();
+  if (last?.role === 'assistant') last.content = trimEndOf(last.content);
   return {
     params: {
       model: request.model,
@@ -58,6 +63,7 @@ export function messagesRequest(request: ChatRequest): MessagesRequest {
       ...(system ? { system } : {}),
       ...anthropicSampling(request),
       ...anthropicOutputFormat(request),
+      ...anthropicTools(request),
       stream: true,
     },
     prefillWhitespace: prefill.slice(kept.length),
@@ -82,6 +88,58 @@ export function afterPrefill(prefillWhitespace: string): (delta: string) => stri
 }
 
 const isBlank = (text: string) => text.trim() === '';
+
+/** A turn's content as blocks; blank text is none. */
+function blocksOf(content: string | ContentBlockParam[]): ContentBlockParam[] {
+  if (typeof content !== 'string') return content;
+  return isBlank(content) ? [] : [{ type: 'text', text: content }];
+}
+
+function trimEndOf(content: string | ContentBlockParam[]): string | ContentBlockParam[] {
+  if (typeof content === 'string') return content.trimEnd();
+  const last = content.at(-1);
+  return last?.type === 'text' ? [...content.slice(0, -1), { ...last, text: last.text.trimEnd() }] : content;
+}
+
+/**
+ * The calls as `tool_use` blocks, whose input is the arguments parsed. Arguments that are not a
+ * JSON object (a model's slip) go as an empty input rather than making the whole request fail.
+ */
+function toolUseBlocks(turn: ChatTurn): ContentBlockParam[] {
+  return (turn.toolCalls ?? []).map((call) => ({ type: 'tool_use', id: call.id, name: call.name, input: parsedInput(call.arguments) }));
+}
+
+function parsedInput(json: string): Record<string, unknown> {
+  try {
+    const input: unknown = JSON.parse(json);
+    return typeof input === 'object' && input !== null && !Array.isArray(input) ? (input as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function toolResultBlock(turn: ChatTurn): ContentBlockParam {
+  return { type: 'tool_result', tool_use_id: turn.toolCallId ?? '', ...(turn.content ? { content: turn.content } : {}) };
+}
+
+/** Anthropic's `tools` (the parameters as `input_schema`) and `tool_choice`. */
+function anthropicTools(request: ChatRequest): Pick<MessageCreateParamsStreaming, 'tools' | 'tool_choice'> {
+  if (!request.tools?.length) return {};
+  return {
+    tools: request.tools.map((tool) => ({
+      name: tool.name,
+      ...(tool.description ? { description: tool.description } : {}),
+      input_schema: tool.parameters as { type: 'object' },
+    })),
+    tool_choice: anthropicToolChoice(request.toolChoice ?? 'auto'),
+  };
+}
+
+function anthropicToolChoice(choice: ToolChoice): AnthropicToolChoice {
+  if (typeof choice !== 'string') return { type: 'tool', name: choice.name };
+  // Anthropic calls "required" "any".
+  return { type: choice === 'required' ? 'any' : choice };
+}
 
 /**
  * The sampling Anthropic's Messages API takes: temperature, `top_p` (not both: newer models refuse

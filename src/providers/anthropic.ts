@@ -45,6 +45,8 @@ async function* providerEvents(
 ): AsyncGenerator<ProviderEvent> {
   const counts = new TokenCounts();
   let stopReason: string | null = null;
+  // Anthropic numbers every content block; tool calls are numbered apart, from 0.
+  const toolIndexOf = new Map<number, number>();
   for await (const sse of events) {
     if (sse.event === 'error') throw inBandError(sse.data, headers);
     const event = parseEvent(sse.data);
@@ -52,7 +54,18 @@ async function* providerEvents(
       case 'message_start':
         counts.start(event.message.usage);
         break;
+      case 'content_block_start':
+        if (event.content_block.type === 'tool_use') {
+          toolIndexOf.set(event.index, toolIndexOf.size);
+          yield { type: 'tool_call', index: toolIndexOf.get(event.index)!, id: event.content_block.id, name: event.content_block.name, argumentsDelta: '' };
+          continue;
+        }
+        break;
       case 'content_block_delta':
+        if (event.delta.type === 'input_json_delta' && toolIndexOf.has(event.index)) {
+          yield { type: 'tool_call', index: toolIndexOf.get(event.index)!, argumentsDelta: event.delta.partial_json };
+          continue;
+        }
         if (event.delta.type === 'text_delta') {
           const delta = replyText(event.delta.text);
           if (delta) {
@@ -70,8 +83,8 @@ async function* providerEvents(
         yield { type: 'finish', reason: finishReason(stopReason) };
         return;
     }
-    // Any other event (a ping, a block opening or closing, thinking, tool arguments, or one that
-    // is not JSON, skipped) only shows that the provider is alive.
+    // Any other event (a ping, a block opening or closing, thinking, or one that is not JSON,
+    // skipped) only shows that the provider is alive.
     yield { type: 'progress' };
   }
   // The message said how it stopped and what it used: only message_stop is missing, and not waited for.

@@ -2,7 +2,8 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
-import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat } from './provider.js';
+import type { ChatTurn } from '../metering/tokens.js';
+import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat, ToolChoice } from './provider.js';
 import { classifyHttpFailure } from './refusals.js';
 
 export type Upstream = OpenAI;
@@ -74,9 +75,16 @@ export class InBandStreamError extends Error {
 
 /** The fields of a Chat Completions chunk that are used; anything else in it is ignored. */
 interface CompletionChunk {
-  choices?: Array<{ delta?: { content?: string | null }; finish_reason?: string | null }>;
+  choices?: Array<{ delta?: { content?: string | null; tool_calls?: ToolCallChunk[] | null }; finish_reason?: string | null }>;
   usage?: CompletionUsage | null;
   error?: { code?: unknown; type?: unknown };
+}
+
+/** A piece of a streamed tool call: the first of a call has its id and name. */
+interface ToolCallChunk {
+  index?: number;
+  id?: string | null;
+  function?: { name?: string | null; arguments?: string | null };
 }
 
 /**
@@ -91,8 +99,9 @@ export function openAICompatibleProvider(client: Upstream): ChatProvider {
         .create(
           {
             model: request.model,
-            messages: request.prefill ? [...request.messages, { role: 'assistant', content: request.prefill }] : request.messages,
+            messages: request.prefill ? [...chatMessages(request.messages), { role: 'assistant', content: request.prefill }] : chatMessages(request.messages),
             ...outputParams(request),
+            ...toolParams(request),
             stream: true,
             stream_options: { include_usage: true },
           },
@@ -113,12 +122,54 @@ export function openAICompatibleProvider(client: Upstream): ChatProvider {
         const events: ProviderEvent[] = [];
         if (chunk.usage) events.push({ type: 'usage', usage: meteredUsage(chunk.usage) });
         if (choice?.delta?.content) events.push({ type: 'text', delta: choice.delta.content });
+        for (const call of choice?.delta?.tool_calls ?? []) events.push(toolCallEvent(call));
         if (choice?.finish_reason) events.push({ type: 'finish', reason: choice.finish_reason });
         yield* events.length > 0 ? events : [{ type: 'progress' } as const];
       }
     },
     describeFailure: describeUpstreamFailure,
   };
+}
+
+function toolCallEvent(call: ToolCallChunk): ProviderEvent {
+  return {
+    type: 'tool_call',
+    index: call.index ?? 0,
+    ...(call.id ? { id: call.id } : {}),
+    ...(call.function?.name ? { name: call.function.name } : {}),
+    argumentsDelta: call.function?.arguments ?? '',
+  };
+}
+
+/**
+ * The turns in Chat Completions' terms: an assistant turn carries its `tool_calls` (its content
+ * null when it wrote no text), a tool turn the `tool_call_id` it answers.
+ */
+function chatMessages(turns: ChatTurn[]): OpenAI.ChatCompletionMessageParam[] {
+  return turns.map((turn): OpenAI.ChatCompletionMessageParam => {
+    if (turn.role === 'tool') return { role: 'tool', tool_call_id: turn.toolCallId ?? '', content: turn.content };
+    if (turn.role === 'assistant' && turn.toolCalls?.length) {
+      return {
+        role: 'assistant',
+        content: turn.content || null,
+        tool_calls: turn.toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })),
+      };
+    }
+    return { role: turn.role, content: turn.content };
+  });
+}
+
+/** OpenAI's `tools` and `tool_choice`; nothing when no tool is offered. */
+function toolParams(request: ChatRequest): Record<string, unknown> {
+  if (!request.tools?.length) return {};
+  return {
+    tools: request.tools.map((tool) => ({ type: 'function', function: tool })),
+    tool_choice: toolChoiceParam(request.toolChoice ?? 'auto'),
+  };
+}
+
+function toolChoiceParam(choice: ToolChoice): string | { type: 'function'; function: { name: string } } {
+  return typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } };
 }
 
 /**

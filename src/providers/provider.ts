@@ -1,6 +1,16 @@
 import type { MeteredUsage } from '../metering/prices.js';
 import type { ChatTurn } from '../metering/tokens.js';
 
+/** A function the model may call: its arguments described by a JSON Schema object. */
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  parameters: Record<string, unknown>;
+}
+
+/** Whether the model may call tools (`auto`), must not (`none`), must call one (`required`), or must call the one named. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+
 /** What a reply asks of a provider, in no provider's wire format. */
 export interface ChatRequest {
   /** The provider's own name for the model. */
@@ -13,6 +23,9 @@ export interface ChatRequest {
   /** Further sampling parameters; each provider kind passes on those its models take. */
   sampling?: Sampling;
   responseFormat?: ResponseFormat;
+  /** Tools the model may call, and how it may; none offered when absent. */
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
   /**
    * The start of the assistant's reply, sent as a trailing assistant turn that the provider
    * continues (a prefill). Only set for targets that accept one; the events then carry only
@@ -44,6 +57,11 @@ export type ProviderEvent =
   /** The provider sent something without text (a role, a ping): it is alive. */
   | { type: 'progress' }
   | { type: 'text'; delta: string }
+  /**
+   * A piece of a tool call: the call at `index` (from 0, in the order the model wrote them) begins
+   * with its id and name, then its arguments' JSON text comes in pieces.
+   */
+  | { type: 'tool_call'; index: number; id?: string; name?: string; argumentsDelta: string }
   | { type: 'usage'; usage: MeteredUsage }
   | { type: 'finish'; reason: string };
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { StreamEvent } from './stream-hub.js';
+import { appendToolCallDeltas, type StreamEvent, type ToolCallDelta } from './stream-hub.js';
 
 const FIRST_RETRY_MS = 100;
 const LONGEST_RETRY_MS = 2_000;
@@ -18,6 +18,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export class DeltaPublisher {
   private pending = '';
+  private pendingToolCalls: ToolCallDelta[] = [];
   /** The next event starts the text anew. */
   private pendingReset = false;
   private publishing: Promise<void> | undefined;
@@ -44,9 +45,16 @@ export class DeltaPublisher {
     this.publishing ??= this.publishPending();
   }
 
-  /** Drops the text pushed so far: subscribers are told to, and what comes next starts at offset 0. */
+  /** A piece of a tool call, published with the text around it (joined like text when the hub is slow). */
+  pushToolCall(delta: ToolCallDelta): void {
+    appendToolCallDeltas(this.pendingToolCalls, [delta]);
+    this.publishing ??= this.publishPending();
+  }
+
+  /** Drops the text and tool calls pushed so far: subscribers are told to, and what comes next starts at offset 0. */
   reset(): void {
     this.pending = '';
+    this.pendingToolCalls = [];
     this.offset = 0;
     this.pendingReset = true;
     this.publishing ??= this.publishPending();
@@ -67,11 +75,13 @@ export class DeltaPublisher {
   }
 
   private async publishPending(): Promise<void> {
-    while (this.pending || this.pendingReset) {
+    while (this.pending || this.pendingReset || this.pendingToolCalls.length > 0) {
       const event: StreamEvent = { messageId: this.messageId, seq: this.lastSeq + 1, delta: this.pending, done: false, offset: this.offset };
       if (this.pendingReset) event.reset = true;
+      if (this.pendingToolCalls.length > 0) event.toolCallDeltas = this.pendingToolCalls;
       this.offset += this.pending.length;
       this.pending = '';
+      this.pendingToolCalls = [];
       this.pendingReset = false;
       // Published or given up, its seq is used: a given-up one is a gap subscribers can see.
       this.lastSeq = event.seq;

@@ -1,4 +1,4 @@
-import type { ReplayStore, StreamEvent } from './stream-hub.js';
+import { appendToolCallDeltas, type ReplayStore, type StreamEvent } from './stream-hub.js';
 
 /** The persisted reply, as the database holds it: its text so far (checkpointed), and whether it is final. */
 export interface StoredReply {
@@ -183,8 +183,8 @@ export class StreamFollower {
 
 /**
  * What a subscriber has not read yet, bounded: past a few events, text events that pile up while
- * it does not read are merged into the last one (its text grows, its seq jumps to the newest, and
- * `firstSeq` says so), so a slow reader holds a fixed number of events, however long the reply.
+ * it does not read are merged into the last one (its text grows, its tool-call pieces are joined
+ * in order, its seq jumps to the newest, and `firstSeq` says so), so a slow reader holds a fixed number of events, however long the reply.
  */
 // A reader keeping up gets every event as it was published; one that falls this far behind gets them merged.
 const SEPARATE_EVENTS_KEPT = 16;
@@ -218,12 +218,15 @@ export class MergingQueue implements AsyncIterable<StreamEvent> {
         last.reset = true;
         last.delta = event.delta;
         last.offset = event.offset;
+        last.toolCallDeltas = event.toolCallDeltas && [...event.toolCallDeltas];
       } else {
         last.delta += event.delta;
+        if (event.toolCallDeltas) last.toolCallDeltas = appendToolCallDeltas(last.toolCallDeltas ?? [], event.toolCallDeltas);
       }
+      if (!last.toolCallDeltas?.length) delete last.toolCallDeltas;
       return;
     }
-    this.items.push({ ...event });
+    this.items.push({ ...event, ...(event.toolCallDeltas ? { toolCallDeltas: [...event.toolCallDeltas] } : {}) });
   }
 
   /** No more events after those queued (a `done`, or the subscriber left). */

@@ -15,6 +15,32 @@ export interface StreamEvent {
    * reply is being generated again elsewhere after its provider failed mid-way.
    */
   reset?: boolean;
+  /** Pieces of the tool calls the model writes, in order (none when the event only carries text). */
+  toolCallDeltas?: ToolCallDelta[];
+}
+
+/** A piece of a tool call: the call at `index` begins with its id and name, then its arguments come in pieces. */
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  name?: string;
+  argumentsDelta: string;
+}
+
+/**
+ * Appends tool-call pieces to a list, in order: a piece that only carries more arguments of the
+ * call the last one belongs to is joined to it, so joined events stay as small as their text.
+ */
+export function appendToolCallDeltas(list: ToolCallDelta[], more: readonly ToolCallDelta[]): ToolCallDelta[] {
+  for (const delta of more) {
+    const last = list.at(-1);
+    if (last && last.index === delta.index && delta.id === undefined && delta.name === undefined) {
+      list[list.length - 1] = { ...last, argumentsDelta: last.argumentsDelta + delta.argumentsDelta };
+    } else {
+      list.push({ ...delta });
+    }
+  }
+  return list;
 }
 
 /** Where events are kept so that late subscribers can replay them. */

@@ -1,4 +1,6 @@
-import type { StreamEvent } from '../../streams/stream-hub.js';
+import type { StreamEvent, ToolCallDelta as StreamedToolCallDelta } from '../../streams/stream-hub.js';
+import { storedToolCalls } from '../../chat/tools.js';
+import type { ToolCall as StoredToolCall } from '../../metering/tokens.js';
 import type { Conversation, Message } from '../../generated/prisma/client.js';
 import { builder } from '../builder.js';
 import { ownedByViewer } from '../ownership.js';
@@ -7,9 +9,31 @@ import { requireViewer } from '../context.js';
 import { encodeGlobalId } from '../../global-id.js';
 import { ConversationRef } from './conversation.js';
 
-const MessageRole = builder.enumType('MessageRole', { values: ['SYSTEM', 'USER', 'ASSISTANT'] as const });
+const MessageRole = builder.enumType('MessageRole', {
+  values: ['SYSTEM', 'USER', 'ASSISTANT', 'TOOL'] as const,
+  description: "TOOL: a tool's result, answering one of the reply's tool calls (see toolCallId).",
+});
 const MessageStatus = builder.enumType('MessageStatus', {
   values: ['PENDING', 'STREAMING', 'COMPLETE', 'STOPPED', 'FAILED'] as const,
+});
+
+const ToolCall = builder.objectRef<StoredToolCall>('ToolCall').implement({
+  description: 'A call the model asked for. Run the tool and answer with submitToolResults.',
+  fields: (t) => ({
+    id: t.exposeString('id', { description: 'What the result names (toolCallId).' }),
+    name: t.exposeString('name', { description: 'The tool to call.' }),
+    arguments: t.exposeString('arguments', { description: 'The JSON text the model wrote (not checked against the schema: parse it with care).' }),
+  }),
+});
+
+const ToolCallDelta = builder.objectRef<StreamedToolCallDelta>('ToolCallDelta').implement({
+  description: "A piece of a tool call as it streams: the call at index begins with its id and name; its arguments' JSON text then comes in pieces.",
+  fields: (t) => ({
+    index: t.exposeInt('index', { description: 'Which call of the reply, from 0.' }),
+    id: t.exposeString('id', { nullable: true }),
+    name: t.exposeString('name', { nullable: true }),
+    argumentsDelta: t.exposeString('argumentsDelta'),
+  }),
 });
 
 const MessageError = builder.objectRef<{ code: string; message: string }>('MessageError').implement({
@@ -46,7 +70,14 @@ export const MessageRef = builder.prismaNode('Message', {
     usageEstimated: t.exposeBoolean('usageEstimated', {
       description: 'True when the token counts come from the local tokenizer because the upstream reported none.',
     }),
-    finishReason: t.exposeString('finishReason', { nullable: true }),
+    finishReason: t.exposeString('finishReason', { nullable: true, description: 'tool_calls: the reply asks for tools (see toolCalls).' }),
+    toolCalls: t.field({
+      type: [ToolCall],
+      description: 'The tools the reply asks to call, in order (empty for other messages).',
+      select: { toolCalls: true },
+      resolve: (m) => storedToolCalls(m),
+    }),
+    toolCallId: t.exposeString('toolCallId', { nullable: true, description: 'On TOOL messages: the call this result answers.' }),
     error: t.field({
       type: MessageError,
       nullable: true,
@@ -71,6 +102,15 @@ const ResponseFormatInput = builder.inputType('ResponseFormatInput', {
   }),
 });
 
+const ToolInput = builder.inputType('ToolInput', {
+  description: 'A function the model may call.',
+  fields: (t) => ({
+    name: t.string({ required: true, description: '1 to 64 letters, digits, _ or -; unique among the tools.' }),
+    description: t.string({ description: 'What the tool does, for the model.' }),
+    parameters: t.field({ type: 'JSON', description: 'The JSON Schema of its arguments, an object schema (none: no arguments).' }),
+  }),
+});
+
 const SendMessageInput = builder.inputType('SendMessageInput', {
   fields: (t) => ({
     conversationId: t.globalID({ for: ConversationRef, description: 'Omit to start a new conversation.' }),
@@ -86,6 +126,26 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
     frequencyPenalty: t.float({ description: '-2 to 2.' }),
     reasoningEffort: t.field({ type: ReasoningEffort, description: 'For reasoning models; other models ignore it.' }),
     responseFormat: t.field({ type: ResponseFormatInput }),
+    tools: t.field({ type: [ToolInput], description: 'Tools the model may call; each definition at most MAX_TOOL_SCHEMA_BYTES, at most MAX_TOOLS.' }),
+    toolChoice: t.string({ description: 'auto (the default), none, required, or the name of one of the tools, which must then be called.' }),
+    stream: t.boolean({
+      defaultValue: true,
+      description: 'true: return at once and follow messageStream; false: return the complete reply.',
+    }),
+  }),
+});
+
+const ToolResultInput = builder.inputType('ToolResultInput', {
+  fields: (t) => ({
+    toolCallId: t.string({ required: true, description: 'The id of the call this answers.' }),
+    content: t.string({ required: true, description: "The tool's result, as text for the model; at most MAX_TOOL_RESULT_LENGTH characters." }),
+  }),
+});
+
+const SubmitToolResultsInput = builder.inputType('SubmitToolResultsInput', {
+  fields: (t) => ({
+    messageId: t.globalID({ required: true, for: MessageRef, description: 'The reply that asked for the tools.' }),
+    results: t.field({ type: [ToolResultInput], required: true, description: 'One result for each of its tool calls.' }),
     stream: t.boolean({
       defaultValue: true,
       description: 'true: return at once and follow messageStream; false: return the complete reply.',
@@ -102,7 +162,11 @@ const SendMessagePayload = builder
       conversation: t.field({ type: ConversationRef, resolve: (p) => p.conversation }),
       // Whole rows, as written: Prisma fields, so that the plugin answers their columns from them
       // instead of reading them again (Message loads only the columns a query asks for).
-      userMessage: t.prismaField({ type: 'Message', resolve: (_query, p) => p.userMessage }),
+      userMessage: t.prismaField({
+        type: 'Message',
+        description: "The user's message; after submitToolResults, the last TOOL message it stored.",
+        resolve: (_query, p) => p.userMessage,
+      }),
       assistantMessage: t.prismaField({ type: 'Message', resolve: (_query, p) => p.assistantMessage }),
     }),
   });
@@ -114,6 +178,15 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: SendMessageInput, required: true }) },
     resolve: (_root, { input }, ctx) =>
       ctx.services.chat.sendMessage(requireViewer(ctx).id, { ...input, conversationId: input.conversationId?.id }, ctx.viewer?.apiKeyId),
+  }),
+  submitToolResults: t.field({
+    type: SendMessagePayload,
+    description:
+      "Answers a reply that ended with finishReason tool_calls: stores one TOOL message per result (every call answered exactly once, and only once) and starts the next reply, offered the same tools (toolChoice auto, or none if it was none), streamed like sendMessage's.",
+    authScopes: { authenticated: true },
+    args: { input: t.arg({ type: SubmitToolResultsInput, required: true }) },
+    resolve: (_root, { input }, ctx) =>
+      ctx.services.chat.submitToolResults(requireViewer(ctx).id, { ...input, messageId: input.messageId.id }, ctx.viewer?.apiKeyId),
   }),
   stopGeneration: t.prismaField({
     type: 'Message',
@@ -150,8 +223,14 @@ const MessageStreamEvent = builder.objectRef<StreamEvent>('MessageStreamEvent').
     delta: t.exposeString('delta', { description: 'Text added by this event.' }),
     reset: t.boolean({
       description:
-        'True: drop the text received so far; this delta and those that follow are the reply anew (its provider failed mid-reply and it was generated again elsewhere).',
+        'True: drop the text and tool calls received so far; this delta and those that follow are the reply anew (its provider failed mid-reply and it was generated again elsewhere).',
       resolve: (e) => e.reset === true,
+    }),
+    toolCallDeltas: t.field({
+      type: [ToolCallDelta],
+      description:
+        "Pieces of the tool calls the model writes, in order. They show progress; the final event's message.toolCalls is the whole of them.",
+      resolve: (e) => e.toolCallDeltas ?? [],
     }),
     done: t.exposeBoolean('done'),
     message: t.prismaField({
