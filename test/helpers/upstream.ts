@@ -54,6 +54,18 @@ export class MockUpstream {
     return prompt;
   }
 
+  /**
+   * A fresh prompt answered with `beforeResults` while the request carries no tool result, and
+   * with `afterResults` once it does (the request after submitToolResults).
+   */
+  promptWithToolResults(beforeResults: FixtureResponse, afterResults: FixtureResponse, options?: FixtureOptions, label = 'tools'): string {
+    const prompt = `${label} ${randomUUID()}`;
+    const answered = (messages: ReadonlyArray<{ role: string }>) => messages.some((m) => m.role === 'tool');
+    this.mock.on({ predicate: (req) => lastUserText(req.messages) === prompt && !answered(req.messages) }, beforeResults, options);
+    this.mock.on({ predicate: (req) => lastUserText(req.messages) === prompt && answered(req.messages) }, afterResults);
+    return prompt;
+  }
+
   /** The chat requests the upstream received for a prompt. */
   requestsFor(prompt: string) {
     return this.mock
