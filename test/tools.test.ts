@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { planPrompt } from '../src/chat/prompt.js';
 import { priceAttempt } from '../src/generation/attempt-records.js';
+import { createLogger } from '../src/logger.js';
 import { estimateCompletionTokens, estimateToolTokens } from '../src/metering/tokens.js';
+import { DeltaPublisher } from '../src/streams/delta-publisher.js';
+import { MergingQueue } from '../src/streams/stream-follower.js';
+import type { StreamEvent, ToolCallDelta } from '../src/streams/stream-hub.js';
 import { registerUser } from './helpers/accounts.js';
 import { errorCodes, expectData, serveWithUpstreamForFile, testConfig, type TestApp } from './helpers/app.js';
 import { CreateScopedApiKeyDocument } from './helpers/api-key-documents.js';
@@ -249,5 +253,61 @@ describe('metering of tools', () => {
     const attempt = { text: '', toolCallText: 'get_weather{"city":"Paris"}', outcome: 'OK', sent: true } as never;
     const priced = priceAttempt({ deployment: { price: model.price } } as never, attempt, 10, undefined);
     expect(priced).toMatchObject({ usageEstimated: true, usage: { completionTokens: estimateCompletionTokens('get_weather{"city":"Paris"}') } });
+  });
+});
+
+describe('tool-call deltas on the stream', () => {
+  const event = (seq: number, toolCallDeltas?: ToolCallDelta[], reset?: boolean): StreamEvent => ({
+    messageId: 'm',
+    seq,
+    delta: '',
+    done: false,
+    ...(toolCallDeltas ? { toolCallDeltas } : {}),
+    ...(reset ? { reset } : {}),
+  });
+
+  it("joins a slow subscriber's pending tool-call pieces in order, and a reset drops those before it", async () => {
+    const queue = new MergingQueue();
+    for (let seq = 1; seq <= 16; seq += 1) queue.push(event(seq));
+    queue.push(event(17, [{ index: 0, id: 'call_a', name: 'get_weather', argumentsDelta: '{"ci' }]));
+    queue.push(event(18, [{ index: 0, argumentsDelta: 'ty":"Paris"}' }, { index: 1, id: 'call_b', name: 'get_time', argumentsDelta: '' }]));
+    queue.push(event(19, [{ index: 1, argumentsDelta: '{}' }]));
+    queue.end();
+    const events: StreamEvent[] = [];
+    for await (const e of queue) events.push(e);
+    expect(events).toHaveLength(16);
+    expect(events.at(-1)).toMatchObject({ seq: 19, firstSeq: 16 });
+    expect(events.at(-1)?.toolCallDeltas).toEqual([
+      { index: 0, id: 'call_a', name: 'get_weather', argumentsDelta: '{"city":"Paris"}' },
+      { index: 1, id: 'call_b', name: 'get_time', argumentsDelta: '{}' },
+    ]);
+
+    const restarted = new MergingQueue();
+    for (let seq = 1; seq <= 16; seq += 1) restarted.push(event(seq, [{ index: 0, argumentsDelta: 'x' }]));
+    restarted.push(event(17, [{ index: 0, id: 'call_new', name: 'get_time', argumentsDelta: '' }], true));
+    restarted.end();
+    const after: StreamEvent[] = [];
+    for await (const e of restarted) after.push(e);
+    expect(after.at(-1)).toMatchObject({ reset: true, toolCallDeltas: [{ index: 0, id: 'call_new', name: 'get_time', argumentsDelta: '' }] });
+  });
+
+  it('publishes the pieces that arrive while the hub is busy as one event', async () => {
+    const published: StreamEvent[] = [];
+    let release: () => void = () => {};
+    const first = new Promise<void>((resolve) => (release = resolve));
+    const publisher = new DeltaPublisher('m', async (e) => {
+      published.push(e);
+      if (published.length === 1) await first;
+    }, createLogger('silent'), 1000);
+    publisher.push('Checking.');
+    publisher.pushToolCall({ index: 0, id: 'call_a', name: 'get_weather', argumentsDelta: '' });
+    publisher.pushToolCall({ index: 0, argumentsDelta: '{"city":' });
+    publisher.pushToolCall({ index: 0, argumentsDelta: '"Paris"}' });
+    release();
+    await publisher.drain();
+    expect(published.map((e) => [e.delta, e.toolCallDeltas])).toEqual([
+      ['Checking.', undefined],
+      ['', [{ index: 0, id: 'call_a', name: 'get_weather', argumentsDelta: '{"city":"Paris"}' }]],
+    ]);
   });
 });
