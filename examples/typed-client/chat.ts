@@ -1,7 +1,8 @@
 // The chat example with types generated from schema.graphql (graphql-codegen's client preset):
 // every document below is a TypedDocumentNode, so results and variables are checked by tsc.
 // Usage, from the repository's root: npx tsx examples/typed-client/chat.ts "Hello there"
-// (GRAPHQL_URL defaults to http://localhost:4000/graphql)
+// (GRAPHQL_URL defaults to http://localhost:4000/graphql). It streams a reply, then makes a tool
+// round trip: it offers a tool, runs the call the model asks for, and streams the answer.
 import type { ResultOf, TypedDocumentNode, VariablesOf } from '@graphql-typed-document-node/core';
 import { print, type ExecutionResult } from 'graphql';
 import { createClient } from 'graphql-ws';
@@ -18,7 +19,22 @@ const Register = graphql(`
 
 const SendMessage = graphql(`
   mutation SendMessage($content: String!) {
-    sendMessage(input: { content: $content }) { conversation { title } assistantMessage { id status } }
+    sendMessage(input: { content: $content }) { conversation { id title } assistantMessage { id status } }
+  }
+`);
+
+// A tool the model may call; the reply that asks for it ends with finishReason "tool_calls".
+const AskWithTools = graphql(`
+  mutation AskWithTools($conversationId: ID!, $content: String!, $tools: [ToolInput!]) {
+    sendMessage(input: { conversationId: $conversationId, content: $content, tools: $tools, stream: false }) {
+      assistantMessage { id finishReason toolCalls { id name arguments } }
+    }
+  }
+`);
+
+const SubmitToolResults = graphql(`
+  mutation SubmitToolResults($messageId: ID!, $results: [ToolResultInput!]!) {
+    submitToolResults(input: { messageId: $messageId, results: $results }) { assistantMessage { id } }
   }
 `);
 
@@ -52,8 +68,10 @@ const client = createClient({
   connectionParams: { authorization: `Bearer ${register.accessToken}` },
   retryAttempts: 0,
 });
-try {
-  const variables: VariablesOf<typeof MessageStream> = { id: sendMessage.assistantMessage.id };
+
+/** Prints a reply as it streams, then its final status and usage. */
+async function follow(id: string): Promise<void> {
+  const variables: VariablesOf<typeof MessageStream> = { id };
   for await (const { data, errors } of client.iterate<ResultOf<typeof MessageStream>>({ query: print(MessageStream), variables })) {
     if (errors?.length || !data) throw new Error(JSON.stringify(errors));
     const event = data.messageStream;
@@ -61,6 +79,34 @@ try {
     if (event.done && event.message && event.usage) {
       console.log(`\n[${event.message.status}] ${event.message.content.length} characters, ${event.usage.totalTokens} tokens`);
     }
+  }
+}
+
+/** The tools this client runs itself, by name. */
+const localTools: Record<string, (args: unknown) => string> = {
+  get_time: () => new Date().toISOString(),
+};
+
+try {
+  await follow(sendMessage.assistantMessage.id);
+
+  const asked = await execute(
+    AskWithTools,
+    {
+      conversationId: sendMessage.conversation.id,
+      content: 'What time is it?',
+      tools: [{ name: 'get_time', description: 'The current time, as ISO 8601', parameters: { type: 'object', properties: {} } }],
+    },
+    register.accessToken,
+  );
+  const reply = asked.sendMessage.assistantMessage;
+  if (reply.finishReason === 'tool_calls') {
+    const results = reply.toolCalls.map((call) => {
+      console.log(`tool call ${call.name}(${call.arguments})`);
+      return { toolCallId: call.id, content: localTools[call.name]?.(JSON.parse(call.arguments)) ?? `unknown tool ${call.name}` };
+    });
+    const { submitToolResults } = await execute(SubmitToolResults, { messageId: reply.id, results }, register.accessToken);
+    await follow(submitToolResults.assistantMessage.id);
   }
 } finally {
   await client.dispose();
