@@ -18,6 +18,7 @@ import {
 } from './conversations.js';
 import { checkContent, checkGenerationOptions, planPrompt, type GenerationOptions } from './prompt.js';
 import { writeSend } from '../generation/send-statement.js';
+import type { ConversationTitles } from './titles.js';
 import type { StreamEvent } from '../streams/stream-hub.js';
 
 export interface SendMessageInput extends GenerationOptions {
@@ -46,6 +47,8 @@ export class ChatService {
       metering: Metering;
       generations: Generations;
       logger: Logger;
+      /** Titles new conversations by a model (TITLE_MODEL); absent, the first-line title stays. */
+      titles?: ConversationTitles;
     },
   ) {}
 
@@ -117,6 +120,21 @@ export class ChatService {
       promptEstimate: plan.promptEstimate,
       reservationId: reservation.id,
     });
+    // The send that gave the conversation its first-line title asks for a model's once the reply
+    // completes here; a reply closed by another instance's recovery gets none.
+    if (result.conversation.title !== existing?.title) {
+      this.deps.titles?.afterFirstReply(
+        {
+          userId,
+          apiKeyId,
+          conversationId: result.conversation.id,
+          automaticTitle: result.conversation.title,
+          userContent: content,
+          assistantMessageId: result.assistantMessage.id,
+        },
+        finished,
+      );
+    }
     // Shutdown began while this send was written: its reply was stopped at once; answer its final state.
     if ((input.stream ?? true) && generations.acceptingWork) return result;
 
