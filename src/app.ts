@@ -2,7 +2,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { createAdmin } from './admin/admin.js';
 import { createAuthenticator } from './auth/viewer.js';
 import { ChatService } from './chat/chat-service.js';
-import { createConversationTitles, type ConversationTitles } from './chat/titles.js';
+import { createConversationTitles } from './chat/titles.js';
 import { startDemoUpstream, type DemoUpstream } from './providers/demo.js';
 import { StreamHub, type LiveChannel, type ReplayStore } from './streams/stream-hub.js';
 import { Generations } from './generation/generations.js';
@@ -59,8 +59,6 @@ export interface App {
   metrics: Metrics;
   /** The deployments' circuit breaker (shared through Redis when configured). */
   circuit: CircuitBreaker;
-  /** Titles of new conversations by TITLE_MODEL; absent when it is unset. */
-  titles?: ConversationTitles;
   /** Listens on config.port (0 picks a free port); returns the bound URL. */
   start(port?: number): Promise<URL>;
   /** Stops accepting work, lets in-flight requests finish, closes sockets and the database. */
@@ -255,7 +253,6 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     yoga,
     metrics,
     circuit,
-    titles,
     start: async (port = config.port) => {
       await ensurePortFree(port, config.host);
       return new Promise<URL>((resolve, reject) => {
