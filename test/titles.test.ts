@@ -63,7 +63,8 @@ describe('conversation titles by a model', () => {
   async function startConversation(token: string, title: Parameters<MockUpstream['mock']['on']>[1], options?: { label?: string }) {
     const prompt = upstream.prompt({ content: 'Paris is the capital of France.', usage: REPLY_USAGE }, undefined, options?.label);
     upstream.mock.on({ model: 'title-mini', userMessage: prompt }, title);
-    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt, model: 'gpt-4o-mini', stream: false } }, { token })).sendMessage;
+    // Streamed: the send answers before the reply ends, so with the title it wrote, never the model's.
+    const sent = expectData(await t.execute(SendMessageDocument, { input: { content: prompt, model: 'gpt-4o-mini' } }, { token })).sendMessage;
     return { prompt, conversationId: sent.conversation.id, firstLineTitle: sent.conversation.title };
   }
 
