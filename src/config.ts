@@ -79,6 +79,8 @@ const envSchema = z
     /** JSON object of prices overriding genai-prices': { "<model id>": "free" | { inputMicrosPerMillion, … } }. */
     MODEL_PRICES_JSON: z.string().optional(),
     DEFAULT_MODEL: z.string().min(1).optional(),
+    /** A catalog model that titles each new conversation after its first reply; unset, the title is the first message's first line. */
+    TITLE_MODEL: z.string().min(1).optional(),
     DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(1024),
     UPSTREAM_TIMEOUT_SECONDS: seconds.default(60),
     /** While another deployment or fallback is left, the longest wait for a first token before moving on to it (reasoning models excepted). */
@@ -254,6 +256,8 @@ export interface Config {
   chat: {
     models: ModelInfo[];
     defaultModel: string;
+    /** The catalog model that titles new conversations; unset, no title calls are made. */
+    titleModel?: string;
     defaultMaxTokens: number;
     upstreamTimeoutMs: number;
     failoverFirstTokenMs: number;
@@ -352,9 +356,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     warnings.push('OPENAI_API_KEY is not set: replies come from the built-in demo model (switchboard-demo), not a real LLM');
   }
   const models = catalogFromEnv(input).models;
-  if (env.DEFAULT_MODEL && !models.some((m) => m.id === env.DEFAULT_MODEL)) {
-    throw new ConfigError([`DEFAULT_MODEL: ${env.DEFAULT_MODEL} is not in the model catalog`]);
-  }
+  const unknownModels = (['DEFAULT_MODEL', 'TITLE_MODEL'] as const)
+    .filter((name) => env[name] !== undefined && !models.some((m) => m.id === env[name]))
+    .map((name) => `${name}: ${env[name]} is not in the model catalog`);
+  if (unknownModels.length > 0) throw new ConfigError(unknownModels);
   if (production && !env.DATABASE_URL) {
     warnings.push('DATABASE_URL is not set: using the embedded PGlite database, which serves one instance only');
   }
@@ -395,6 +400,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     chat: {
       models,
       defaultModel: env.DEFAULT_MODEL ?? models[0]!.id,
+      titleModel: env.TITLE_MODEL,
       defaultMaxTokens: env.DEFAULT_MAX_TOKENS,
       upstreamTimeoutMs: env.UPSTREAM_TIMEOUT_SECONDS * 1000,
       failoverFirstTokenMs: Math.round(env.UPSTREAM_FAILOVER_FIRST_TOKEN_SECONDS * 1000),

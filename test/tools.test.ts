@@ -249,6 +249,21 @@ describe('metering of tools', () => {
     expect(plan({ history }).messages.map((m) => m.role)).toEqual(['user', 'user']);
   });
 
+  it('sends a reply whose calls got no results as its text alone', () => {
+    const history = [
+      { role: 'USER' as const, content: 'weather?', toolCalls: null, toolCallId: null },
+      { role: 'ASSISTANT' as const, content: 'Let me check.', toolCalls: CALLS as never, toolCallId: null },
+      { role: 'USER' as const, content: 'never mind', toolCalls: null, toolCallId: null },
+      { role: 'ASSISTANT' as const, content: '', toolCalls: CALLS as never, toolCallId: null },
+    ];
+    expect(plan({ history }).messages).toEqual([
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: 'Let me check.' },
+      { role: 'user', content: 'never mind' },
+      { role: 'user', content: 'What is the weather in Paris?' },
+    ]);
+  });
+
   it('estimates the tool calls a reply wrote when the provider reports no usage', () => {
     const attempt = { text: '', toolCallText: 'get_weather{"city":"Paris"}', outcome: 'OK', sent: true } as never;
     const priced = priceAttempt({ deployment: { price: model.price } } as never, attempt, 10, undefined);

@@ -1,12 +1,16 @@
--- sendMessage's and submitToolResults' writes: the reservation, the cap on replies running at once
--- (counted under the user's row lock, so concurrent sends cannot overshoot it), the conversation
--- (created, or touched and perhaps retitled), the new messages (the user's, or a reply's tool
--- results) and the reply.
+-- The writes that start a reply (sendMessage, editMessage, regenerateMessage, submitToolResults): the reservation,
+-- the cap on replies running at once (counted under the user's row lock, so concurrent sends
+-- cannot overshoot it), the conversation (created, or touched and perhaps retitled), the new
+-- prompt messages and the reply, each following the one before it in the message tree.
 -- p: reservation (metering_decide's p, with the hold's fields), maxRunning, now (UTC), conversation
--- { id, existing, title, model, systemPrompt }, newMessages [{ id, role (USER or TOOL), content,
--- toolCallId? }] in order, assistantMessage { id, model, tools?, toolChoice? }, and for tool results
--- answers: the reply whose calls they answer, which must still be the conversation's last message
--- (checked under the user's lock: of two submissions for one reply, the second is refused).
+-- { id, existing, title, model, systemPrompt }, parentId (optional: the message the new ones
+-- follow; absent: the leaf of the current branch, which they continue), messages [{ id, role,
+-- content, toolCallId? }] (the prompt messages before the reply: the user's, or TOOL messages with
+-- a reply's tool results; none when a reply is regenerated), assistantMessage { id, model, tools?,
+-- toolChoice? } (the tools it is offered), and for tool results answersToolCalls: true (parentId is
+-- then the reply that asked for them, which must have no child yet: checked under the user's and
+-- the conversation's locks, so of two submissions for one reply the second is refused).
+-- Returns metering_decide's answer, with the parentId of the first new message.
 CREATE OR REPLACE FUNCTION "chat_send_message"(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_reservation jsonb := p->'reservation';
@@ -16,6 +20,9 @@ DECLARE
   v_now timestamp := (p->>'now')::timestamp;
   v_decision jsonb := "metering_decide"(v_reservation);
   v_running bigint;
+  v_first_parent uuid;
+  v_parent uuid;
+  v_message jsonb;
 BEGIN
   IF v_decision ? 'refused' THEN
     RETURN v_decision;
@@ -25,10 +32,7 @@ BEGIN
   IF v_running >= (p->>'maxRunning')::int THEN
     RETURN jsonb_build_object('refused', 'TOO_MANY_RUNNING');
   END IF;
-  IF p ? 'answers' AND EXISTS (SELECT 1 FROM "Message"
-      WHERE "conversationId" = v_conversation_id AND "id" > (p->>'answers')::uuid) THEN
-    RETURN jsonb_build_object('refused', 'NOT_LAST_MESSAGE');
-  END IF;
+  -- The conversation's row lock, taken here, orders the sends and changes of branch of one conversation.
   IF (v_conversation->>'existing')::boolean THEN
     UPDATE "Conversation" SET "title" = COALESCE(v_conversation->>'title', "title"), "updatedAt" = v_now
       WHERE "id" = v_conversation_id AND "userId" = v_user_id;
@@ -40,18 +44,36 @@ BEGIN
     VALUES (v_conversation_id, v_user_id, v_conversation->>'title', v_conversation->>'model',
       v_conversation->>'systemPrompt', v_now, v_now);
   END IF;
+  IF p ? 'parentId' THEN
+    v_first_parent := (p->>'parentId')::uuid;
+    IF v_first_parent IS NOT NULL AND NOT EXISTS (
+      SELECT 1 FROM "Message" WHERE "id" = v_first_parent AND "conversationId" = v_conversation_id
+    ) THEN
+      RETURN jsonb_build_object('refused', 'NO_PARENT');
+    END IF;
+    IF (p->>'answersToolCalls')::boolean AND EXISTS (SELECT 1 FROM "Message" WHERE "parentId" = v_first_parent) THEN
+      RETURN jsonb_build_object('refused', 'TOOL_CALLS_ANSWERED');
+    END IF;
+  ELSE
+    SELECT "id" INTO v_first_parent FROM "Message"
+      WHERE "conversationId" = v_conversation_id AND "onCurrentBranch" ORDER BY "id" DESC LIMIT 1;
+  END IF;
   PERFORM "metering_hold"(v_reservation, v_decision);
-  INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "toolCallId", "status", "createdAt", "updatedAt")
-  SELECT (m->>'id')::uuid, v_conversation_id, v_user_id, (m->>'role')::"MessageRole", m->>'content', m->>'toolCallId',
-    'COMPLETE', v_now, v_now
-  FROM jsonb_array_elements(p->'newMessages') AS m;
+  v_parent := v_first_parent;
+  FOR v_message IN SELECT * FROM jsonb_array_elements(COALESCE(p->'messages', '[]'::jsonb)) LOOP
+    INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "toolCallId", "status", "parentId", "createdAt", "updatedAt")
+    VALUES ((v_message->>'id')::uuid, v_conversation_id, v_user_id, (v_message->>'role')::"MessageRole",
+      v_message->>'content', v_message->>'toolCallId', 'COMPLETE', v_parent, v_now, v_now);
+    v_parent := (v_message->>'id')::uuid;
+  END LOOP;
   INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "status", "model", "tools", "toolChoice",
-    "createdAt", "updatedAt")
+    "parentId", "createdAt", "updatedAt")
   VALUES ((p->'assistantMessage'->>'id')::uuid, v_conversation_id, v_user_id, 'ASSISTANT', '', 'STREAMING',
-    p->'assistantMessage'->>'model', p->'assistantMessage'->'tools', p->'assistantMessage'->>'toolChoice', v_now, v_now);
-  RETURN v_decision;
+    p->'assistantMessage'->>'model', p->'assistantMessage'->'tools', p->'assistantMessage'->>'toolChoice',
+    v_parent, v_now, v_now);
+  -- A reply beside an earlier one (regenerated, or after an edited question) starts a branch: it becomes the current one.
+  IF p ? 'parentId' THEN
+    PERFORM "chat_select_branch"(v_conversation_id, (p->'assistantMessage'->>'id')::uuid);
+  END IF;
+  RETURN v_decision || jsonb_build_object('parentId', v_first_parent);
 END $$;
--- Settling a call, and recording the end of a generation with its settlement, each in one
--- statement: the locks are held inside the database only, not across the round trips of an
--- interactive transaction. The rules are those of Metering.settle (src/metering/metering.ts);
--- the cost is computed there, from the reservation's price, which this checks.

@@ -16,12 +16,10 @@ import {
   resolveModel,
   type ConversationDeps,
 } from './conversations.js';
-import { checkContent, checkGenerationOptions, planPrompt, type GenerationOptions, type PromptPlan } from './prompt.js';
-import { writeSend, type SendWrites } from '../generation/send-statement.js';
-import type { GenerationJob } from '../generation/runner.js';
-import type { ModelInfo } from '../model-catalog.js';
+import { checkContent, checkGenerationOptions, planPrompt, type GenerationOptions } from './prompt.js';
+import { writeSend, type ToolResultMessage } from '../generation/send-statement.js';
+import type { ChatTurn } from '../metering/tokens.js';
 import {
-  carriesContent,
   chatTurnOf,
   checkToolResults,
   checkTools,
@@ -30,7 +28,18 @@ import {
   toolChoiceAfterResults,
   type ToolInput,
   type ToolResultInput,
+  type ToolSet,
 } from './tools.js';
+import type { ConversationTitles } from './titles.js';
+import {
+  assertEditable,
+  assertRegenerable,
+  branchHistory,
+  currentBranchHistory,
+  findOwnMessage,
+  selectBranch,
+  type HistoryTurn,
+} from './message-tree.js';
 import type { StreamEvent } from '../streams/stream-hub.js';
 
 export interface SendMessageInput extends GenerationOptions {
@@ -51,14 +60,27 @@ export interface SubmitToolResultsInput {
   stream?: boolean | null;
 }
 
+export interface RegenerateMessageInput {
+  messageId: string;
+  model?: string | null;
+  stream?: boolean | null;
+}
+
+export interface EditMessageInput {
+  messageId: string;
+  content: string;
+  stream?: boolean | null;
+}
+
 export interface SendMessageResult {
   conversation: Conversation;
-  /** The user's message; for tool results, the last of the TOOL messages. */
+  /**
+   * The user message the reply answers: the new one, or for a regenerated reply the one it answers
+   * again; after tool results, the last TOOL message.
+   */
   userMessage: Message;
   assistantMessage: Message;
 }
-
-const HISTORY_LIMIT = 200;
 
 /** Chat use cases: sending (with its reservation), stopping and following replies. */
 export class ChatService {
@@ -69,6 +91,8 @@ export class ChatService {
       metering: Metering;
       generations: Generations;
       logger: Logger;
+      /** Titles new conversations by a model (TITLE_MODEL); absent, the first-line title stays. */
+      titles?: ConversationTitles;
     },
   ) {}
 
@@ -78,124 +102,146 @@ export class ChatService {
 
   /** `apiKeyId`: the key the call is made with, whose budget applies too. */
   async sendMessage(userId: string, input: SendMessageInput, apiKeyId?: string): Promise<SendMessageResult> {
-    const { prisma, config, generations } = this.deps;
-    generations.assertAcceptingWork();
+    const { prisma } = this.deps;
+    this.deps.generations.assertAcceptingWork();
     const content = checkContent(input.content);
-    const sampling = checkGenerationOptions(input);
-    const responseFormat = checkResponseFormat(input.responseFormat);
-    const toolSet = checkTools(input.tools, input.toolChoice, config.limits.tools);
     const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
-    const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
-    const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
-    const plan = planPrompt({
-      model,
-      systemPrompt,
-      history: existing ? await this.history(existing.id) : [],
-      content,
-      requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
-      tools: toolSet?.tools,
+    return this.startReply(userId, apiKeyId, input, {
+      existing,
+      history: existing ? await currentBranchHistory(prisma, existing.id) : [],
+      userMessage: { id: uuidv7(), content },
     });
-    return this.startReply({
-      userId,
-      apiKeyId,
-      model,
-      plan,
-      writes: { existing, newMessages: [{ id: uuidv7(), role: 'USER', content }], model: model.id, systemPrompt, toolSet },
-      job: {
-        temperature: input.temperature ?? undefined,
-        ...(sampling ? { sampling } : {}),
-        ...(responseFormat ? { responseFormat } : {}),
-        ...(toolSet ? { toolSet } : {}),
-      },
-      stream: input.stream ?? true,
+  }
+
+  /** A new reply beside an ended one (same parent), on a branch that becomes current. */
+  async regenerateMessage(userId: string, input: RegenerateMessageInput, apiKeyId?: string): Promise<SendMessageResult> {
+    const { prisma } = this.deps;
+    this.deps.generations.assertAcceptingWork();
+    const message = await findOwnMessage(prisma, userId, input.messageId);
+    assertRegenerable(message);
+    const question = message.parent;
+    if (question?.role !== 'USER') throw badInput('This reply answers no user message', 'messageId');
+    const toolSet = storedToolSet(message);
+    return this.startReply(userId, apiKeyId, { model: input.model, stream: input.stream }, {
+      existing: message.conversation,
+      history: await branchHistory(prisma, question.parentId),
+      answered: question,
+      parentId: question.id,
+      // The new reply is offered what the one it replaces was.
+      ...(toolSet ? { toolSet } : {}),
     });
   }
 
   /**
-   * Stores one TOOL message per result and starts the next reply, offered the same tools (see
-   * toolChoiceAfterResults). The reply must be the caller's, COMPLETE with finish reason
-   * `tool_calls`, and still the conversation's last message: results are submitted once.
+   * Stores one TOOL message per result, after the reply that asked for the tools, and starts the
+   * next reply, offered the same tools (see toolChoiceAfterResults). The reply must be the
+   * caller's and COMPLETE with finish reason `tool_calls`, and its calls not answered yet.
    */
   async submitToolResults(userId: string, input: SubmitToolResultsInput, apiKeyId?: string): Promise<SendMessageResult> {
-    const { prisma, config, generations } = this.deps;
-    generations.assertAcceptingWork();
-    const reply = await prisma.message.findFirst({ where: { id: input.messageId, userId }, include: { conversation: true } });
-    if (!reply) throw notFound('Message');
+    const { prisma, config } = this.deps;
+    this.deps.generations.assertAcceptingWork();
+    const reply = await findOwnMessage(prisma, userId, input.messageId);
     if (reply.role !== 'ASSISTANT' || reply.status !== 'COMPLETE' || reply.finishReason !== 'tool_calls') {
       throw badInput('Only a complete reply that asked for tools takes tool results', 'messageId');
     }
     const results = checkToolResults(storedToolCalls(reply), input.results, config.limits.tools);
     const stored = storedToolSet(reply);
-    const toolSet = stored && { ...stored, toolChoice: toolChoiceAfterResults(stored.toolChoice) };
-    const existing = reply.conversation;
-    const model = resolveModel(config.chat.models, reply.model ?? existing.model);
-    const newMessages = results.map((result) => ({ id: uuidv7(), role: 'TOOL' as const, content: result.content, toolCallId: result.toolCallId }));
-    const plan = planPrompt({
-      model,
-      systemPrompt: existing.systemPrompt,
-      history: await this.history(existing.id, reply.id),
-      content: '',
-      newTurns: [chatTurnOf(reply), ...newMessages.map((m) => chatTurnOf({ ...m, toolCalls: null }))],
-      requestedMaxTokens: config.chat.defaultMaxTokens,
-      tools: toolSet?.tools,
-    });
-    return this.startReply({
-      userId,
-      apiKeyId,
-      model,
-      plan,
-      writes: { existing, newMessages, model: model.id, systemPrompt: existing.systemPrompt, toolSet, answers: reply.id },
-      job: toolSet ? { toolSet } : {},
-      stream: input.stream ?? true,
+    const toolResults = results.map((result) => ({ id: uuidv7(), ...result }));
+    return this.startReply(userId, apiKeyId, { model: reply.model, stream: input.stream }, {
+      existing: reply.conversation,
+      history: await branchHistory(prisma, reply.parentId),
+      // The reply and its results are sent whole, never cut to fit: a provider refuses one without the other.
+      newTurns: [chatTurnOf(reply), ...toolResults.map((r): ChatTurn => ({ role: 'tool', content: r.content, toolCallId: r.toolCallId }))],
+      toolResults,
+      parentId: reply.id,
+      ...(stored ? { toolSet: { ...stored, toolChoice: toolChoiceAfterResults(stored.toolChoice) } } : {}),
     });
   }
 
-  /** The conversation's messages sent as history (before `beforeId` when given), oldest first. */
-  private async history(conversationId: string, beforeId?: string) {
-    const messages = await this.deps.prisma.message.findMany({
-      where: { conversationId, status: { in: ['COMPLETE', 'STOPPED'] }, role: { not: 'SYSTEM' }, ...(beforeId ? { id: { lt: beforeId } } : {}) },
-      orderBy: { id: 'desc' },
-      take: HISTORY_LIMIT,
-      select: { role: true, content: true, toolCalls: true, toolCallId: true },
+  /** A new user message beside an earlier one (same parent) and its reply: a new branch, now current. */
+  async editMessage(userId: string, input: EditMessageInput, apiKeyId?: string): Promise<SendMessageResult> {
+    const { prisma } = this.deps;
+    this.deps.generations.assertAcceptingWork();
+    const content = checkContent(input.content);
+    const message = await findOwnMessage(prisma, userId, input.messageId);
+    assertEditable(message);
+    return this.startReply(userId, apiKeyId, { stream: input.stream }, {
+      existing: message.conversation,
+      history: await branchHistory(prisma, message.parentId),
+      userMessage: { id: uuidv7(), content },
+      parentId: message.parentId,
     });
-    return messages.reverse().filter(carriesContent);
   }
 
   /**
-   * Reserves the reply, writes the new messages with it and starts it; with `stream: false`,
-   * waits for it and answers its final state.
+   * Plans the prompt, reserves the call's worst case and writes the new messages in one
+   * statement, then starts the reply. `userMessage`: the user's new turn, written before the
+   * reply; `answered`: the user's turn when it is already stored (a regenerated reply). `parentId`:
+   * where the new messages go in the tree (undefined: they continue the current branch).
+   * `toolResults` (with `newTurns`, what the prompt ends with) answer the reply at `parentId`;
+   * `toolSet`: the tools stored with an earlier reply, instead of those the input offers.
    */
-  private async startReply(send: {
-    userId: string;
-    apiKeyId?: string;
-    model: ModelInfo;
-    plan: PromptPlan;
-    writes: Omit<SendWrites, 'userId' | 'assistantMessageId' | 'reservation' | 'maxRunning'>;
-    job: Pick<GenerationJob, 'temperature' | 'sampling' | 'responseFormat' | 'toolSet'>;
-    stream: boolean;
-  }): Promise<SendMessageResult> {
+  private async startReply(
+    userId: string,
+    apiKeyId: string | undefined,
+    input: GenerationOptions & Pick<SendMessageInput, 'model' | 'systemPrompt' | 'responseFormat' | 'tools' | 'toolChoice' | 'stream'>,
+    turn: {
+      existing?: Conversation;
+      history: HistoryTurn[];
+      userMessage?: { id: string; content: string };
+      answered?: Message;
+      parentId?: string | null;
+      toolResults?: ToolResultMessage[];
+      newTurns?: ChatTurn[];
+      toolSet?: ToolSet;
+    },
+  ): Promise<SendMessageResult> {
     const { prisma, config, generations } = this.deps;
-    const { userId, model, plan } = send;
+    const { existing } = turn;
+    const sampling = checkGenerationOptions(input);
+    const responseFormat = checkResponseFormat(input.responseFormat);
+    const toolSet = turn.toolSet ?? checkTools(input.tools, input.toolChoice, config.limits.tools);
+    const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
+    const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
+    const plan = planPrompt({
+      model,
+      systemPrompt,
+      history: turn.history,
+      content: turn.userMessage?.content ?? turn.answered?.content ?? '',
+      requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
+      ...(turn.newTurns ? { newTurns: turn.newTurns } : {}),
+      tools: toolSet?.tools,
+    });
+
     // The worst case is reserved in the statement that writes the messages: a refused call
     // leaves no trace. The reservation is a row of its own, so whatever happens to the messages
     // it is settled: by the generation, by a recovery, or by the sweep once its lease lapses.
     const assistantMessageId = uuidv7();
     const reservation = this.deps.metering.reservationParams({
       userId,
-      apiKeyId: send.apiKeyId,
+      apiKeyId,
       messageId: assistantMessageId,
       model,
       promptEstimate: plan.promptEstimate,
       maxOutputTokens: plan.maxTokens,
       leaseMs: config.chat.generationLeaseMs,
     });
-    const result = await writeSend(prisma, {
-      ...send.writes,
+    const sent = await writeSend(prisma, {
       userId,
+      existing,
+      ...(turn.userMessage ? { userMessage: turn.userMessage } : {}),
+      ...(turn.parentId !== undefined ? { parentId: turn.parentId } : {}),
+      ...(turn.toolResults ? { toolResults: turn.toolResults } : {}),
+      ...(toolSet ? { toolSet } : {}),
+      model: model.id,
+      systemPrompt,
       assistantMessageId,
       reservation: reservation.params,
       maxRunning: config.limits.maxConcurrentGenerations,
     });
+    const userMessage = sent.userMessage ?? turn.answered;
+    if (!userMessage) throw new Error('a reply must answer a user message');
+    const result = { ...sent, userMessage };
     const finished = generations.start({
       messageId: result.assistantMessage.id,
       conversationId: result.conversation.id,
@@ -203,12 +249,30 @@ export class ChatService {
       model,
       messages: plan.messages,
       maxTokens: plan.maxTokens,
-      ...send.job,
+      temperature: input.temperature ?? undefined,
+      ...(sampling ? { sampling } : {}),
+      ...(responseFormat ? { responseFormat } : {}),
+      ...(toolSet ? { toolSet } : {}),
       promptEstimate: plan.promptEstimate,
       reservationId: reservation.id,
     });
+    // The send that gave the conversation its first-line title asks for a model's once the reply
+    // completes here; a reply closed by another instance's recovery gets none.
+    if (result.conversation.title !== existing?.title) {
+      this.deps.titles?.afterFirstReply(
+        {
+          userId,
+          apiKeyId,
+          conversationId: result.conversation.id,
+          automaticTitle: result.conversation.title,
+          userContent: userMessage.content,
+          assistantMessageId: result.assistantMessage.id,
+        },
+        finished,
+      );
+    }
     // Shutdown began while this send was written: its reply was stopped at once; answer its final state.
-    if (send.stream && generations.acceptingWork) return result;
+    if ((input.stream ?? true) && generations.acceptingWork) return result;
 
     await finished;
     // The conversation may have been deleted while its reply ran: the reply went with it.
@@ -223,6 +287,11 @@ export class ChatService {
     const conversation = await prisma.conversation.findUnique({ where: { id: result.conversation.id } });
     if (!conversation) throw notFound('Conversation');
     return { ...result, conversation, assistantMessage };
+  }
+
+  /** Makes the branch through a message current (to its newest leaf). */
+  selectBranch(userId: string, messageId: string, query?: Parameters<typeof selectBranch>[3]): Promise<Conversation> {
+    return selectBranch(this.deps.prisma, userId, messageId, query);
   }
 
   /** Stops a generation wherever it runs; returns the message in its final state. */

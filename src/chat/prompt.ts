@@ -3,7 +3,7 @@ import { badInput } from '../errors.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { ModelInfo } from '../model-catalog.js';
 import { estimatePromptTokens, estimateToolTokens, type ChatTurn } from '../metering/tokens.js';
-import { chatTurnOf } from './tools.js';
+import { chatTurnOf, withAnsweredToolCalls } from './tools.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
 
@@ -54,7 +54,7 @@ export function planPrompt(options: {
   }
   // Results whose calls did not fit are left out with them: a provider refuses a result without its call.
   while (kept[0]?.role === 'tool') kept.shift();
-  const messages = [...head, ...kept, ...tail];
+  const messages = withAnsweredToolCalls([...head, ...kept, ...tail]);
   const promptEstimate = estimatePromptTokens(messages) + toolTokens;
   return { messages, promptEstimate, maxTokens: Math.max(1, Math.min(maxTokens, model.contextWindow - promptEstimate)) };
 }

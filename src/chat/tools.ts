@@ -132,3 +132,16 @@ export function chatTurnOf(message: Pick<Message, 'role' | 'content' | 'toolCall
 export function carriesContent(message: Pick<Message, 'role' | 'content' | 'toolCalls'>): boolean {
   return message.content.length > 0 || message.role === 'TOOL' || storedToolCalls(message).length > 0;
 }
+
+/**
+ * The turns with only the tool calls that were answered: a reply whose calls got no results (the
+ * user wrote on instead) is sent as its text alone, or left out when it has none, since
+ * providers refuse calls that no result follows.
+ */
+export function withAnsweredToolCalls(turns: ChatTurn[]): ChatTurn[] {
+  return turns.flatMap((turn, index) => {
+    if (!turn.toolCalls?.length || turns[index + 1]?.role === 'tool') return [turn];
+    const { toolCalls: _unanswered, ...text } = turn;
+    return text.content ? [text] : [];
+  });
+}

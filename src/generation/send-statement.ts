@@ -6,30 +6,36 @@ import { refusalError, type ReserveDecision } from '../metering/metering.js';
 import { PLACEHOLDER_TITLE, titleFromMessage } from '../chat/conversations.js';
 import { storedToolChoice, type ToolSet } from '../chat/tools.js';
 
-/** A message a send adds before its reply: the user's, or a tool's result. */
-export interface NewMessage {
-  /** Explicit, monotonic v7 ids: new messages sort in order, before their reply. */
+/** A tool's result, stored as a TOOL message. */
+export interface ToolResultMessage {
   id: string;
-  role: 'USER' | 'TOOL';
   content: string;
-  /** On TOOL messages: the call it answers. */
-  toolCallId?: string;
+  /** The call it answers. */
+  toolCallId: string;
 }
 
 export interface SendWrites {
   userId: string;
   /** The conversation the message continues, as read before; none starts a new one. */
   existing?: Conversation;
-  /** In order; the first user message titles a new conversation. */
-  newMessages: NewMessage[];
+  /** The user's new message; none when a reply is regenerated. */
+  userMessage?: { id: string; content: string };
+  /**
+   * The message the new ones follow, starting a branch beside its other children (an edit, a
+   * regenerated reply); undefined: they continue the current branch.
+   */
+  parentId?: string | null;
+  /**
+   * The results of the tool calls of the reply at `parentId`, in order, instead of a user
+   * message; refused when that reply has been answered already.
+   */
+  toolResults?: ToolResultMessage[];
   model: string;
   systemPrompt: string | null;
-  /** After the new messages. */
+  /** Explicit, monotonic v7 ids: the user message always sorts before its reply. */
   assistantMessageId: string;
   /** The tools the reply is offered, stored with it. */
   toolSet?: ToolSet;
-  /** Tool results: the reply whose calls they answer, which must still end the conversation. */
-  answers?: string;
   /** The reservation's parameters (Metering.reservationParams). */
   reservation: Record<string, unknown>;
   /** How many replies the user may have running at once. */
@@ -38,8 +44,8 @@ export interface SendWrites {
 
 export interface SentMessages {
   conversation: Conversation;
-  /** The last new message: the user's, or the last tool result. */
-  userMessage: Message;
+  /** The user's new message; after tool results, the last TOOL message. */
+  userMessage?: Message;
   assistantMessage: Message;
 }
 
@@ -51,10 +57,10 @@ export interface SentMessages {
  */
 export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMessages> {
   const now = new Date();
-  const { existing, userId } = send;
+  const { existing, userId, userMessage } = send;
   const conversationId = existing?.id ?? uuidv7();
-  const userContent = send.newMessages.find((m) => m.role === 'USER')?.content;
-  const title = userContent !== undefined && (!existing || existing.title === PLACEHOLDER_TITLE) ? titleFromMessage(userContent) : (existing?.title ?? PLACEHOLDER_TITLE);
+  const title = userMessage && (!existing || existing.title === PLACEHOLDER_TITLE) ? titleFromMessage(userMessage.content) : (existing?.title ?? PLACEHOLDER_TITLE);
+  const toolResults = send.toolResults ?? [];
   const tools = send.toolSet
     ? { tools: send.toolSet.tools as unknown as Prisma.JsonArray, toolChoice: storedToolChoice(send.toolSet.toolChoice) }
     : { tools: null, toolChoice: null };
@@ -63,18 +69,24 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     maxRunning: send.maxRunning,
     now: now.toISOString(),
     conversation: { id: conversationId, existing: Boolean(existing), title, model: send.model, systemPrompt: send.systemPrompt },
-    newMessages: send.newMessages,
+    ...(send.parentId !== undefined ? { parentId: send.parentId } : {}),
+    messages: userMessage
+      ? [{ id: userMessage.id, role: 'USER', content: userMessage.content }]
+      : toolResults.map((result) => ({ ...result, role: 'TOOL' })),
+    ...(toolResults.length > 0 ? { answersToolCalls: true } : {}),
     assistantMessage: { id: send.assistantMessageId, model: send.model, ...tools },
-    ...(send.answers ? { answers: send.answers } : {}),
   };
-  const [row] = await db.$queryRaw<[{ decision: ReserveDecision }]>`
+  const [row] = await db.$queryRaw<[{ decision: ReserveDecision & { parentId?: string | null } }]>`
     SELECT "chat_send_message"(${JSON.stringify(params)}::jsonb) AS "decision"`;
   throwIfRefused(row.decision, send.maxRunning);
+  const firstParentId = row.decision.parentId ?? null;
 
   const conversation: Conversation = existing
     ? { ...existing, title, updatedAt: now }
     : { id: conversationId, userId, title, model: send.model, systemPrompt: send.systemPrompt, archived: false, createdAt: now, updatedAt: now };
-  const message = (fields: Pick<Message, 'id' | 'role' | 'content' | 'status' | 'model'> & Partial<Pick<Message, 'toolCallId' | 'tools' | 'toolChoice'>>): Message => ({
+  const message = (
+    fields: Pick<Message, 'id' | 'role' | 'content' | 'status' | 'model' | 'parentId'> & Partial<Pick<Message, 'toolCallId' | 'tools' | 'toolChoice'>>,
+  ): Message => ({
     toolCalls: null,
     toolCallId: null,
     tools: null,
@@ -94,15 +106,34 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     errorCode: null,
     errorMessage: null,
     provider: null,
+    onCurrentBranch: true,
     createdAt: now,
     updatedAt: now,
     completedAt: null,
   });
-  const last = send.newMessages.at(-1)!;
+  const lastResult = toolResults.at(-1);
+  if (lastResult) {
+    const lastParentId = toolResults.at(-2)?.id ?? firstParentId;
+    return {
+      conversation,
+      userMessage: message({ ...lastResult, role: 'TOOL', status: 'COMPLETE', model: null, parentId: lastParentId }),
+      assistantMessage: message({ id: send.assistantMessageId, role: 'ASSISTANT', content: '', status: 'STREAMING', model: send.model, parentId: lastResult.id, ...tools }),
+    };
+  }
   return {
     conversation,
-    userMessage: message({ id: last.id, role: last.role, content: last.content, status: 'COMPLETE', model: null, toolCallId: last.toolCallId ?? null }),
-    assistantMessage: message({ id: send.assistantMessageId, role: 'ASSISTANT', content: '', status: 'STREAMING', model: send.model, ...tools }),
+    ...(userMessage
+      ? { userMessage: message({ id: userMessage.id, role: 'USER', content: userMessage.content, status: 'COMPLETE', model: null, parentId: firstParentId }) }
+      : {}),
+    assistantMessage: message({
+      id: send.assistantMessageId,
+      role: 'ASSISTANT',
+      content: '',
+      status: 'STREAMING',
+      model: send.model,
+      parentId: userMessage ? userMessage.id : firstParentId,
+      ...tools,
+    }),
   };
 }
 
@@ -116,7 +147,8 @@ function throwIfRefused(decision: ReserveDecision, maxRunning: number): void {
   }
   // Deleted since it was read: as if it had never been found.
   if (decision.refused === 'NO_CONVERSATION') throw notFound('Conversation');
+  if (decision.refused === 'NO_PARENT') throw notFound('Message');
   // Tool results for a reply that was answered meanwhile (or that the conversation went on after).
-  if (decision.refused === 'NOT_LAST_MESSAGE') throw badInput('These tool calls have been answered already, or the conversation went on after them', 'messageId');
+  if (decision.refused === 'TOOL_CALLS_ANSWERED') throw badInput('These tool calls have been answered already, or the conversation went on after them', 'messageId');
   if (decision.refused) throw new Error(`unknown refusal from chat_send_message: ${decision.refused}`);
 }

@@ -9,6 +9,7 @@ import './types/metering.js';
 import './types/billing.js';
 import './types/conversation.js';
 import './types/message.js';
+import './types/message-tree.js';
 import './types/message-attempt.js';
 import './types/admin.js';
 import './types/provider.js';

@@ -7,13 +7,14 @@ export interface Caller {
 }
 
 const AUTH_FIELDS = new Set(['register', 'login', 'refreshToken']);
-const REPLY_FIELDS = new Set(['sendMessage', 'submitToolResults']);
+// Everything that starts a reply shares the budget of sending a message.
+const REPLY_FIELDS = new Set(['sendMessage', 'regenerateMessage', 'editMessage', 'submitToolResults']);
 
 /**
  * Which limits a root field counts against. Every operation counts per caller (generously);
  * mutations also count against a tighter budget; signing in is limited per address and per
  * account (so guessing one account's password from many addresses is refused too); sending a
- * message (or tool results, which start a reply too) and minting a Realtime session have budgets of their own. An API key counts both for
+ * message and minting a Realtime session have budgets of their own. An API key counts both for
  * itself and for its user.
  */
 export function rateChecksFor(
@@ -34,7 +35,6 @@ export function rateChecksFor(
   if (typeof email === 'string') {
     checks.push({ rule: 'loginPerAccount', who: `account:${email.trim().toLowerCase()}`, scope: 'login' });
   }
-  // Submitting tool results starts a reply too: it shares sendMessage's budget.
   if (REPLY_FIELDS.has(field)) checks.push(...callers.map((who): RateCheck => ({ rule: 'sendMessage', who, scope: 'sendMessage' })));
   if (field === 'createRealtimeSession') {
     checks.push(...callers.map((who): RateCheck => ({ rule: 'realtimeSessions', who, scope: field })));
