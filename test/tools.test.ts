@@ -6,6 +6,7 @@ import { estimateCompletionTokens, estimateToolTokens } from '../src/metering/to
 import { DeltaPublisher } from '../src/streams/delta-publisher.js';
 import { MergingQueue } from '../src/streams/stream-follower.js';
 import type { StreamEvent, ToolCallDelta } from '../src/streams/stream-hub.js';
+import { graphql } from './generated/gql.js';
 import { registerUser } from './helpers/accounts.js';
 import { errorCodes, expectData, serveWithUpstreamForFile, testConfig, type TestApp } from './helpers/app.js';
 import { CreateScopedApiKeyDocument } from './helpers/api-key-documents.js';
@@ -24,6 +25,20 @@ const CALLS = [
   { id: 'call_paris', name: 'get_weather', arguments: '{"city":"Paris"}' },
   { id: 'call_time', name: 'get_time', arguments: '{}' },
 ];
+const RegenerateAfterToolsDocument = graphql(`
+  mutation RegenerateAfterTools($input: RegenerateMessageInput!) {
+    regenerateMessage(input: $input) {
+      userMessage {
+        role
+        toolCallId
+      }
+      assistantMessage {
+        status
+        content
+      }
+    }
+  }
+`);
 const LIMITS = { MAX_TOOLS: '3', MAX_TOOL_SCHEMA_BYTES: '1024', MAX_TOOL_RESULT_LENGTH: '2000', MAX_TOOL_ARGUMENTS_BYTES: '200' };
 
 /** What an OpenAI-compatible request carries, in the names of the wire. */
@@ -128,6 +143,20 @@ describe('tools on an OpenAI-compatible provider, through the API', () => {
 
   it('round-trips over server-sent events the same way', async () => {
     await roundTrip(followToolStreamOverSse);
+  });
+
+  it('regenerates the reply to tool results with the calls and results again, and the same tools', async () => {
+    const { user, prompt, submitted } = await roundTrip(followToolStreamOverWs);
+    const regenerated = expectData(
+      await t.execute(RegenerateAfterToolsDocument, { input: { messageId: submitted.assistantMessage.id, stream: false } }, { token: user.accessToken }),
+    ).regenerateMessage;
+    expect(regenerated.userMessage).toMatchObject({ role: 'TOOL', toolCallId: 'call_time' });
+    expect(regenerated.assistantMessage).toMatchObject({ status: 'COMPLETE', content: 'Sunny in Paris, 14:00.' });
+    const requests = upstream.requestsFor(prompt) as unknown as WireRequest[];
+    expect(requests).toHaveLength(3);
+    // The same conversation as the reply it replaces was sent: the question, the calls, both results.
+    expect(requests[2]!.messages).toEqual(requests[1]!.messages);
+    expect(requests[2]).toMatchObject({ tools: requests[1]!.tools, tool_choice: 'auto' });
   });
 
   it('refuses tools it cannot offer, before any call', async () => {

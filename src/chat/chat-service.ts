@@ -119,13 +119,15 @@ export class ChatService {
     this.deps.generations.assertAcceptingWork();
     const message = await findOwnMessage(prisma, userId, input.messageId);
     assertRegenerable(message);
+    // What it answers: the user's question, or the last result of the tools an earlier reply called.
     const question = message.parent;
-    if (question?.role !== 'USER') throw badInput('This reply answers no user message', 'messageId');
+    if (question?.role !== 'USER' && question?.role !== 'TOOL') throw badInput('This reply answers no message', 'messageId');
     const toolSet = storedToolSet(message);
     return this.startReply(userId, apiKeyId, { model: input.model, stream: input.stream }, {
       existing: message.conversation,
       history: await branchHistory(prisma, question.parentId),
       answered: question,
+      ...(question.role === 'TOOL' ? { newTurns: [chatTurnOf(question)] } : {}),
       parentId: question.id,
       // The new reply is offered what the one it replaces was.
       ...(toolSet ? { toolSet } : {}),
