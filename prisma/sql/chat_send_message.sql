@@ -2,7 +2,8 @@
 -- user's row lock, so concurrent sends cannot overshoot it), the conversation (created, or
 -- touched and perhaps retitled) and the two messages.
 -- p: reservation (metering_decide's p, with the hold's fields), maxRunning, now (UTC), conversation
--- { id, existing, title, model, systemPrompt }, userMessage { id, content }, assistantMessage { id, model }.
+-- { id, existing, title, model, systemPrompt }, userMessage { id, content, attachments? }, assistantMessage { id, model }.
+-- userMessage.attachments: the message's images in order, each { id, url } or { id, mimeType, bytes, data (base64) }.
 CREATE OR REPLACE FUNCTION "chat_send_message"(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_reservation jsonb := p->'reservation';
@@ -36,6 +37,10 @@ BEGIN
   INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "status", "createdAt", "updatedAt")
   VALUES ((p->'userMessage'->>'id')::uuid, v_conversation_id, v_user_id, 'USER', p->'userMessage'->>'content',
     'COMPLETE', v_now, v_now);
+  INSERT INTO "Attachment" ("id", "messageId", "userId", "position", "url", "mimeType", "bytes", "data", "createdAt")
+  SELECT (a.value->>'id')::uuid, (p->'userMessage'->>'id')::uuid, v_user_id, (a.position - 1)::int, a.value->>'url',
+    a.value->>'mimeType', (a.value->>'bytes')::int, decode(a.value->>'data', 'base64'), v_now
+  FROM jsonb_array_elements(COALESCE(p->'userMessage'->'attachments', '[]'::jsonb)) WITH ORDINALITY AS a(value, position);
   INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "status", "model", "createdAt", "updatedAt")
   VALUES ((p->'assistantMessage'->>'id')::uuid, v_conversation_id, v_user_id, 'ASSISTANT', '', 'STREAMING',
     p->'assistantMessage'->>'model', v_now, v_now);

@@ -1,4 +1,5 @@
 import { checkResponseFormat, type ResponseFormatInput } from './response-format.js';
+import { attachmentParams, checkAttachments, HISTORY_ATTACHMENTS, imagePart, withHistoryImages, type AttachmentInput } from './attachments.js';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
@@ -26,6 +27,7 @@ export interface SendMessageInput extends GenerationOptions {
   model?: string | null;
   systemPrompt?: string | null;
   responseFormat?: ResponseFormatInput | null;
+  attachments?: readonly AttachmentInput[] | null;
   stream?: boolean | null;
 }
 
@@ -63,21 +65,28 @@ export class ChatService {
     const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
     const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
     const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
+    const images = config.chat.images;
+    const attachments = await checkAttachments(input.attachments ?? [], images);
+    if (attachments.length > 0 && !model.vision) throw badInput(`${model.id} does not take images; choose a model with vision`, 'attachments');
     const history = existing
       ? (
           await prisma.message.findMany({
             where: { conversationId: existing.id, status: { in: ['COMPLETE', 'STOPPED'] }, role: { not: 'SYSTEM' } },
             orderBy: { id: 'desc' },
             take: HISTORY_LIMIT,
-            select: { role: true, content: true },
+            select: { role: true, content: true, attachments: HISTORY_ATTACHMENTS },
           })
         ).reverse()
       : [];
+    // Earlier turns' images go again, as far as the per-call limit leaves room (none to a model without vision).
+    const historyBudget = model.vision ? images.maxPerPrompt - attachments.length : 0;
     const plan = planPrompt({
       model,
       systemPrompt,
-      history: history.filter((m) => m.content.length > 0),
+      history: await withHistoryImages(prisma, history.filter((m) => m.content.length > 0), historyBudget),
       content,
+      images: attachments.map(imagePart),
+      imageTokens: images.tokenEstimate,
       requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
     });
 
@@ -98,6 +107,7 @@ export class ChatService {
       userId,
       existing,
       content,
+      attachments: attachments.map(attachmentParams),
       model: model.id,
       systemPrompt,
       ...ids,

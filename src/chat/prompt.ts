@@ -2,7 +2,7 @@ import type { Sampling } from '../providers/provider.js';
 import { badInput } from '../errors.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { ModelInfo } from '../model-catalog.js';
-import { estimatePromptTokens, type ChatTurn } from '../metering/tokens.js';
+import { estimatePromptTokens, type ChatTurn, type ImagePart } from '../metering/tokens.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
 
@@ -20,15 +20,19 @@ export interface PromptPlan {
 export function planPrompt(options: {
   model: ModelInfo;
   systemPrompt: string | null;
-  history: Pick<Message, 'role' | 'content'>[];
+  history: Array<Pick<Message, 'role' | 'content'> & { images?: ImagePart[] }>;
   content: string;
+  images?: ImagePart[];
+  /** Tokens an image takes of the context window (IMAGE_TOKEN_ESTIMATE); the model's imageTokens are reserved. */
+  imageTokens?: number;
   requestedMaxTokens: number;
 }): PromptPlan {
   const { model } = options;
+  const contextImageTokens = options.imageTokens ?? 0;
   const maxTokens = Math.min(options.requestedMaxTokens, model.maxOutputTokens);
   const head: ChatTurn[] = options.systemPrompt ? [{ role: 'system', content: options.systemPrompt }] : [];
-  const tail: ChatTurn[] = [{ role: 'user', content: options.content }];
-  const required = estimatePromptTokens([...head, ...tail]);
+  const tail: ChatTurn[] = [{ role: 'user', content: options.content, ...withImages(options.images) }];
+  const required = estimatePromptTokens([...head, ...tail], contextImageTokens);
   if (required + 1 > model.contextWindow) {
     throw badInput(
       `Prompt is too long for ${model.id}: about ${required} tokens, the context window is ${model.contextWindow}`,
@@ -40,16 +44,20 @@ export function planPrompt(options: {
   const kept: ChatTurn[] = [];
   let used = required;
   for (const turn of [...options.history].reverse()) {
-    const chatTurn: ChatTurn = { role: turn.role === 'ASSISTANT' ? 'assistant' : 'user', content: turn.content };
-    const cost = estimatePromptTokens([chatTurn]) - estimatePromptTokens([]);
+    const chatTurn: ChatTurn = { role: turn.role === 'ASSISTANT' ? 'assistant' : 'user', content: turn.content, ...withImages(turn.images) };
+    const cost = estimatePromptTokens([chatTurn], contextImageTokens) - estimatePromptTokens([]);
     if (used + cost > budget) break;
     kept.unshift(chatTurn);
     used += cost;
   }
   const messages = [...head, ...kept, ...tail];
-  const promptEstimate = estimatePromptTokens(messages);
-  return { messages, promptEstimate, maxTokens: Math.max(1, Math.min(maxTokens, model.contextWindow - promptEstimate)) };
+  const contextEstimate = estimatePromptTokens(messages, contextImageTokens);
+  // Reserved: images as the model may bill them, which can be more than they take of the window.
+  const promptEstimate = estimatePromptTokens(messages, model.imageTokens ?? contextImageTokens);
+  return { messages, promptEstimate, maxTokens: Math.max(1, Math.min(maxTokens, model.contextWindow - contextEstimate)) };
 }
+
+const withImages = (images: ImagePart[] | undefined) => (images?.length ? { images } : {});
 
 export function checkContent(content: string): string {
   if (content.trim().length === 0) throw badInput('Message must not be empty', 'content');

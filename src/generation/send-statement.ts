@@ -10,6 +10,8 @@ export interface SendWrites {
   /** The conversation the message continues, as read before; none starts a new one. */
   existing?: Conversation;
   content: string;
+  /** The user message's images, as chat_send_message takes them (attachmentParams). */
+  attachments?: Array<Record<string, unknown>>;
   model: string;
   systemPrompt: string | null;
   /** Explicit, monotonic v7 ids: the user message always sorts before its reply. */
@@ -43,7 +45,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     maxRunning: send.maxRunning,
     now: now.toISOString(),
     conversation: { id: conversationId, existing: Boolean(existing), title, model: send.model, systemPrompt: send.systemPrompt },
-    userMessage: { id: send.userMessageId, content },
+    userMessage: { id: send.userMessageId, content, ...(send.attachments?.length ? { attachments: send.attachments } : {}) },
     assistantMessage: { id: send.assistantMessageId, model: send.model },
   };
   const [row] = await db.$queryRaw<[{ decision: ReserveDecision }]>`

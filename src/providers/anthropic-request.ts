@@ -1,4 +1,6 @@
-import type { MessageCreateParamsStreaming } from '@anthropic-ai/sdk/resources/messages';
+import type { MessageCreateParamsStreaming, MessageParam } from '@anthropic-ai/sdk/resources/messages';
+import type { ImagePart } from '../metering/tokens.js';
+import { anthropicImageBlocks } from './image-parts.js';
 import type { ChatRequest } from './provider.js';
 
 /**
@@ -20,7 +22,7 @@ export interface MessagesRequest {
 /**
  * Translates a request: system turns go to the `system` parameter; user and assistant turns must
  * alternate, beginning with the user's, so consecutive turns of one role are joined; blank turns,
- * which the API refuses, are left out.
+ * which the API refuses, are left out. A user turn's images go before its text, as Anthropic advises.
  *
  * The prefill is sent as a trailing assistant turn that the model continues. The API refuses a
  * final assistant turn ending in whitespace, so the prefill's trailing whitespace is cut off, and
@@ -33,20 +35,22 @@ export function messagesRequest(request: ChatRequest): MessagesRequest {
     .filter((turn) => turn.role === 'system' && !isBlank(turn.content))
     .map((turn) => turn.content)
     .join('\n\n');
-  const turns: Array<{ role: 'user' | 'assistant'; content: string }> = [];
-  const append = (role: 'user' | 'assistant', content: string) => {
-    if (isBlank(content)) return;
+  const turns: Array<{ role: 'user' | 'assistant'; content: string; images: ImagePart[] }> = [];
+  const append = (role: 'user' | 'assistant', content: string, images: ImagePart[] = []) => {
+    if (isBlank(content) && images.length === 0) return;
     const last = turns.at(-1);
-    if (last?.role === role) last.content = `${last.content}\n\n${content}`;
-    else turns.push({ role, content });
+    if (last?.role === role) {
+      last.content = [last.content, content].filter((text) => !isBlank(text)).join('\n\n');
+      last.images.push(...images);
+    } else turns.push({ role, content, images: [...images] });
   };
   for (const turn of request.messages) {
-    if (turn.role !== 'system') append(turn.role, turn.content);
+    if (turn.role !== 'system') append(turn.role, turn.content, turn.images);
   }
   const prefill = request.prefill ?? '';
   const kept = prefill.trimEnd();
   append('assistant', kept);
-  if (turns[0]?.role !== 'user') turns.unshift({ role: 'user', content: CONVERSATION_START });
+  if (turns[0]?.role !== 'user') turns.unshift({ role: 'user', content: CONVERSATION_START, images: [] });
   const last = turns.at(-1);
   // A conversation that itself ends with an assistant turn is continued the same way.
   if (last?.role === 'assistant') last.content = last.content.trimEnd();
@@ -54,7 +58,7 @@ export function messagesRequest(request: ChatRequest): MessagesRequest {
     params: {
       model: request.model,
       max_tokens: request.maxTokens,
-      messages: turns,
+      messages: turns.map(messageParam),
       ...(system ? { system } : {}),
       ...anthropicSampling(request),
       ...anthropicOutputFormat(request),
@@ -82,6 +86,12 @@ export function afterPrefill(prefillWhitespace: string): (delta: string) => stri
 }
 
 const isBlank = (text: string) => text.trim() === '';
+
+/** A turn as the API takes it: plain text, or its images then its text (if any) as blocks. */
+function messageParam({ role, content, images }: { role: 'user' | 'assistant'; content: string; images: ImagePart[] }): MessageParam {
+  if (images.length === 0) return { role, content };
+  return { role, content: [...anthropicImageBlocks(images), ...(isBlank(content) ? [] : [{ type: 'text' as const, text: content }])] };
+}
 
 /**
  * The sampling Anthropic's Messages API takes: temperature, `top_p` (not both: newer models refuse

@@ -3,6 +3,7 @@ import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
 import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat } from './provider.js';
+import { openAIMessage } from './image-parts.js';
 import { classifyHttpFailure } from './refusals.js';
 
 export type Upstream = OpenAI;
@@ -91,7 +92,7 @@ export function openAICompatibleProvider(client: Upstream): ChatProvider {
         .create(
           {
             model: request.model,
-            messages: request.prefill ? [...request.messages, { role: 'assistant', content: request.prefill }] : request.messages,
+            messages: [...request.messages.map(openAIMessage), ...(request.prefill ? [{ role: 'assistant' as const, content: request.prefill }] : [])],
             ...outputParams(request),
             stream: true,
             stream_options: { include_usage: true },

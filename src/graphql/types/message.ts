@@ -5,6 +5,7 @@ import { ownedByViewer } from '../ownership.js';
 import { MUTATION_RESULT, READ, readGuarded } from '../read-scopes.js';
 import { requireViewer } from '../context.js';
 import { encodeGlobalId } from '../../global-id.js';
+import { AttachmentInput } from './attachment.js';
 import { ConversationRef } from './conversation.js';
 
 const MessageRole = builder.enumType('MessageRole', { values: ['SYSTEM', 'USER', 'ASSISTANT'] as const });
@@ -30,6 +31,10 @@ export const MessageRef = builder.prismaNode('Message', {
     completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
     model: t.exposeString('model', { nullable: true, description: 'The catalog model whose answer ends the reply (a fallback, when the model asked for failed).' }),
     provider: t.exposeString('provider', { nullable: true, description: 'The provider whose text ends the reply.' }),
+    attachments: t.relation('attachments', {
+      description: 'The images of a user message, in order.',
+      query: { orderBy: { position: 'asc' } },
+    }),
     attempts: t.relation('attempts', {
       description: 'Every upstream call made for this reply, in order.',
       query: { orderBy: { position: 'asc' } },
@@ -86,6 +91,10 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
     frequencyPenalty: t.float({ description: '-2 to 2.' }),
     reasoningEffort: t.field({ type: ReasoningEffort, description: 'For reasoning models; other models ignore it.' }),
     responseFormat: t.field({ type: ResponseFormatInput }),
+    attachments: t.field({
+      type: [AttachmentInput],
+      description: 'Images of the message (see MAX_IMAGES_PER_MESSAGE and MAX_IMAGE_BYTES); the model must take images (Model.vision).',
+    }),
     stream: t.boolean({
       defaultValue: true,
       description: 'true: return at once and follow messageStream; false: return the complete reply.',
