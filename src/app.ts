@@ -2,6 +2,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { createAdmin } from './admin/admin.js';
 import { createAuthenticator } from './auth/viewer.js';
 import { ChatService } from './chat/chat-service.js';
+import { createConversationTitles } from './chat/titles.js';
 import { startDemoUpstream, type DemoUpstream } from './providers/demo.js';
 import { StreamHub, type LiveChannel, type ReplayStore } from './streams/stream-hub.js';
 import { Generations } from './generation/generations.js';
@@ -123,10 +124,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   readinessChecks.providers = readProviderHealth;
   metrics.trackCircuits(readProviderHealth);
   const metering = new Metering({ prisma: db.prisma, quotas: config.quotas, metrics: metrics.usage, logger });
+  const route = createRouter(config.chat.models, providers, config.chat.upstreamTimeoutMs);
   const runner = new GenerationRunner({
     prisma: db.prisma,
     hub,
-    route: createRouter(config.chat.models, providers, config.chat.upstreamTimeoutMs),
+    route,
     circuit,
     metering,
     logger,
@@ -154,7 +156,19 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const stripeWebhooks =
     stripe && config.stripe ? createStripeWebhooks({ ...billingDeps, stripe, webhookSecret: config.stripe.webhookSecret }) : undefined;
 
-  const chat = new ChatService({ prisma: db.prisma, config, metering, generations, logger });
+  const titleModel = config.chat.models.find((m) => m.id === config.chat.titleModel);
+  const titles = titleModel
+    ? createConversationTitles({
+        prisma: db.prisma,
+        metering,
+        calls: { route, circuit, logger, metrics: metrics.upstream },
+        model: titleModel,
+        timeoutMs: config.chat.upstreamTimeoutMs,
+        leaseMs: config.chat.generationLeaseMs,
+        logger,
+      })
+    : undefined;
+  const chat = new ChatService({ prisma: db.prisma, config, metering, generations, logger, titles });
   const services: Services = {
     config,
     prisma: db.prisma,
@@ -217,6 +231,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     state.shuttingDown = true;
     // Running generations end STOPPED with their text and usage persisted; subscribers get `done`.
     await generations.stopAll();
+    // Title calls in flight are stopped and their reservations settled; none starts from now on.
+    await titles?.stopAll();
     await graphqlWs.drain(config.http.shutdownTimeoutMs);
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
     await graphqlWs.dispose();

@@ -79,6 +79,8 @@ const envSchema = z
     /** JSON object of prices overriding genai-prices': { "<model id>": "free" | { inputMicrosPerMillion, … } }. */
     MODEL_PRICES_JSON: z.string().optional(),
     DEFAULT_MODEL: z.string().min(1).optional(),
+    /** A catalog model that titles each new conversation after its first reply; unset, the title is the first message's first line. */
+    TITLE_MODEL: z.string().min(1).optional(),
     DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(1024),
     /** The largest image a message may carry (an upload or a data: URL), in bytes. */
     MAX_IMAGE_BYTES: count.max(100 * 1024 * 1024).default(5 * 1024 * 1024),
@@ -260,6 +262,8 @@ export interface Config {
   chat: {
     models: ModelInfo[];
     defaultModel: string;
+    /** The catalog model that titles new conversations; unset, no title calls are made. */
+    titleModel?: string;
     defaultMaxTokens: number;
     upstreamTimeoutMs: number;
     failoverFirstTokenMs: number;
@@ -360,9 +364,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     warnings.push('OPENAI_API_KEY is not set: replies come from the built-in demo model (switchboard-demo), not a real LLM');
   }
   const models = catalogFromEnv(input).models;
-  if (env.DEFAULT_MODEL && !models.some((m) => m.id === env.DEFAULT_MODEL)) {
-    throw new ConfigError([`DEFAULT_MODEL: ${env.DEFAULT_MODEL} is not in the model catalog`]);
-  }
+  const unknownModels = (['DEFAULT_MODEL', 'TITLE_MODEL'] as const)
+    .filter((name) => env[name] !== undefined && !models.some((m) => m.id === env[name]))
+    .map((name) => `${name}: ${env[name]} is not in the model catalog`);
+  if (unknownModels.length > 0) throw new ConfigError(unknownModels);
   if (production && !env.DATABASE_URL) {
     warnings.push('DATABASE_URL is not set: using the embedded PGlite database, which serves one instance only');
   }
@@ -403,6 +408,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     chat: {
       models,
       defaultModel: env.DEFAULT_MODEL ?? models[0]!.id,
+      titleModel: env.TITLE_MODEL,
       defaultMaxTokens: env.DEFAULT_MAX_TOKENS,
       upstreamTimeoutMs: env.UPSTREAM_TIMEOUT_SECONDS * 1000,
       failoverFirstTokenMs: Math.round(env.UPSTREAM_FAILOVER_FIRST_TOKEN_SECONDS * 1000),

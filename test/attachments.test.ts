@@ -49,6 +49,17 @@ const MessageAttachmentsDocument = graphql(`
   }
 `);
 
+const RegenerateDocument = graphql(`
+  mutation RegenerateWithImages($id: ID!) {
+    regenerateMessage(input: { messageId: $id, stream: false }) {
+      assistantMessage {
+        id
+        status
+      }
+    }
+  }
+`);
+
 const VisionModelsDocument = graphql(`
   query VisionModels {
     models {
@@ -174,6 +185,10 @@ describe('image inputs', () => {
     const next = upstream.prompt({ content: 'Still a pixel.' });
     expectData(await send(owner.accessToken, { content: next, conversationId: result.data!.sendMessage.conversation.id }));
     expect(await sentContent(next)).toEqual([[{ type: 'text', text: prompt }, inline], next]);
+
+    // A regenerated reply to the first question sends its image again.
+    expectData(await t.execute(RegenerateDocument, { id: result.data!.sendMessage.assistantMessage.id }, { token: owner.accessToken }));
+    expect(await sentContent(prompt, 1)).toEqual([[{ type: 'text', text: prompt }, inline]]);
   });
 
   it('stores a data: URL like an upload', async () => {

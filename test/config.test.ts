@@ -64,6 +64,18 @@ describe('configuration', () => {
     expect(problemsOf({ JWT_SECRET: 'p'.repeat(40), RATE_LIMIT_SEND_MESSAGE: 'lots' }).join()).toMatch(/RATE_LIMIT_SEND_MESSAGE/);
   });
 
+  it('refuses a DEFAULT_MODEL or TITLE_MODEL that is not in the model catalog, naming both at once', () => {
+    const base = { JWT_SECRET: 'p'.repeat(40) };
+    expect(problemsOf({ ...base, DEFAULT_MODEL: 'no-such-chat', TITLE_MODEL: 'no-such-titler' })).toEqual([
+      'DEFAULT_MODEL: no-such-chat is not in the model catalog',
+      'TITLE_MODEL: no-such-titler is not in the model catalog',
+    ]);
+    const withoutTitles = loadConfig(base);
+    expect(withoutTitles.chat.titleModel).toBeUndefined();
+    const model = withoutTitles.chat.defaultModel;
+    expect(loadConfig({ ...base, TITLE_MODEL: model }).chat.titleModel).toBe(model);
+  });
+
   it('derives the JWKS URL from the OIDC issuer', () => {
     const config = loadConfig({ JWT_SECRET: 'p'.repeat(40), OIDC_ISSUER: 'https://tenant.auth0.com/', OIDC_AUDIENCE: 'api' });
     expect(config.oidc?.jwksUrl).toBe('https://tenant.auth0.com/.well-known/jwks.json');

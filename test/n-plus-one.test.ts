@@ -159,6 +159,68 @@ describe('nested reads', () => {
   });
 });
 
+const TreeDocument = graphql(`
+  query ConversationTree($id: ID!) {
+    conversation(id: $id) {
+      messages(first: 100) {
+        edges {
+          node {
+            id
+            parent {
+              id
+            }
+            alternatives {
+              id
+            }
+          }
+        }
+      }
+    }
+  }
+`);
+
+describe('the message tree', () => {
+  /** A line of `length` question-and-reply pairs, each reply with a regenerated sibling off the current branch. */
+  async function treeOf(length: number) {
+    const user = await registerUser(t);
+    const { id: userId } = await t.app.db.prisma.user.findUniqueOrThrow({ where: { email: user.email } });
+    const conversation = await t.app.db.prisma.conversation.create({ data: { userId, title: 'tree', model: 'm' } });
+    let parentId: string | null = null;
+    for (let i = 0; i < length; i += 1) {
+      const question: { id: string } = await t.app.db.prisma.message.create({
+        data: { conversationId: conversation.id, userId, role: 'USER', content: `q${i}`, status: 'COMPLETE', parentId },
+      });
+      await t.app.db.prisma.message.create({
+        data: { conversationId: conversation.id, userId, role: 'ASSISTANT', content: `old${i}`, status: 'COMPLETE', parentId: question.id, onCurrentBranch: false },
+      });
+      const reply: { id: string } = await t.app.db.prisma.message.create({
+        data: { conversationId: conversation.id, userId, role: 'ASSISTANT', content: `a${i}`, status: 'COMPLETE', parentId: question.id },
+      });
+      parentId = reply.id;
+    }
+    return { user, id: encodeGlobalId('Conversation', conversation.id) };
+  }
+
+  it('reads parents and alternatives of a page of the current branch in the same number of statements for 5 and for 50 exchanges', async () => {
+    const counts: number[] = [];
+    for (const length of [5, 50]) {
+      const { user, id } = await treeOf(length);
+      statements = [];
+      const data = expectData(await t.execute(TreeDocument, { id }, { token: user.accessToken }));
+      if (process.env.SHOW_SQL) console.log(statements.join('\n'));
+      const nodes = data.conversation?.messages?.edges.map((e) => e.node) ?? [];
+      expect(nodes).toHaveLength(2 * length);
+      expect(nodes[1]?.alternatives).toHaveLength(2);
+      expect(nodes[1]?.parent?.id).toBe(nodes[0]?.id);
+      counts.push(statements.length);
+    }
+    expect(counts[1]).toBe(counts[0]);
+    // The viewer; the conversation with its page of messages and their parents, joined in the
+    // database; one read of the siblings of the whole page.
+    expect(counts[0]).toBe(3);
+  });
+});
+
 describe('sending a message', () => {
   let upstream: MockUpstream;
   let app: TestApp;

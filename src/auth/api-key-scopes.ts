@@ -7,6 +7,10 @@ type RootKind = 'Query' | 'Mutation' | 'Subscription';
 // Mutations that send, stop or change chats; the others change the account.
 const CHAT_MUTATIONS = new Set([
   'sendMessage',
+  'regenerateMessage',
+  'editMessage',
+  'submitToolResults',
+  'selectBranch',
   'stopGeneration',
   'createConversation',
   'updateConversation',

@@ -101,30 +101,35 @@ export function imagePart(attachment: NewAttachment): ImagePart {
   return 'url' in attachment ? { url: attachment.url } : { mimeType: attachment.mimeType, data: attachment.data.toString('base64') };
 }
 
-/** What the history query reads of each earlier message's images: never their bytes. */
-export const HISTORY_ATTACHMENTS = { select: { id: true, url: true, mimeType: true }, orderBy: { position: 'asc' } } as const;
-
-type HistoryMessage = Pick<Message, 'role' | 'content'> & { attachments: Array<{ id: string; url: string | null; mimeType: string | null }> };
+type StoredTurn = Pick<Message, 'id' | 'role' | 'content'>;
 
 /**
- * The history with its images, which go to the provider again: the newest `budget` of them (the
- * bytes of uploads read here, for those only); older turns keep their text without their images.
+ * Stored turns with their images, as a provider is sent them again: the newest `budget` images
+ * (earlier ones are left out, their turns keep their text). The bytes of uploads are read for
+ * those only.
  */
-export async function withHistoryImages(
+export async function withStoredImages(
   prisma: PrismaClient,
-  history: HistoryMessage[],
+  turns: StoredTurn[],
   budget: number,
 ): Promise<Array<Pick<Message, 'role' | 'content'> & { images?: ImagePart[] }>> {
-  const all = history.flatMap((m) => m.attachments);
-  const kept = new Set(budget > 0 ? all.slice(-budget).map((a) => a.id) : []);
-  const uploads = all.filter((a) => kept.has(a.id) && a.url === null);
-  const rows = uploads.length
-    ? await prisma.attachment.findMany({ where: { id: { in: uploads.map((a) => a.id) } }, select: { id: true, data: true } })
-    : [];
-  const bytes = new Map(rows.map((r) => [r.id, r.data]));
-  return history.map(({ role, content, attachments }) => {
-    const images = attachments.flatMap((a): ImagePart[] => {
-      if (!kept.has(a.id)) return [];
+  const userTurns = turns.filter((turn) => turn.role === 'USER').map((turn) => turn.id);
+  const stored =
+    budget > 0 && userTurns.length > 0
+      ? await prisma.attachment.findMany({
+          where: { messageId: { in: userTurns } },
+          select: { id: true, messageId: true, url: true, mimeType: true },
+          orderBy: [{ messageId: 'asc' }, { position: 'asc' }],
+        })
+      : [];
+  // Message ids are time-ordered (v7), as the turns are: the last ones are the newest.
+  const kept = stored.slice(-budget);
+  const uploads = kept.filter((a) => a.url === null).map((a) => a.id);
+  const rows = uploads.length ? await prisma.attachment.findMany({ where: { id: { in: uploads } }, select: { id: true, data: true } }) : [];
+  const bytes = new Map(rows.map((row) => [row.id, row.data]));
+  return turns.map(({ id, role, content }) => {
+    const images = kept.flatMap((a): ImagePart[] => {
+      if (a.messageId !== id) return [];
       if (a.url !== null) return [{ url: a.url }];
       const data = bytes.get(a.id);
       return data && a.mimeType ? [{ mimeType: a.mimeType, data: Buffer.from(data).toString('base64') }] : [];

@@ -1,5 +1,5 @@
 import { checkResponseFormat, type ResponseFormatInput } from './response-format.js';
-import { attachmentParams, checkAttachments, HISTORY_ATTACHMENTS, imagePart, withHistoryImages, type AttachmentInput } from './attachments.js';
+import { attachmentParams, checkAttachments, imagePart, withStoredImages, type AttachmentInput } from './attachments.js';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
@@ -19,6 +19,16 @@ import {
 } from './conversations.js';
 import { checkContent, checkGenerationOptions, planPrompt, type GenerationOptions } from './prompt.js';
 import { writeSend } from '../generation/send-statement.js';
+import type { ConversationTitles } from './titles.js';
+import {
+  assertEditable,
+  assertRegenerable,
+  branchHistory,
+  currentBranchHistory,
+  findOwnMessage,
+  selectBranch,
+  type HistoryTurn,
+} from './message-tree.js';
 import type { StreamEvent } from '../streams/stream-hub.js';
 
 export interface SendMessageInput extends GenerationOptions {
@@ -31,13 +41,24 @@ export interface SendMessageInput extends GenerationOptions {
   stream?: boolean | null;
 }
 
+export interface RegenerateMessageInput {
+  messageId: string;
+  model?: string | null;
+  stream?: boolean | null;
+}
+
+export interface EditMessageInput {
+  messageId: string;
+  content: string;
+  stream?: boolean | null;
+}
+
 export interface SendMessageResult {
   conversation: Conversation;
+  /** The user message the reply answers: the new one, or for a regenerated reply the one it answers again. */
   userMessage: Message;
   assistantMessage: Message;
 }
-
-const HISTORY_LIMIT = 200;
 
 /** Chat use cases: sending (with its reservation), stopping and following replies. */
 export class ChatService {
@@ -48,6 +69,8 @@ export class ChatService {
       metering: Metering;
       generations: Generations;
       logger: Logger;
+      /** Titles new conversations by a model (TITLE_MODEL); absent, the first-line title stays. */
+      titles?: ConversationTitles;
     },
   ) {}
 
@@ -57,35 +80,88 @@ export class ChatService {
 
   /** `apiKeyId`: the key the call is made with, whose budget applies too. */
   async sendMessage(userId: string, input: SendMessageInput, apiKeyId?: string): Promise<SendMessageResult> {
-    const { prisma, config, generations } = this.deps;
-    generations.assertAcceptingWork();
+    const { prisma } = this.deps;
+    this.deps.generations.assertAcceptingWork();
     const content = checkContent(input.content);
+    const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
+    return this.startReply(userId, apiKeyId, input, {
+      existing,
+      history: existing ? await currentBranchHistory(prisma, existing.id) : [],
+      userMessage: { id: uuidv7(), content },
+    });
+  }
+
+  /** A new reply beside an ended one (same parent), on a branch that becomes current. */
+  async regenerateMessage(userId: string, input: RegenerateMessageInput, apiKeyId?: string): Promise<SendMessageResult> {
+    const { prisma } = this.deps;
+    this.deps.generations.assertAcceptingWork();
+    const message = await findOwnMessage(prisma, userId, input.messageId);
+    assertRegenerable(message);
+    const question = message.parent;
+    if (question?.role !== 'USER') throw badInput('This reply answers no user message', 'messageId');
+    return this.startReply(userId, apiKeyId, { model: input.model, stream: input.stream }, {
+      existing: message.conversation,
+      history: await branchHistory(prisma, question.parentId),
+      answered: question,
+      parentId: question.id,
+    });
+  }
+
+  /** A new user message beside an earlier one (same parent) and its reply: a new branch, now current. */
+  async editMessage(userId: string, input: EditMessageInput, apiKeyId?: string): Promise<SendMessageResult> {
+    const { prisma } = this.deps;
+    this.deps.generations.assertAcceptingWork();
+    const content = checkContent(input.content);
+    const message = await findOwnMessage(prisma, userId, input.messageId);
+    assertEditable(message);
+    return this.startReply(userId, apiKeyId, { stream: input.stream }, {
+      existing: message.conversation,
+      history: await branchHistory(prisma, message.parentId),
+      userMessage: { id: uuidv7(), content },
+      parentId: message.parentId,
+    });
+  }
+
+  /**
+   * Plans the prompt, reserves the call's worst case and writes the new messages in one
+   * statement, then starts the reply. `userMessage`: the user's new turn, written before the
+   * reply; `answered`: the user's turn when it is already stored (a regenerated reply). `parentId`:
+   * where the new messages go in the tree (undefined: they continue the current branch).
+   */
+  private async startReply(
+    userId: string,
+    apiKeyId: string | undefined,
+    input: GenerationOptions & Pick<SendMessageInput, 'model' | 'systemPrompt' | 'responseFormat' | 'stream' | 'attachments'>,
+    turn: {
+      existing?: Conversation;
+      history: HistoryTurn[];
+      userMessage?: { id: string; content: string };
+      answered?: Message;
+      parentId?: string | null;
+    },
+  ): Promise<SendMessageResult> {
+    const { prisma, config, generations } = this.deps;
+    const { existing } = turn;
     const sampling = checkGenerationOptions(input);
     const responseFormat = checkResponseFormat(input.responseFormat);
-    const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
     const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
     const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
     const images = config.chat.images;
     const attachments = await checkAttachments(input.attachments ?? [], images);
     if (attachments.length > 0 && !model.vision) throw badInput(`${model.id} does not take images; choose a model with vision`, 'attachments');
-    const history = existing
-      ? (
-          await prisma.message.findMany({
-            where: { conversationId: existing.id, status: { in: ['COMPLETE', 'STOPPED'] }, role: { not: 'SYSTEM' } },
-            orderBy: { id: 'desc' },
-            take: HISTORY_LIMIT,
-            select: { role: true, content: true, attachments: HISTORY_ATTACHMENTS },
-          })
-        ).reverse()
-      : [];
-    // Earlier turns' images go again, as far as the per-call limit leaves room (none to a model without vision).
-    const historyBudget = model.vision ? images.maxPerPrompt - attachments.length : 0;
+    // The images of earlier turns (and of the question a regenerated reply answers) go again, as far
+    // as the per-call limit leaves room; none go to a model without vision.
+    const resent = await withStoredImages(
+      prisma,
+      turn.answered ? [...turn.history, turn.answered] : turn.history,
+      model.vision ? images.maxPerPrompt - attachments.length : 0,
+    );
     const plan = planPrompt({
       model,
       systemPrompt,
-      history: await withHistoryImages(prisma, history.filter((m) => m.content.length > 0), historyBudget),
-      content,
-      images: attachments.map(imagePart),
+      history: turn.answered ? resent.slice(0, -1) : resent,
+      content: turn.userMessage?.content ?? turn.answered?.content ?? '',
+      images: turn.answered ? resent.at(-1)?.images : attachments.map(imagePart),
       imageTokens: images.tokenEstimate,
       requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
     });
@@ -93,27 +169,30 @@ export class ChatService {
     // The worst case is reserved in the statement that writes the messages: a refused call
     // leaves no trace. The reservation is a row of its own, so whatever happens to the messages
     // it is settled: by the generation, by a recovery, or by the sweep once its lease lapses.
-    const ids = { userMessageId: uuidv7(), assistantMessageId: uuidv7() };
+    const assistantMessageId = uuidv7();
     const reservation = this.deps.metering.reservationParams({
       userId,
       apiKeyId,
-      messageId: ids.assistantMessageId,
+      messageId: assistantMessageId,
       model,
       promptEstimate: plan.promptEstimate,
       maxOutputTokens: plan.maxTokens,
       leaseMs: config.chat.generationLeaseMs,
     });
-    const result = await writeSend(prisma, {
+    const sent = await writeSend(prisma, {
       userId,
       existing,
-      content,
-      attachments: attachments.map(attachmentParams),
+      ...(turn.userMessage ? { userMessage: { ...turn.userMessage, attachments: attachments.map(attachmentParams) } } : {}),
+      ...(turn.parentId !== undefined ? { parentId: turn.parentId } : {}),
       model: model.id,
       systemPrompt,
-      ...ids,
+      assistantMessageId,
       reservation: reservation.params,
       maxRunning: config.limits.maxConcurrentGenerations,
     });
+    const userMessage = sent.userMessage ?? turn.answered;
+    if (!userMessage) throw new Error('a reply must answer a user message');
+    const result = { ...sent, userMessage };
     const finished = generations.start({
       messageId: result.assistantMessage.id,
       conversationId: result.conversation.id,
@@ -127,6 +206,21 @@ export class ChatService {
       promptEstimate: plan.promptEstimate,
       reservationId: reservation.id,
     });
+    // The send that gave the conversation its first-line title asks for a model's once the reply
+    // completes here; a reply closed by another instance's recovery gets none.
+    if (result.conversation.title !== existing?.title) {
+      this.deps.titles?.afterFirstReply(
+        {
+          userId,
+          apiKeyId,
+          conversationId: result.conversation.id,
+          automaticTitle: result.conversation.title,
+          userContent: userMessage.content,
+          assistantMessageId: result.assistantMessage.id,
+        },
+        finished,
+      );
+    }
     // Shutdown began while this send was written: its reply was stopped at once; answer its final state.
     if ((input.stream ?? true) && generations.acceptingWork) return result;
 
@@ -143,6 +237,11 @@ export class ChatService {
     const conversation = await prisma.conversation.findUnique({ where: { id: result.conversation.id } });
     if (!conversation) throw notFound('Conversation');
     return { ...result, conversation, assistantMessage };
+  }
+
+  /** Makes the branch through a message current (to its newest leaf). */
+  selectBranch(userId: string, messageId: string, query?: Parameters<typeof selectBranch>[3]): Promise<Conversation> {
+    return selectBranch(this.deps.prisma, userId, messageId, query);
   }
 
   /** Stops a generation wherever it runs; returns the message in its final state. */

@@ -9,13 +9,16 @@ export interface SendWrites {
   userId: string;
   /** The conversation the message continues, as read before; none starts a new one. */
   existing?: Conversation;
-  content: string;
-  /** The user message's images, as chat_send_message takes them (attachmentParams). */
-  attachments?: Array<Record<string, unknown>>;
+  /** The user's new message; none when a reply is regenerated. */
+  userMessage?: { id: string; content: string; attachments?: Array<Record<string, unknown>> };
+  /**
+   * The message the new ones follow, starting a branch beside its other children (an edit, a
+   * regenerated reply); undefined: they continue the current branch.
+   */
+  parentId?: string | null;
   model: string;
   systemPrompt: string | null;
   /** Explicit, monotonic v7 ids: the user message always sorts before its reply. */
-  userMessageId: string;
   assistantMessageId: string;
   /** The reservation's parameters (Metering.reservationParams). */
   reservation: Record<string, unknown>;
@@ -25,7 +28,7 @@ export interface SendWrites {
 
 export interface SentMessages {
   conversation: Conversation;
-  userMessage: Message;
+  userMessage?: Message;
   assistantMessage: Message;
 }
 
@@ -37,25 +40,28 @@ export interface SentMessages {
  */
 export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMessages> {
   const now = new Date();
-  const { existing, userId, content } = send;
+  const { existing, userId, userMessage } = send;
   const conversationId = existing?.id ?? uuidv7();
-  const title = !existing || existing.title === PLACEHOLDER_TITLE ? titleFromMessage(content) : existing.title;
+  const title = userMessage && (!existing || existing.title === PLACEHOLDER_TITLE) ? titleFromMessage(userMessage.content) : (existing?.title ?? PLACEHOLDER_TITLE);
   const params = {
     reservation: send.reservation,
     maxRunning: send.maxRunning,
     now: now.toISOString(),
     conversation: { id: conversationId, existing: Boolean(existing), title, model: send.model, systemPrompt: send.systemPrompt },
-    userMessage: { id: send.userMessageId, content, ...(send.attachments?.length ? { attachments: send.attachments } : {}) },
+    ...(send.parentId !== undefined ? { parentId: send.parentId } : {}),
+    // A message's images (attachmentParams) are written with it.
+    messages: userMessage ? [{ id: userMessage.id, role: 'USER', content: userMessage.content, ...withAttachments(userMessage.attachments) }] : [],
     assistantMessage: { id: send.assistantMessageId, model: send.model },
   };
-  const [row] = await db.$queryRaw<[{ decision: ReserveDecision }]>`
+  const [row] = await db.$queryRaw<[{ decision: ReserveDecision & { parentId?: string | null } }]>`
     SELECT "chat_send_message"(${JSON.stringify(params)}::jsonb) AS "decision"`;
   throwIfRefused(row.decision, send.maxRunning);
+  const firstParentId = row.decision.parentId ?? null;
 
   const conversation: Conversation = existing
     ? { ...existing, title, updatedAt: now }
     : { id: conversationId, userId, title, model: send.model, systemPrompt: send.systemPrompt, archived: false, createdAt: now, updatedAt: now };
-  const message = (fields: Pick<Message, 'id' | 'role' | 'content' | 'status' | 'model'>): Message => ({
+  const message = (fields: Pick<Message, 'id' | 'role' | 'content' | 'status' | 'model' | 'parentId'>): Message => ({
     ...fields,
     conversationId,
     userId,
@@ -71,14 +77,24 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     errorCode: null,
     errorMessage: null,
     provider: null,
+    onCurrentBranch: true,
     createdAt: now,
     updatedAt: now,
     completedAt: null,
   });
   return {
     conversation,
-    userMessage: message({ id: send.userMessageId, role: 'USER', content, status: 'COMPLETE', model: null }),
-    assistantMessage: message({ id: send.assistantMessageId, role: 'ASSISTANT', content: '', status: 'STREAMING', model: send.model }),
+    ...(userMessage
+      ? { userMessage: message({ id: userMessage.id, role: 'USER', content: userMessage.content, status: 'COMPLETE', model: null, parentId: firstParentId }) }
+      : {}),
+    assistantMessage: message({
+      id: send.assistantMessageId,
+      role: 'ASSISTANT',
+      content: '',
+      status: 'STREAMING',
+      model: send.model,
+      parentId: userMessage ? userMessage.id : firstParentId,
+    }),
   };
 }
 
@@ -92,5 +108,8 @@ function throwIfRefused(decision: ReserveDecision, maxRunning: number): void {
   }
   // Deleted since it was read: as if it had never been found.
   if (decision.refused === 'NO_CONVERSATION') throw notFound('Conversation');
+  if (decision.refused === 'NO_PARENT') throw notFound('Message');
   if (decision.refused) throw new Error(`unknown refusal from chat_send_message: ${decision.refused}`);
 }
+
+const withAttachments = (attachments: Array<Record<string, unknown>> | undefined) => (attachments?.length ? { attachments } : {});

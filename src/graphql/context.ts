@@ -8,6 +8,8 @@ import type { Billing } from '../billing/checkout.js';
 import type { Authenticate, Viewer } from '../auth/viewer.js';
 import type { ChatService } from '../chat/chat-service.js';
 import { unauthenticated } from '../errors.js';
+import type { Message } from '../generated/prisma/client.js';
+import { messageSiblings, type SiblingsKey } from '../chat/message-tree.js';
 import type { Metering } from '../metering/metering.js';
 import { conversationUsage, type UsageTotals } from '../metering/queries.js';
 import type { Config } from '../config.js';
@@ -36,6 +38,7 @@ export interface Services {
 /** Per-request batching of aggregates that plugin-prisma cannot load as relations. */
 export interface Loaders {
   conversationUsage: DataLoader<string, UsageTotals>;
+  messageSiblings: DataLoader<SiblingsKey, Message[], string>;
 }
 
 export interface GraphQLContext {
@@ -49,6 +52,9 @@ export interface GraphQLContext {
 function createLoaders(services: Services): Loaders {
   return {
     conversationUsage: new DataLoader((ids) => conversationUsage(services.prisma, ids)),
+    messageSiblings: new DataLoader((keys) => messageSiblings(services.prisma, keys), {
+      cacheKeyFn: (key) => `${key.conversationId}:${key.parentId ?? ''}`,
+    }),
   };
 }
 

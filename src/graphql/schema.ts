@@ -10,6 +10,7 @@ import './types/billing.js';
 import './types/conversation.js';
 import './types/attachment.js';
 import './types/message.js';
+import './types/message-tree.js';
 import './types/message-attempt.js';
 import './types/admin.js';
 import './types/provider.js';

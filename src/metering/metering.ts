@@ -14,8 +14,11 @@ export interface ReserveRequest {
   messageId?: string;
   /** The API key the call is made with: its monthly budget applies too, and its spend is kept. */
   apiKeyId?: string;
-  /** CHAT for chat completions; REALTIME for a Realtime session, priced per session (`price.perCallMicros`). */
-  kind?: 'CHAT' | 'REALTIME';
+  /**
+   * CHAT for chat completions; REALTIME for a Realtime session, priced per session (`price.perCallMicros`);
+   * TITLE for a conversation's title written by the title model.
+   */
+  kind?: 'CHAT' | 'REALTIME' | 'TITLE';
   model: { id: string; price: ModelPrice };
   /** Worst case of the call: its estimated prompt and the most it may generate. */
   promptEstimate: number;

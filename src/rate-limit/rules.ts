@@ -7,6 +7,8 @@ export interface Caller {
 }
 
 const AUTH_FIELDS = new Set(['register', 'login', 'refreshToken']);
+// Everything that starts a reply shares the budget of sending a message.
+const REPLY_FIELDS = new Set(['sendMessage', 'regenerateMessage', 'editMessage', 'submitToolResults']);
 
 /**
  * Which limits a root field counts against. Every operation counts per caller (generously);
@@ -33,7 +35,7 @@ export function rateChecksFor(
   if (typeof email === 'string') {
     checks.push({ rule: 'loginPerAccount', who: `account:${email.trim().toLowerCase()}`, scope: 'login' });
   }
-  if (field === 'sendMessage') checks.push(...callers.map((who): RateCheck => ({ rule: 'sendMessage', who, scope: field })));
+  if (REPLY_FIELDS.has(field)) checks.push(...callers.map((who): RateCheck => ({ rule: 'sendMessage', who, scope: 'sendMessage' })));
   if (field === 'createRealtimeSession') {
     checks.push(...callers.map((who): RateCheck => ({ rule: 'realtimeSessions', who, scope: field })));
   }

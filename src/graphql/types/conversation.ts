@@ -17,16 +17,20 @@ export const ConversationRef = builder.prismaNode('Conversation', {
     archived: t.exposeBoolean('archived'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
-    messageCount: t.relationCount('messages'),
+    messageCount: t.relationCount('messages', {
+      description: 'Messages on the current branch.',
+      where: { onCurrentBranch: true },
+    }),
     messages: t.relatedConnection(
       'messages',
       {
         cursor: 'id',
-        description: 'Oldest first; `last: n` gives the latest n. Null for an API key without READ.',
+        description:
+          'The current branch, root to leaf (see selectBranch; Message.alternatives lists the other branches); `last: n` gives the latest n. Null for an API key without READ.',
         nullable: true,
         maxSize: MAX_PAGE_SIZE,
         totalCount: true,
-        query: () => ({ orderBy: { id: 'asc' } }),
+        query: () => ({ where: { onCurrentBranch: true }, orderBy: { id: 'asc' } }),
       },
       readGuarded,
     ),

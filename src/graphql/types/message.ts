@@ -102,7 +102,7 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
   }),
 });
 
-const SendMessagePayload = builder
+export const SendMessagePayload = builder
   .objectRef<{ conversation: Conversation; userMessage: Message; assistantMessage: Message }>('SendMessagePayload')
   .implement({
     // The conversation and the two messages are what the send made: the key that sent them sees them.
