@@ -15,7 +15,7 @@ const config: CodegenConfig = {
         importExtension: '.js',
         useTypeImports: true,
         enumsAsTypes: true,
-        scalars: { DateTime: 'string', Date: 'string', ID: 'string', SafeInt: 'number', JSON: 'unknown' },
+        scalars: { DateTime: 'string', Date: 'string', ID: 'string', SafeInt: 'number', JSON: 'unknown', File: 'unknown' },
       },
     },
   },

@@ -198,10 +198,18 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     yoga,
     logger,
     maxRequestBytes: config.http.maxRequestBytes,
+    maxUploadBytes: config.http.maxUploadBytes,
     readinessChecks,
     state,
     metrics: { registry: metrics.registry, ...config.metrics },
     stripeWebhooks,
+    attachments: {
+      prisma: db.prisma,
+      authenticate: services.authenticate,
+      rateLimiter: services.rateLimiter,
+      trustProxyHops: config.http.trustProxyHops,
+      logger,
+    },
   });
   const graphqlWs = await attachGraphQLWs({
     httpServer,

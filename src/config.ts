@@ -82,6 +82,14 @@ const envSchema = z
     /** A catalog model that titles each new conversation after its first reply; unset, the title is the first message's first line. */
     TITLE_MODEL: z.string().min(1).optional(),
     DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(1024),
+    /** The largest image a message may carry (an upload or a data: URL), in bytes. */
+    MAX_IMAGE_BYTES: count.max(100 * 1024 * 1024).default(5 * 1024 * 1024),
+    MAX_IMAGES_PER_MESSAGE: count.max(100).default(4),
+    /** Images sent to the provider in one call: the new message's, then the newest of earlier turns. */
+    MAX_IMAGES_PER_PROMPT: count.max(100).default(8),
+    MAX_IMAGE_URL_LENGTH: count.max(65_536).default(2048),
+    /** Tokens an image counts for in the context window, and in a reservation unless its model says more (MODELS_JSON imageTokens). */
+    IMAGE_TOKEN_ESTIMATE: count.max(1_000_000).default(1600),
     UPSTREAM_TIMEOUT_SECONDS: seconds.default(60),
     /** While another deployment or fallback is left, the longest wait for a first token before moving on to it (reasoning models excepted). */
     UPSTREAM_FAILOVER_FIRST_TOKEN_SECONDS: z.coerce.number().positive().max(3600).default(10),
@@ -126,6 +134,8 @@ const envSchema = z
     GRAPHIQL: bool.optional(),
     INTROSPECTION: bool.optional(),
     MAX_REQUEST_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+    /** The body limit of a multipart request (a GraphQL upload), instead of MAX_REQUEST_BYTES. */
+    MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(24 * 1024 * 1024),
     SHUTDOWN_TIMEOUT_SECONDS: seconds.default(10),
     /** How many proxies in front of the server append to X-Forwarded-For (0: use the socket address). */
     TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
@@ -183,6 +193,9 @@ function crossFieldProblems(env: RawEnv): string[] {
     problems.push('OIDC_AUDIENCE: OIDC_ISSUER and OIDC_AUDIENCE must be set together');
   }
   if (env.OIDC_JWKS_URL && !env.OIDC_ISSUER) problems.push('OIDC_JWKS_URL: needs OIDC_ISSUER');
+  if (Number(env.MAX_IMAGES_PER_PROMPT ?? 8) < Number(env.MAX_IMAGES_PER_MESSAGE ?? 4)) {
+    problems.push('MAX_IMAGES_PER_PROMPT: must be at least MAX_IMAGES_PER_MESSAGE');
+  }
   const realtimeModels = list.parse(env.REALTIME_MODELS ?? DEFAULT_REALTIME_MODELS.join(','));
   if (realtimeModels.length === 0) problems.push('REALTIME_MODELS: must name at least one model');
   if (env.REALTIME_DEFAULT_MODEL && !realtimeModels.includes(env.REALTIME_DEFAULT_MODEL)) {
@@ -267,6 +280,7 @@ export interface Config {
     generationLeaseMs: number;
     /** Without OPENAI_API_KEY (or PROVIDERS_JSON) the server runs a local demo upstream. */
     demo: boolean;
+    images: ImageLimits;
   };
   quotas: PlanQuotas;
   realtime: {
@@ -288,6 +302,7 @@ export interface Config {
     graphiql: boolean;
     introspection: boolean;
     maxRequestBytes: number;
+    maxUploadBytes: number;
     shutdownTimeoutMs: number;
     trustProxyHops: number;
     persistedOperationsFile?: string;
@@ -295,6 +310,15 @@ export interface Config {
   limits: Limits;
   /** Things worth a warning line at start-up (generated secrets, embedded database in production…). */
   warnings: string[];
+}
+
+export interface ImageLimits {
+  maxBytes: number;
+  maxPerMessage: number;
+  maxPerPrompt: number;
+  maxUrlLength: number;
+  /** Tokens an image counts for in the context window, and by default in a reservation. */
+  tokenEstimate: number;
 }
 
 export interface Limits {
@@ -409,6 +433,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       circuit: { failureThreshold: env.CIRCUIT_FAILURE_THRESHOLD, probeAfterMs: Math.round(env.CIRCUIT_PROBE_SECONDS * 1000) },
       generationLeaseMs: env.GENERATION_LEASE_SECONDS * 1000,
       demo: providers.some((p) => p.demo),
+      images: {
+        maxBytes: env.MAX_IMAGE_BYTES,
+        maxPerMessage: env.MAX_IMAGES_PER_MESSAGE,
+        maxPerPrompt: env.MAX_IMAGES_PER_PROMPT,
+        maxUrlLength: env.MAX_IMAGE_URL_LENGTH,
+        tokenEstimate: env.IMAGE_TOKEN_ESTIMATE,
+      },
     },
     quotas: { FREE: env.QUOTA_FREE_TOKENS, PRO: env.QUOTA_PRO_TOKENS, TEAM: env.QUOTA_TEAM_TOKENS },
     realtime: {
@@ -435,6 +466,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       graphiql: env.GRAPHIQL ?? !production,
       introspection: env.INTROSPECTION ?? !production,
       maxRequestBytes: env.MAX_REQUEST_BYTES,
+      maxUploadBytes: env.MAX_UPLOAD_BYTES,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_SECONDS * 1000,
       trustProxyHops: env.TRUST_PROXY_HOPS,
       persistedOperationsFile: env.PERSISTED_OPERATIONS_FILE,

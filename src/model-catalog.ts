@@ -21,6 +21,15 @@ export interface ModelInfo {
   maxOutputTokens: number;
   /** Takes `max_completion_tokens` and no `temperature` (OpenAI's o-series and gpt-5). */
   reasoning: boolean;
+  /** Takes images in user turns. */
+  vision: boolean;
+  /**
+   * The most prompt tokens one image may be billed as, on this model and any vision fallback: what
+   * a reservation holds per image. Unset: IMAGE_TOKEN_ESTIMATE. Some models bill an image as far
+   * more tokens than it takes of the context window (gpt-4o-mini), so the window is checked with
+   * IMAGE_TOKEN_ESTIMATE instead.
+   */
+  imageTokens?: number;
   /**
    * What a reservation holds per token: the highest rate of every deployment the model and its
    * fallbacks may be served by, so that the worst case of any attempt is covered. Never zero by
@@ -43,6 +52,8 @@ export interface ModelEntry {
   contextWindow: number;
   maxOutputTokens: number;
   reasoning: boolean;
+  vision: boolean;
+  imageTokens?: number;
   price?: ModelPrice;
   deployments?: Array<{ provider: string; model: string; prefill?: boolean }>;
   fallbacks?: string[];
@@ -77,6 +88,8 @@ const modelSchema = z
     reasoningMicrosPerMillion: micros.optional(),
     free: z.boolean().optional(),
     reasoning: z.boolean().optional(),
+    vision: z.boolean().optional(),
+    imageTokens: z.number().int().positive().max(1_000_000).optional(),
     deployments: z
       .array(z.strictObject({ provider: z.string().min(1), model: z.string().min(1), prefill: z.boolean().optional() }))
       .min(1)
@@ -128,6 +141,8 @@ export function modelsFromJson(json: string | undefined): ModelEntry[] | undefin
       contextWindow: m.contextWindow,
       maxOutputTokens: m.maxOutputTokens,
       reasoning: m.reasoning ?? isReasoningModelId(m.id),
+      vision: m.vision ?? false,
+      ...(m.imageTokens ? { imageTokens: m.imageTokens } : {}),
       ...(m.deployments ? { deployments: m.deployments } : {}),
       ...(m.fallbacks ? { fallbacks: m.fallbacks } : {}),
       ...(m.timeoutSeconds ? { timeoutMs: Math.round(m.timeoutSeconds * 1000) } : {}),
@@ -253,6 +268,8 @@ export function priceCatalog(
         contextWindow: entry.contextWindow,
         maxOutputTokens: entry.maxOutputTokens,
         reasoning: entry.reasoning,
+        vision: entry.vision,
+        ...(entry.imageTokens ? { imageTokens: entry.imageTokens } : {}),
         isDemo: false,
         deployments,
         fallbacks: entry.fallbacks ?? [],
@@ -263,12 +280,26 @@ export function priceCatalog(
   const byId = new Map(priced.map((m) => [m.id, m]));
   const models = priced.map((model): ModelInfo => {
     const route = [model, ...model.fallbacks.flatMap((id) => byId.get(id) ?? [])];
-    return { ...model, price: highestPrice(route.flatMap((m) => m.deployments.map((d) => d.price))) };
+    const imageTokens = highestImageTokens(route);
+    return {
+      ...model,
+      ...(imageTokens ? { imageTokens } : {}),
+      price: highestPrice(route.flatMap((m) => m.deployments.map((d) => d.price))),
+    };
   });
   for (const id of overrides?.keys() ?? []) {
     if (!entries.some((e) => e.id === id)) problems.push(`MODEL_PRICES_JSON: model "${id}" is not in the model catalog`);
   }
   return { models, problems };
+}
+
+/**
+ * What the route bills an image as at most: the highest `imageTokens` of its models that take
+ * images (the others never receive any); undefined when none says, for IMAGE_TOKEN_ESTIMATE.
+ */
+function highestImageTokens(route: Array<Pick<ModelInfo, 'vision' | 'imageTokens'>>): number | undefined {
+  const known = route.flatMap((m) => (m.vision && m.imageTokens ? [m.imageTokens] : []));
+  return known.length > 0 ? Math.max(...known) : undefined;
 }
 
 /** Each rate at its highest among `prices` (the first when there is one). */
@@ -302,21 +333,28 @@ export function catalogFromEnv(
   return priceCatalog(configured ?? OPENAI_MODELS, modelPricesFromJson(env.MODEL_PRICES_JSON), origin, providersFromEnv(env), now);
 }
 
-const openai = (id: string, contextWindow: number, maxOutputTokens: number): ModelEntry => ({
+const openai = (id: string, contextWindow: number, maxOutputTokens: number, imageTokens: number): ModelEntry => ({
   id,
   provider: 'openai',
   contextWindow,
   maxOutputTokens,
   reasoning: isReasoningModelId(id),
+  vision: true,
+  imageTokens,
 });
 
-/** OpenAI's models, priced from genai-prices. Replace the list with MODELS_JSON, prices with MODEL_PRICES_JSON. */
+/**
+ * OpenAI's models, priced from genai-prices. Replace the list with MODELS_JSON, prices with MODEL_PRICES_JSON.
+ * All take images; the last number is the most one image is billed as at high detail, from
+ * OpenAI's vision pricing: 85 + 170 per 512 px tile (8 tiles at most) for gpt-4o and gpt-4.1,
+ * 2833 + 5667 per tile for gpt-4o-mini, 1536 patches times 1.62 (gpt-4.1-mini) or 2.46 (nano).
+ */
 export const OPENAI_MODELS: ModelEntry[] = [
-  openai('gpt-4o-mini', 128_000, 16_384),
-  openai('gpt-4o', 128_000, 16_384),
-  openai('gpt-4.1', 1_047_576, 32_768),
-  openai('gpt-4.1-mini', 1_047_576, 32_768),
-  openai('gpt-4.1-nano', 1_047_576, 32_768),
+  openai('gpt-4o-mini', 128_000, 16_384, 2833 + 8 * 5667),
+  openai('gpt-4o', 128_000, 16_384, 85 + 8 * 170),
+  openai('gpt-4.1', 1_047_576, 32_768, 85 + 8 * 170),
+  openai('gpt-4.1-mini', 1_047_576, 32_768, Math.ceil(1536 * 1.62)),
+  openai('gpt-4.1-nano', 1_047_576, 32_768, Math.ceil(1536 * 2.46)),
 ];
 
 /** The model of the built-in demo upstream: free, and labelled as a demo everywhere. */
@@ -326,6 +364,7 @@ export const DEMO_MODEL: ModelInfo = {
   contextWindow: 16_384,
   maxOutputTokens: 1024,
   reasoning: false,
+  vision: false,
   price: zeroPrice('demo'),
   isDemo: true,
   deployments: [{ provider: DEFAULT_PROVIDER_ID, model: 'switchboard-demo', price: zeroPrice('demo') }],

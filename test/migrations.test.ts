@@ -29,6 +29,7 @@ const columnTypes: Record<string, string[]> = {
   Boolean: ['boolean'],
   DateTime: ['timestamp without time zone', 'date'],
   Json: ['jsonb'],
+  Bytes: ['bytea'],
 };
 
 /** The `onDelete` a relation field declares in schema.prisma, as PostgreSQL names the rule. */

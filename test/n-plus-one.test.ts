@@ -7,6 +7,31 @@ import { encodeGlobalId } from '../src/global-id.js';
 import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
 import { graphql } from './generated/gql.js';
 
+const ConversationImagesDocument = graphql(`
+  query ConversationImages {
+    me {
+      conversations(first: 50) {
+        edges {
+          node {
+            messages(last: 20) {
+              edges {
+                node {
+                  id
+                  attachments {
+                    id
+                    mimeType
+                    url
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+`);
+
 let t: TestApp;
 let statements: string[] = [];
 beforeAll(async () => {
@@ -33,6 +58,17 @@ async function userWithConversations(count: number) {
   return user;
 }
 
+/** Gives every user message of the user's conversations two images: an https URL and an upload. */
+async function withImages(email: string) {
+  const messages = await t.app.db.prisma.message.findMany({ where: { user: { email }, role: 'USER' }, select: { id: true, userId: true } });
+  await t.app.db.prisma.attachment.createMany({
+    data: messages.flatMap((m) => [
+      { messageId: m.id, userId: m.userId, position: 0, url: 'https://example.com/a.png' },
+      { messageId: m.id, userId: m.userId, position: 1, mimeType: 'image/gif', bytes: 3, data: new Uint8Array([0x47, 0x49, 0x46]) },
+    ]),
+  });
+}
+
 async function countStatements(token: string) {
   statements = [];
   const data = expectData(await t.execute(NestedConversationsDocument, {}, { token }));
@@ -57,6 +93,25 @@ describe('nested reads', () => {
     // The viewer; the user with the page of conversations, their message counts and their last
     // messages, joined in the database; one usage aggregate.
     expect(large.count).toBe(3);
+  });
+
+  it('load the images of every message in the same number of SQL statements for 5 and for 50 conversations', async () => {
+    const few = await userWithConversations(5);
+    const many = await userWithConversations(50);
+    await withImages(few.email);
+    await withImages(many.email);
+    const counts = [];
+    for (const user of [few, many]) {
+      statements = [];
+      const data = expectData(await t.execute(ConversationImagesDocument, {}, { token: user.accessToken }));
+      const images = data.me?.conversations?.edges.flatMap((e) => e.node.messages?.edges.flatMap((m) => m.node.attachments) ?? []);
+      expect(images).toHaveLength(user === few ? 5 * 2 * 2 : 50 * 2 * 2);
+      expect(images?.[1]).toMatchObject({ mimeType: 'image/gif', url: expect.stringMatching(/^\/attachments\//) });
+      // Never the bytes of an upload.
+      expect(statements.join('\n')).not.toContain('"data"');
+      counts.push(statements.length);
+    }
+    expect(counts[1]).toBe(counts[0]);
   });
 
   it('answer { me { scalars } } from the row that authenticated the request: one statement, with a token or an API key', async () => {

@@ -5,11 +5,12 @@
 -- p: reservation (metering_decide's p, with the hold's fields), maxRunning, now (UTC), conversation
 -- { id, existing, title, model, systemPrompt }, parentId (optional: the message the new ones
 -- follow; absent: the leaf of the current branch, which they continue), messages [{ id, role,
--- content, toolCallId? }] (the prompt messages before the reply: the user's, or TOOL messages with
--- a reply's tool results; none when a reply is regenerated), assistantMessage { id, model, tools?,
--- toolChoice? } (the tools it is offered), and for tool results answersToolCalls: true (parentId is
--- then the reply that asked for them, which must have no child yet: checked under the user's and
--- the conversation's locks, so of two submissions for one reply the second is refused).
+-- content, toolCallId?, attachments? }] (the prompt messages before the reply: the user's, or TOOL
+-- messages with a reply's tool results; none when a reply is regenerated), assistantMessage { id,
+-- model, tools?, toolChoice? } (the tools it is offered), and for tool results answersToolCalls: true
+-- (parentId is then the reply that asked for them, which must have no child yet: checked under the
+-- user's and the conversation's locks, so of two submissions for one reply the second is refused).
+-- A message's attachments: its images in order, each { id, url } or { id, mimeType, bytes, data (base64) }.
 -- Returns metering_decide's answer, with the parentId of the first new message.
 CREATE OR REPLACE FUNCTION "chat_send_message"(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -64,6 +65,10 @@ BEGIN
     INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "toolCallId", "status", "parentId", "createdAt", "updatedAt")
     VALUES ((v_message->>'id')::uuid, v_conversation_id, v_user_id, (v_message->>'role')::"MessageRole",
       v_message->>'content', v_message->>'toolCallId', 'COMPLETE', v_parent, v_now, v_now);
+    INSERT INTO "Attachment" ("id", "messageId", "userId", "position", "url", "mimeType", "bytes", "data", "createdAt")
+    SELECT (a.value->>'id')::uuid, (v_message->>'id')::uuid, v_user_id, (a.position - 1)::int, a.value->>'url',
+      a.value->>'mimeType', (a.value->>'bytes')::int, decode(a.value->>'data', 'base64'), v_now
+    FROM jsonb_array_elements(COALESCE(v_message->'attachments', '[]'::jsonb)) WITH ORDINALITY AS a(value, position);
     v_parent := (v_message->>'id')::uuid;
   END LOOP;
   INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "status", "model", "tools", "toolChoice",

@@ -1,4 +1,5 @@
 import { checkResponseFormat, type ResponseFormatInput } from './response-format.js';
+import { attachmentParams, checkAttachments, imagePart, withStoredImages, type AttachmentInput } from './attachments.js';
 import { v7 as uuidv7 } from 'uuid';
 import type { Config } from '../config.js';
 import type { PrismaClient } from '../db/client.js';
@@ -50,6 +51,7 @@ export interface SendMessageInput extends GenerationOptions {
   responseFormat?: ResponseFormatInput | null;
   tools?: ToolInput[] | null;
   toolChoice?: string | null;
+  attachments?: readonly AttachmentInput[] | null;
   stream?: boolean | null;
 }
 
@@ -186,7 +188,8 @@ export class ChatService {
   private async startReply(
     userId: string,
     apiKeyId: string | undefined,
-    input: GenerationOptions & Pick<SendMessageInput, 'model' | 'systemPrompt' | 'responseFormat' | 'tools' | 'toolChoice' | 'stream'>,
+    input: GenerationOptions &
+      Pick<SendMessageInput, 'model' | 'systemPrompt' | 'responseFormat' | 'tools' | 'toolChoice' | 'attachments' | 'stream'>,
     turn: {
       existing?: Conversation;
       history: HistoryTurn[];
@@ -205,11 +208,23 @@ export class ChatService {
     const toolSet = turn.toolSet ?? checkTools(input.tools, input.toolChoice, config.limits.tools);
     const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
     const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
+    const images = config.chat.images;
+    const attachments = await checkAttachments(input.attachments ?? [], images);
+    if (attachments.length > 0 && !model.vision) throw badInput(`${model.id} does not take images; choose a model with vision`, 'attachments');
+    // The images of earlier turns (and of the question a regenerated reply answers) go again, as far
+    // as the per-call limit leaves room; none go to a model without vision.
+    const resent = await withStoredImages(
+      prisma,
+      turn.answered ? [...turn.history, turn.answered] : turn.history,
+      model.vision ? images.maxPerPrompt - attachments.length : 0,
+    );
     const plan = planPrompt({
       model,
       systemPrompt,
-      history: turn.history,
+      history: turn.answered ? resent.slice(0, -1) : resent,
       content: turn.userMessage?.content ?? turn.answered?.content ?? '',
+      images: turn.answered ? resent.at(-1)?.images : attachments.map(imagePart),
+      imageTokens: images.tokenEstimate,
       requestedMaxTokens: input.maxTokens ?? config.chat.defaultMaxTokens,
       ...(turn.newTurns ? { newTurns: turn.newTurns } : {}),
       tools: toolSet?.tools,
@@ -231,7 +246,7 @@ export class ChatService {
     const sent = await writeSend(prisma, {
       userId,
       existing,
-      ...(turn.userMessage ? { userMessage: turn.userMessage } : {}),
+      ...(turn.userMessage ? { userMessage: { ...turn.userMessage, attachments: attachments.map(attachmentParams) } } : {}),
       ...(turn.parentId !== undefined ? { parentId: turn.parentId } : {}),
       ...(turn.toolResults ? { toolResults: turn.toolResults } : {}),
       ...(toolSet ? { toolSet } : {}),

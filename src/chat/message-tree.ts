@@ -7,7 +7,7 @@ import { carriesContent } from './tools.js';
 export const HISTORY_LIMIT = 200;
 
 /** A turn of a branch as the prompt planner takes it. */
-export type HistoryTurn = Pick<Message, 'role' | 'content' | 'toolCalls' | 'toolCallId'>;
+export type HistoryTurn = Pick<Message, 'id' | 'role' | 'content' | 'toolCalls' | 'toolCallId'>;
 
 // What a provider is shown of a branch: finished turns with text, tool calls or a tool's result, never another branch.
 const SENT_STATUSES = ['COMPLETE', 'STOPPED'] as const;
@@ -18,7 +18,7 @@ export async function currentBranchHistory(prisma: PrismaClient, conversationId:
     where: { conversationId, onCurrentBranch: true, status: { in: [...SENT_STATUSES] }, role: { not: 'SYSTEM' } },
     orderBy: { id: 'desc' },
     take: HISTORY_LIMIT,
-    select: { role: true, content: true, toolCalls: true, toolCallId: true },
+    select: { id: true, role: true, content: true, toolCalls: true, toolCallId: true },
   });
   return turns.reverse().filter(carriesContent);
 }
@@ -37,7 +37,7 @@ export async function branchHistory(prisma: PrismaClient, leafId: string | null)
       FROM "Message" m JOIN "branch" b ON m."id" = b."parentId"
       WHERE b."depth" < ${HISTORY_LIMIT}
     )
-    SELECT "role"::text AS "role", "content", "toolCalls", "toolCallId" FROM "branch"
+    SELECT "id"::text AS "id", "role"::text AS "role", "content", "toolCalls", "toolCallId" FROM "branch"
     WHERE "status"::text IN (${Prisma.join([...SENT_STATUSES])}) AND "role" <> 'SYSTEM'
     ORDER BY "id"`;
   return turns.filter(carriesContent);

@@ -2,7 +2,7 @@ import type { Sampling, ToolDefinition } from '../providers/provider.js';
 import { badInput } from '../errors.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { ModelInfo } from '../model-catalog.js';
-import { estimatePromptTokens, estimateToolTokens, type ChatTurn } from '../metering/tokens.js';
+import { estimatePromptTokens, estimateToolTokens, type ChatTurn, type ImagePart } from '../metering/tokens.js';
 import { chatTurnOf, withAnsweredToolCalls } from './tools.js';
 
 export const MAX_CONTENT_LENGTH = 100_000;
@@ -22,19 +22,23 @@ export interface PromptPlan {
 export function planPrompt(options: {
   model: ModelInfo;
   systemPrompt: string | null;
-  history: Pick<Message, 'role' | 'content' | 'toolCalls' | 'toolCallId'>[];
+  history: Array<Pick<Message, 'role' | 'content' | 'toolCalls' | 'toolCallId'> & { images?: ImagePart[] }>;
   content: string;
+  images?: ImagePart[];
+  /** Tokens an image takes of the context window (IMAGE_TOKEN_ESTIMATE); the model's imageTokens are reserved. */
+  imageTokens?: number;
   requestedMaxTokens: number;
   /** What the send adds instead of the user's content. */
   newTurns?: ChatTurn[];
   tools?: ToolDefinition[];
 }): PromptPlan {
   const { model } = options;
+  const contextImageTokens = options.imageTokens ?? 0;
   const maxTokens = Math.min(options.requestedMaxTokens, model.maxOutputTokens);
   const head: ChatTurn[] = options.systemPrompt ? [{ role: 'system', content: options.systemPrompt }] : [];
-  const tail: ChatTurn[] = options.newTurns ?? [{ role: 'user', content: options.content }];
+  const tail: ChatTurn[] = options.newTurns ?? [{ role: 'user', content: options.content, ...withImages(options.images) }];
   const toolTokens = estimateToolTokens(options.tools);
-  const required = estimatePromptTokens([...head, ...tail]) + toolTokens;
+  const required = estimatePromptTokens([...head, ...tail], contextImageTokens) + toolTokens;
   if (required + 1 > model.contextWindow) {
     throw badInput(
       `Prompt is too long for ${model.id}: about ${required} tokens, the context window is ${model.contextWindow}`,
@@ -46,8 +50,8 @@ export function planPrompt(options: {
   const kept: ChatTurn[] = [];
   let used = required;
   for (const turn of [...options.history].reverse()) {
-    const chatTurn = chatTurnOf(turn);
-    const cost = estimatePromptTokens([chatTurn]) - estimatePromptTokens([]);
+    const chatTurn: ChatTurn = { ...chatTurnOf(turn), ...withImages(turn.images) };
+    const cost = estimatePromptTokens([chatTurn], contextImageTokens) - estimatePromptTokens([]);
     if (used + cost > budget) break;
     kept.unshift(chatTurn);
     used += cost;
@@ -55,9 +59,13 @@ export function planPrompt(options: {
   // Results whose calls did not fit are left out with them: a provider refuses a result without its call.
   while (kept[0]?.role === 'tool') kept.shift();
   const messages = withAnsweredToolCalls([...head, ...kept, ...tail]);
-  const promptEstimate = estimatePromptTokens(messages) + toolTokens;
-  return { messages, promptEstimate, maxTokens: Math.max(1, Math.min(maxTokens, model.contextWindow - promptEstimate)) };
+  const contextEstimate = estimatePromptTokens(messages, contextImageTokens) + toolTokens;
+  // Reserved: images as the model may bill them, which can be more than they take of the window.
+  const promptEstimate = estimatePromptTokens(messages, model.imageTokens ?? contextImageTokens) + toolTokens;
+  return { messages, promptEstimate, maxTokens: Math.max(1, Math.min(maxTokens, model.contextWindow - contextEstimate)) };
 }
+
+const withImages = (images: ImagePart[] | undefined) => (images?.length ? { images } : {});
 
 export function checkContent(content: string): string {
   if (content.trim().length === 0) throw badInput('Message must not be empty', 'content');

@@ -69,7 +69,9 @@ export async function generateAlongRoute(
   onFirstText: () => void,
 ): Promise<RouteOutcome> {
   const { circuit, logger, settings } = deps;
-  const targets = deps.route(job.model);
+  // A prompt with images goes only to models that take them: a fallback without vision is skipped.
+  const withImages = job.messages.some((turn) => (turn.images?.length ?? 0) > 0);
+  const targets = deps.route(job.model).filter((target) => !withImages || target.model.vision);
   const deadline = Date.now() + settings.generationMaxMs;
   let failure: ProviderFailure | undefined;
   // Attempts from this index on have their text in the reply (a reset moves it).

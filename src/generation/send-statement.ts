@@ -19,7 +19,7 @@ export interface SendWrites {
   /** The conversation the message continues, as read before; none starts a new one. */
   existing?: Conversation;
   /** The user's new message; none when a reply is regenerated. */
-  userMessage?: { id: string; content: string };
+  userMessage?: { id: string; content: string; attachments?: Array<Record<string, unknown>> };
   /**
    * The message the new ones follow, starting a branch beside its other children (an edit, a
    * regenerated reply); undefined: they continue the current branch.
@@ -70,8 +70,9 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     now: now.toISOString(),
     conversation: { id: conversationId, existing: Boolean(existing), title, model: send.model, systemPrompt: send.systemPrompt },
     ...(send.parentId !== undefined ? { parentId: send.parentId } : {}),
+    // A message's images (attachmentParams) are written with it.
     messages: userMessage
-      ? [{ id: userMessage.id, role: 'USER', content: userMessage.content }]
+      ? [{ id: userMessage.id, role: 'USER', content: userMessage.content, ...withAttachments(userMessage.attachments) }]
       : toolResults.map((result) => ({ ...result, role: 'TOOL' })),
     ...(toolResults.length > 0 ? { answersToolCalls: true } : {}),
     assistantMessage: { id: send.assistantMessageId, model: send.model, ...tools },
@@ -152,3 +153,5 @@ function throwIfRefused(decision: ReserveDecision, maxRunning: number): void {
   if (decision.refused === 'TOOL_CALLS_ANSWERED') throw badInput('These tool calls have been answered already, or the conversation went on after them', 'messageId');
   if (decision.refused) throw new Error(`unknown refusal from chat_send_message: ${decision.refused}`);
 }
+
+const withAttachments = (attachments: Array<Record<string, unknown>> | undefined) => (attachments?.length ? { attachments } : {});

@@ -8,6 +8,7 @@ import type PrismaTypes from '../generated/pothos-types.js';
 import { getDatamodel } from '../generated/pothos-types.js';
 import { decodeGlobalId } from '../global-id.js';
 import type { GraphQLContext } from './context.js';
+import type { Upload } from '../chat/attachments.js';
 import { AppError, badInput } from '../errors.js';
 import { fieldCost } from './limits/field-cost.js';
 import { missingKeyScopes, MUTATION_RESULT } from './read-scopes.js';
@@ -24,6 +25,7 @@ export const builder = new SchemaBuilder<{
     Date: { Input: Date; Output: Date };
     SafeInt: { Input: number; Output: number | bigint };
     JSON: { Input: unknown; Output: unknown };
+    File: { Input: Upload; Output: never };
   };
 }>({
   // Key scopes and rate limits run first: a refused call costs no authorization or database work.

@@ -8,6 +8,7 @@ import './types/usage.js';
 import './types/metering.js';
 import './types/billing.js';
 import './types/conversation.js';
+import './types/attachment.js';
 import './types/message.js';
 import './types/message-tree.js';
 import './types/message-attempt.js';

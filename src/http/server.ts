@@ -8,17 +8,22 @@ import { SHUTDOWN_RETRY_AFTER_SECONDS, SHUTTING_DOWN_MESSAGE } from '../errors.j
 import { isBodyTooLarge, respondHealth, respondReady, sendJson, type ReadinessChecks } from './health.js';
 import { respondMetrics, type MetricsEndpoint } from './metrics.js';
 import { respondStripeWebhook } from './stripe-webhook.js';
+import { respondAttachment, type AttachmentEndpoint } from './attachments.js';
+import { ATTACHMENT_PATH_PREFIX } from '../chat/attachments.js';
 import type { StripeWebhooks } from '../billing/webhooks.js';
 
 export interface HttpServerOptions {
   yoga: GraphQLServer;
   logger: Logger;
   maxRequestBytes: number;
+  /** The body limit of a multipart request (GraphQL uploads), instead of maxRequestBytes. */
+  maxUploadBytes: number;
   readinessChecks: ReadinessChecks;
   state: { shuttingDown: boolean };
   metrics: MetricsEndpoint;
   /** Absent without Stripe configuration (the route then answers 404). */
   stripeWebhooks?: StripeWebhooks;
+  attachments: AttachmentEndpoint;
 }
 
 const SECURITY_HEADERS = {
@@ -37,7 +42,10 @@ function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
 }
 
-/** Routes: /graphql (Yoga: HTTP, SSE, GraphiQL), /health, /ready, /metrics, /webhooks/stripe; everything else 404. */
+/**
+ * Routes: /graphql (Yoga: HTTP, SSE, GraphiQL), /health, /ready, /metrics, /webhooks/stripe,
+ * /attachments/<id> (uploaded images); everything else 404.
+ */
 export function createHttpServer(options: HttpServerOptions): Server {
   const { yoga, logger } = options;
   const sendCompressed = createResponseCompressor();
@@ -65,6 +73,7 @@ export function createHttpServer(options: HttpServerOptions): Server {
     if (path === '/webhooks/stripe') {
       return void respondStripeWebhook(req, res, { webhooks: options.stripeWebhooks, maxBytes: options.maxRequestBytes, logger });
     }
+    if (path?.startsWith(ATTACHMENT_PATH_PREFIX)) return void respondAttachment(req, res, options.attachments);
     if (path === '/graphql') {
       // The listener stays open while running work drains: new operations get a clear, retryable refusal.
       if (options.state.shuttingDown) {
@@ -72,8 +81,11 @@ export function createHttpServer(options: HttpServerOptions): Server {
         res.setHeader('connection', 'close');
         return sendJson(res, 503, graphqlError(SHUTTING_DOWN_MESSAGE, 'SHUTTING_DOWN', { retryAfter: SHUTDOWN_RETRY_AFTER_SECONDS }));
       }
-      if (isBodyTooLarge(req, options.maxRequestBytes)) {
-        return sendJson(res, 413, graphqlError(`Request body exceeds ${options.maxRequestBytes} bytes`, 'BAD_USER_INPUT'));
+      // Uploads come as multipart requests (the GraphQL multipart request spec), with a limit of their own.
+      const multipart = /^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '');
+      const maxBytes = multipart ? options.maxUploadBytes : options.maxRequestBytes;
+      if (isBodyTooLarge(req, maxBytes)) {
+        return sendJson(res, 413, graphqlError(`Request body exceeds ${maxBytes} bytes`, 'BAD_USER_INPUT'));
       }
       // Without a length the body size can't be checked before reading it; every GraphQL client sends one.
       if (req.method === 'POST' && req.headers['content-length'] === undefined) {

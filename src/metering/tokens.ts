@@ -1,8 +1,13 @@
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 
+/** An image of a user turn: a URL the provider fetches, or bytes sent inline (base64). */
+export type ImagePart = { url: string } | { mimeType: string; data: string };
+
 export interface ChatTurn {
   role: 'system' | 'user' | 'assistant' | 'tool';
   content: string;
+  /** On user turns: the images sent with the text. */
+  images?: ImagePart[];
   /** On assistant turns: the tools the model asked to call. */
   toolCalls?: ToolCall[];
   /** On tool turns: the call whose result this is. */
@@ -23,10 +28,14 @@ const TOKENS_PER_REPLY = 3;
 
 /**
  * Local estimate with the o200k tokenizer (GPT-4o family). Used to reserve quota before a call
- * and as the recorded usage only when the upstream reports none (marked as estimated).
+ * and as the recorded usage only when the upstream reports none (marked as estimated). An image
+ * counts `imageTokens`, the most its model bills for one (its pixels are not looked at).
  */
-export function estimatePromptTokens(messages: ChatTurn[]): number {
-  return messages.reduce((sum, m) => sum + TOKENS_PER_MESSAGE + countTokens(m.content) + toolTurnTokens(m), TOKENS_PER_REPLY);
+export function estimatePromptTokens(messages: ChatTurn[], imageTokens = 0): number {
+  return messages.reduce(
+    (sum, m) => sum + TOKENS_PER_MESSAGE + countTokens(m.content) + toolTurnTokens(m) + (m.images?.length ?? 0) * imageTokens,
+    TOKENS_PER_REPLY,
+  );
 }
 
 /** The calls an assistant turn made, and the id a tool turn answers: sent to the provider like text. */

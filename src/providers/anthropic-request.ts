@@ -1,5 +1,6 @@
 import type { ContentBlockParam, MessageCreateParamsStreaming, ToolChoice as AnthropicToolChoice } from '@anthropic-ai/sdk/resources/messages';
 import type { ChatTurn } from '../metering/tokens.js';
+import { anthropicImageBlocks } from './image-parts.js';
 import type { ChatRequest, ToolChoice } from './provider.js';
 
 /**
@@ -46,6 +47,8 @@ export function messagesRequest(request: ChatRequest): MessagesRequest {
   for (const turn of request.messages) {
     if (turn.role === 'tool') append('user', [toolResultBlock(turn)]);
     else if (turn.role === 'assistant' && turn.toolCalls?.length) append('assistant', [...blocksOf(turn.content), ...toolUseBlocks(turn)]);
+    // A user turn's images go before its text, as Anthropic advises.
+    else if (turn.role === 'user' && turn.images?.length) append('user', [...anthropicImageBlocks(turn.images), ...blocksOf(turn.content)]);
     else if (turn.role !== 'system') append(turn.role, turn.content);
   }
   const prefill = request.prefill ?? '';

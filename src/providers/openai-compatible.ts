@@ -4,6 +4,7 @@ import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
 import type { ChatTurn } from '../metering/tokens.js';
 import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat, ToolChoice } from './provider.js';
+import { openAIMessage } from './image-parts.js';
 import { classifyHttpFailure } from './refusals.js';
 
 export type Upstream = OpenAI;
@@ -147,7 +148,6 @@ function toolCallEvent(call: ToolCallChunk): ProviderEvent {
  */
 function chatMessages(turns: ChatTurn[]): OpenAI.ChatCompletionMessageParam[] {
   return turns.map((turn): OpenAI.ChatCompletionMessageParam => {
-    if (turn.role === 'tool') return { role: 'tool', tool_call_id: turn.toolCallId ?? '', content: turn.content };
     if (turn.role === 'assistant' && turn.toolCalls?.length) {
       return {
         role: 'assistant',
@@ -155,7 +155,7 @@ function chatMessages(turns: ChatTurn[]): OpenAI.ChatCompletionMessageParam[] {
         tool_calls: turn.toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })),
       };
     }
-    return { role: turn.role, content: turn.content };
+    return openAIMessage(turn);
   });
 }
 

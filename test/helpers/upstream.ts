@@ -84,7 +84,11 @@ export class MockUpstream {
   }
 }
 
+/** The text of the last user turn: its content, or its text part when it has images. */
 function lastUserText(messages: ReadonlyArray<{ role: string; content?: unknown }>): string | undefined {
   const last = [...messages].reverse().find((m) => m.role === 'user');
-  return typeof last?.content === 'string' ? last.content : undefined;
+  if (typeof last?.content === 'string') return last.content;
+  const parts = Array.isArray(last?.content) ? (last.content as Array<{ type?: string; text?: unknown }>) : [];
+  const text = parts.find((part) => part.type === 'text')?.text;
+  return typeof text === 'string' ? text : undefined;
 }

@@ -7,6 +7,7 @@ import { ownedByViewer } from '../ownership.js';
 import { MUTATION_RESULT, READ, readGuarded } from '../read-scopes.js';
 import { requireViewer } from '../context.js';
 import { encodeGlobalId } from '../../global-id.js';
+import { AttachmentInput } from './attachment.js';
 import { ConversationRef } from './conversation.js';
 
 const MessageRole = builder.enumType('MessageRole', {
@@ -54,6 +55,10 @@ export const MessageRef = builder.prismaNode('Message', {
     completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
     model: t.exposeString('model', { nullable: true, description: 'The catalog model whose answer ends the reply (a fallback, when the model asked for failed).' }),
     provider: t.exposeString('provider', { nullable: true, description: 'The provider whose text ends the reply.' }),
+    attachments: t.relation('attachments', {
+      description: 'The images of a user message, in order.',
+      query: { orderBy: { position: 'asc' } },
+    }),
     attempts: t.relation('attempts', {
       description: 'Every upstream call made for this reply, in order.',
       query: { orderBy: { position: 'asc' } },
@@ -128,6 +133,10 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
     responseFormat: t.field({ type: ResponseFormatInput }),
     tools: t.field({ type: [ToolInput], description: 'Tools the model may call; each definition at most MAX_TOOL_SCHEMA_BYTES, at most MAX_TOOLS.' }),
     toolChoice: t.string({ description: 'auto (the default), none, required, or the name of one of the tools, which must then be called.' }),
+    attachments: t.field({
+      type: [AttachmentInput],
+      description: 'Images of the message (see MAX_IMAGES_PER_MESSAGE and MAX_IMAGE_BYTES); the model must take images (Model.vision).',
+    }),
     stream: t.boolean({
       defaultValue: true,
       description: 'true: return at once and follow messageStream; false: return the complete reply.',

@@ -46,6 +46,7 @@ export const ModelRef = builder.objectRef<ModelInfo>('Model').implement({
     provider: t.exposeString('provider'),
     contextWindow: t.exposeInt('contextWindow'),
     maxOutputTokens: t.exposeInt('maxOutputTokens'),
+    vision: t.exposeBoolean('vision', { description: 'Takes images (sendMessage attachments).' }),
     pricing: t.field({ type: Pricing, resolve: (model) => model.price }),
     isDemo: t.exposeBoolean('isDemo', { description: 'True for the built-in demo model: no real LLM answers.' }),
   }),

@@ -1,4 +1,5 @@
 import { badInput } from '../../errors.js';
+import type { Upload } from '../../chat/attachments.js';
 import { builder } from '../builder.js';
 
 builder.scalarType('DateTime', {
@@ -33,6 +34,19 @@ builder.scalarType('SafeInt', {
   parseValue: (value) => {
     if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw badInput('Expected a safe integer');
     return value;
+  },
+});
+
+// A file of a GraphQL multipart request (Yoga puts it in the variables); input only.
+builder.scalarType('File', {
+  description: 'A file sent as a GraphQL multipart request (https://github.com/jaydenseric/graphql-multipart-request-spec).',
+  serialize: () => {
+    throw new Error('File is an input type');
+  },
+  parseValue: (value) => {
+    const file = value as Partial<Upload> | null;
+    if (typeof file?.size !== 'number' || typeof file.arrayBuffer !== 'function') throw badInput('File must be a file of a multipart request');
+    return file as Upload;
   },
 });
 
