@@ -264,7 +264,7 @@ describe('image inputs', () => {
     expect(reservation.promptEstimate).toBeLessThan(6100);
   });
 
-  it('lets a READ key read attachments but not send them, and a CHAT key send but not read them', async () => {
+  it('lets a READ key read attachments but not send them, and a CHAT key send them and see them in its answer but not fetch them', async () => {
     const user = await registerUser(t);
     const prompt = upstream.prompt({ content: 'A pixel.' });
     const upload = await sendUploads(user.accessToken, prompt, [{ file: { bytes: PNG, name: 'pixel.png' } }]);
@@ -278,6 +278,11 @@ describe('image inputs', () => {
     expect(upstream.requestsFor(never)).toHaveLength(0);
     expect((await fetchAttachment(path, readKey)).status).toBe(200);
     expect((await fetchAttachment(path, chatKey)).status).toBe(403);
+
+    // What a CHAT key sends comes back to it in the mutation's answer, images included.
+    const sentByKey = upstream.prompt({ content: 'Seen.' });
+    const byKey = expectData(await send(chatKey, { content: sentByKey, attachments: [{ imageUrl: 'https://example.com/a.png' }] }));
+    expect(byKey.sendMessage.userMessage.attachments).toEqual([expect.objectContaining({ url: 'https://example.com/a.png' })]);
   });
 });
 

@@ -6,6 +6,9 @@ import { READ } from '../read-scopes.js';
 export const AttachmentRef = builder.prismaNode('Attachment', {
   description: "An image of a user's message.",
   ...ownedByViewer(READ),
+  // An image is part of its message, and reached only through one the caller may read (or through
+  // node(id), whose root needs READ): the owner reads it, a CHAT key too in what its send returns.
+  authScopes: (attachment, ctx) => attachment.userId === ctx.viewer?.id,
   // Never the bytes: an upload is served by its url.
   select: { id: true, userId: true },
   fields: (t) => ({
