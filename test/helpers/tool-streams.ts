@@ -1,23 +1,13 @@
 import { print } from 'graphql';
 import type { ToolMessageStreamSubscription } from '../generated/graphql.js';
 import { ToolMessageStreamDocument } from './tool-documents.js';
-import { connectWs } from './ws.js';
+import { followStream } from './ws.js';
 
 export type ToolStreamEvent = ToolMessageStreamSubscription['messageStream'];
 
 /** Follows a reply to its end over graphql-ws, tool-call deltas included. */
-export async function followToolStreamOverWs(url: URL, token: string, messageId: string): Promise<ToolStreamEvent[]> {
-  const client = connectWs(url, token);
-  const events: ToolStreamEvent[] = [];
-  try {
-    for await (const result of client.iterate({ query: print(ToolMessageStreamDocument), variables: { messageId } })) {
-      if (result.errors?.length) throw new Error(`messageStream errors: ${JSON.stringify(result.errors)}`);
-      events.push((result.data as ToolMessageStreamSubscription).messageStream);
-    }
-  } finally {
-    await client.dispose();
-  }
-  return events;
+export function followToolStreamOverWs(url: URL, token: string, messageId: string): Promise<ToolStreamEvent[]> {
+  return followStream(url, token, messageId, undefined, ToolMessageStreamDocument);
 }
 
 /** Follows a reply to its end over server-sent events (Yoga's SSE transport). */

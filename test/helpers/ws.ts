@@ -52,18 +52,20 @@ export type MessageStreamEvent = MessageStreamSubscription['messageStream'];
  * Follows a message's stream over its own graphql-ws connection to the end (or until `until`
  * says enough) and returns the events; an error result fails the caller.
  */
-export async function followStream(
+export async function followStream<Event = MessageStreamEvent>(
   httpUrl: URL,
   token: string,
   messageId: string,
-  until: (events: MessageStreamEvent[]) => boolean = () => false,
-): Promise<MessageStreamEvent[]> {
+  until: (events: Event[]) => boolean = () => false,
+  /** The subscription document, when a test selects more than the common event fields. */
+  document: TypedDocumentNode<{ messageStream: Event }, { messageId: string }> = MessageStreamDocument as never,
+): Promise<Event[]> {
   const client = connectWs(httpUrl, token);
-  const events: MessageStreamEvent[] = [];
+  const events: Event[] = [];
   try {
-    for await (const result of client.iterate({ query: print(MessageStreamDocument), variables: { messageId } })) {
+    for await (const result of client.iterate({ query: print(document), variables: { messageId } })) {
       if (result.errors?.length) throw new Error(`messageStream errors: ${JSON.stringify(result.errors)}`);
-      events.push((result.data as MessageStreamSubscription).messageStream);
+      events.push((result.data as { messageStream: Event }).messageStream);
       if (until(events)) break;
     }
   } finally {
