@@ -12,6 +12,7 @@ import { grantPendingSignupCredits } from './metering/credits.js';
 import { Metering } from './metering/metering.js';
 import { createPasswordHasher } from './auth/passwords.js';
 import { createRevocationBus } from './auth/revocations.js';
+import { createViewerCache } from './auth/viewer-cache.js';
 import { createInProcessTransport, createRedisTransport } from './streams/stream-transports.js';
 import { createUpstream, createUpstreamProbe } from './providers/openai-compatible.js';
 import { createProviders, createRouter } from './providers/registry.js';
@@ -92,7 +93,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   }
   // A subscriber that hears nothing looks for a lost `done` three times per lease.
   const hub = new StreamHub(transport.store, transport.channel, { idleCheckMs: config.chat.generationLeaseMs / 3 });
-  const revocations = createRevocationBus(transport.channel, logger);
+  const viewerCache = createViewerCache(config.auth.cache);
+  const revocations = createRevocationBus(transport.channel, logger, viewerCache.evict);
+  // Every instance's own notices and the others': a revoked viewer is forgotten everywhere at once.
+  const stopViewerEvictions = await revocations.onRevoked(viewerCache.evict);
+  // Notices published while the channel was away are lost: what they were about is forgotten too.
+  const stopViewerClears = transport.channel.onReconnected(viewerCache.clear);
 
   let demo: DemoUpstream | undefined;
   if (config.chat.demo) {
@@ -173,7 +179,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const services: Services = {
     config,
     prisma: db.prisma,
-    authenticate: createAuthenticator({ prisma: db.prisma, config }),
+    authenticate: createAuthenticator({ prisma: db.prisma, config, cache: viewerCache }),
     passwords: createPasswordHasher(config.limits.passwordHashing),
     logger,
     metering,
@@ -245,6 +251,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     // A send accepted before shutdown may have started its reply since: it was stopped at once; wait for its record.
     await generations.stopAll();
     await yoga.dispose();
+    stopViewerClears();
+    await stopViewerEvictions();
     await hub.close();
     await redis?.close();
     await demo?.stop();

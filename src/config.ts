@@ -60,6 +60,9 @@ const envSchema = z
     JWT_AUDIENCE: z.string().min(1).default('switchboard-api'),
     ACCESS_TOKEN_TTL_SECONDS: seconds.default(15 * 60),
     REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
+    /** How long an authenticated viewer is reused without reading the database; 0: never. */
+    AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+    AUTH_CACHE_MAX_ENTRIES: count.max(1_000_000).default(10_000),
     /** log2 of the scrypt cost parameter N; 17 is OWASP's recommendation. */
     PASSWORD_HASH_COST: z.coerce.number().int().min(10).max(20).default(17),
 
@@ -259,6 +262,8 @@ export interface Config {
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
     passwordHashCost: number;
+    /** The viewer cache: `ttlMs` 0 turns it off. */
+    cache: { ttlMs: number; maxEntries: number };
   };
   oidc?: { issuer: string; audience: string; jwksUrl: string };
   /** Lower-cased e-mails of the accounts that become ADMIN when they sign up or sign in. */
@@ -416,6 +421,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
       passwordHashCost: env.PASSWORD_HASH_COST,
+      cache: { ttlMs: env.AUTH_CACHE_TTL_MS, maxEntries: env.AUTH_CACHE_MAX_ENTRIES },
     },
     oidc,
     admin: { emails: (env.ADMIN_EMAILS ?? []).map((email) => email.toLowerCase()) },

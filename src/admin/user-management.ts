@@ -21,24 +21,29 @@ export interface UserManagementDeps {
 /** An admin cannot take away their own ADMIN role: the service never loses its last admin by accident. */
 export async function setUserRole(deps: UserManagementDeps, actorUserId: string, userId: string, role: Role): Promise<User> {
   if (userId === actorUserId && role !== 'ADMIN') throw badInput('You cannot remove your own admin role', 'role');
-  return deps.prisma.$transaction(async (tx) => {
+  const user = await deps.prisma.$transaction(async (tx) => {
     const before = await lockUser(tx, userId);
     if (before.role === role) return before;
     const user = await tx.user.update({ where: { id: userId }, data: { role } });
     await recordAudit(tx, { actorUserId, action: 'SET_ROLE', targetUserId: userId, details: { before: before.role, after: role } });
     return user;
   });
+  // A demoted admin's cached viewers must not keep the role, on any instance.
+  await deps.revocations.announce({ kind: 'userChanged', userId });
+  return user;
 }
 
 /** Sets the plan by hand; a later Stripe subscription event for the user sets it again. */
 export async function setUserPlan(deps: UserManagementDeps, actorUserId: string, userId: string, plan: Plan): Promise<User> {
-  return deps.prisma.$transaction(async (tx) => {
+  const user = await deps.prisma.$transaction(async (tx) => {
     const before = await lockUser(tx, userId);
     if (before.plan === plan) return before;
     const user = await tx.user.update({ where: { id: userId }, data: { plan } });
     await recordAudit(tx, { actorUserId, action: 'SET_PLAN', targetUserId: userId, details: { before: before.plan, after: plan } });
     return user;
   });
+  await deps.revocations.announce({ kind: 'userChanged', userId });
+  return user;
 }
 
 /**

@@ -11,6 +11,8 @@ export interface AccessTokenClaims {
   userId: string;
   /** `iat`, in whole seconds. */
   issuedAt: number;
+  /** `exp`, in milliseconds since the epoch. */
+  expiresAt: number;
 }
 
 export async function issueAccessToken(
@@ -40,7 +42,7 @@ export async function verifyAccessToken(auth: Config['auth'], token: string): Pr
       typ: TOKEN_TYPE,
       requiredClaims: ['sub', 'exp', 'iat'],
     });
-    return { userId: payload.sub as string, issuedAt: payload.iat as number };
+    return { userId: payload.sub as string, issuedAt: payload.iat as number, expiresAt: (payload.exp as number) * 1000 };
   } catch (error) {
     if (error instanceof errors.JWTExpired) throw invalidCredential('Access token expired');
     throw invalidCredential('Invalid access token');

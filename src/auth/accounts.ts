@@ -174,7 +174,12 @@ export async function updateProfile(
 ): Promise<User> {
   const data: { name?: string; passwordHash?: string } = {};
   if (input.name != null) data.name = normalizeName(input.name);
-  if (input.newPassword == null) return deps.prisma.user.update({ where: { id: userId }, data });
+  if (input.newPassword == null) {
+    const updated = await deps.prisma.user.update({ where: { id: userId }, data });
+    // Cached viewers carry the old name: the next request reads it again, on every instance.
+    await deps.revocations.announce({ kind: 'userChanged', userId });
+    return updated;
+  }
 
   const user = await deps.prisma.user.findUniqueOrThrow({ where: { id: userId } });
   // Whoever holds an identity provider token could otherwise give the account a password of

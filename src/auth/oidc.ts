@@ -8,6 +8,8 @@ export interface OidcIdentity {
   email?: string;
   emailVerified: boolean;
   name?: string;
+  /** The token's `exp`, in milliseconds since the epoch. */
+  expiresAt: number;
 }
 
 // Asymmetric algorithms only: an HS256 token "signed" with a public key must never pass.
@@ -36,6 +38,7 @@ export function createOidcVerifier(oidc: NonNullable<Config['oidc']>): OidcVerif
       email: typeof payload.email === 'string' ? payload.email : undefined,
       emailVerified: payload.email_verified === true,
       name: typeof payload.name === 'string' ? payload.name : undefined,
+      expiresAt: (payload.exp as number) * 1000,
     };
   };
 }

@@ -3,12 +3,15 @@ import type { Logger } from '../logger.js';
 
 /**
  * A credential that stopped working: one API key, a user's sign-in sessions (logout
- * everywhere, password change), or everything of a user (deactivation).
+ * everywhere, password change), or everything of a user (deactivation). `userChanged` revokes
+ * nothing: the user's row changed (role, plan, name), so cached viewers of the user are dropped
+ * and the next request reads it again; connections stay open.
  */
 export type Revocation =
   | { kind: 'apiKey'; apiKeyId: string }
   | { kind: 'sessions'; userId: string }
-  | { kind: 'user'; userId: string };
+  | { kind: 'user'; userId: string }
+  | { kind: 'userChanged'; userId: string };
 
 export interface RevocationBus {
   /** Never fails: see createRevocationBus. */
@@ -26,8 +29,15 @@ const RETRY_DELAYS_MS = [1_000, 5_000, 30_000];
  * revocation committed: the change stands whatever the channel does, so announcing never fails.
  * A notice that could not be published is logged and tried again a few times in the background;
  * meanwhile every new operation is refused anyway, since each one authenticates again.
+ *
+ * `applyLocally` runs first, on the announcing instance, whatever the channel does: that
+ * instance's cached viewers never outlive a revocation it made, even when publishing fails.
  */
-export function createRevocationBus(channel: LiveChannel, logger: Logger): RevocationBus {
+export function createRevocationBus(
+  channel: LiveChannel,
+  logger: Logger,
+  applyLocally: (revocation: Revocation) => void = () => {},
+): RevocationBus {
   const publish = (revocation: Revocation) => channel.publish(TOPIC, JSON.stringify(revocation));
   const retry = async (revocation: Revocation) => {
     for (const delay of RETRY_DELAYS_MS) {
@@ -44,6 +54,7 @@ export function createRevocationBus(channel: LiveChannel, logger: Logger): Revoc
   };
   return {
     async announce(revocation) {
+      applyLocally(revocation);
       try {
         await publish(revocation);
       } catch (error) {
@@ -67,5 +78,7 @@ export function isRevokedBy(
       return viewer.id === revocation.userId && viewer.via === 'access_token';
     case 'user':
       return viewer.id === revocation.userId;
+    case 'userChanged':
+      return false;
   }
 }

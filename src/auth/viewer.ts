@@ -8,6 +8,7 @@ import type { ApiKeyScope, Role, User } from '../generated/prisma/client.js';
 import { verifyAccessToken } from './access-tokens.js';
 import { API_KEY_PREFIX, findActiveApiKey } from './api-keys.js';
 import { createOidcVerifier, type OidcIdentity } from './oidc.js';
+import type { ViewerCache } from './viewer-cache.js';
 
 /** Who is making a request, and how they proved it. */
 export interface Viewer {
@@ -36,13 +37,38 @@ export const MAX_CREDENTIAL_LENGTH = 8192;
 /**
  * Turns an Authorization value into a Viewer. No credential means anonymous (null); a
  * credential that does not check out fails the whole request with HTTP 401, so clients know to
- * sign in again.
+ * sign in again. A viewer authenticated within AUTH_CACHE_TTL_MS comes from `cache`.
  */
-export function createAuthenticator(deps: { prisma: PrismaClient; config: Config }): Authenticate {
-  const { prisma, config } = deps;
+export function createAuthenticator(deps: { prisma: PrismaClient; config: Config; cache: ViewerCache }): Authenticate {
+  const { prisma, config, cache } = deps;
   const verifyOidc = config.oidc ? createOidcVerifier(config.oidc) : undefined;
 
   const activeUser = async (userId: string): Promise<User> => assertActive(await prisma.user.findUnique({ where: { id: userId } }));
+
+  /** The viewer, and when the credential itself expires (null: never). */
+  const verify = async (credential: string): Promise<{ viewer: Viewer; expiresAt: number | null }> => {
+    if (credential.startsWith(`${API_KEY_PREFIX}_`)) {
+      const key = await findActiveApiKey(prisma, credential);
+      if (!key) throw invalidCredential('API key is invalid, revoked or expired');
+      const user = assertActive(key.user);
+      const viewer: Viewer = { id: user.id, role: user.role, via: 'api_key', apiKeyId: key.id, apiKeyScopes: key.scopes, user };
+      return { viewer, expiresAt: key.expiresAt?.getTime() ?? null };
+    }
+
+    // The unverified issuer only chooses which verifier runs; each verifier checks everything.
+    const issuer = unverifiedIssuer(credential);
+    if (verifyOidc && config.oidc && issuer === config.oidc.issuer) {
+      const identity = await verifyOidc(credential);
+      const found = await findOrCreateOidcUser(prisma, identity, config.billing.signupCreditsMicros);
+      if (found.deactivatedAt) throw invalidCredential('Account is deactivated');
+      const user = await promoteIfListed(prisma, found, config.admin.emails);
+      return { viewer: { id: user.id, role: user.role, via: 'oidc', user }, expiresAt: identity.expiresAt };
+    }
+    const { userId, issuedAt, expiresAt } = await verifyAccessToken(config.auth, credential);
+    const user = await activeUser(userId);
+    if (revokedBefore(user, issuedAt)) throw invalidCredential('Access token was revoked; sign in again');
+    return { viewer: { id: user.id, role: user.role, via: 'access_token', user }, expiresAt };
+  };
 
   return async (authorization) => {
     if (!authorization) return null;
@@ -51,26 +77,12 @@ export function createAuthenticator(deps: { prisma: PrismaClient; config: Config
       throw invalidCredential('Authorization must be "Bearer <token>"');
     }
     const credential = match[1];
-
-    if (credential.startsWith(`${API_KEY_PREFIX}_`)) {
-      const key = await findActiveApiKey(prisma, credential);
-      if (!key) throw invalidCredential('API key is invalid, revoked or expired');
-      const user = assertActive(key.user);
-      return { id: user.id, role: user.role, via: 'api_key', apiKeyId: key.id, apiKeyScopes: key.scopes, user };
-    }
-
-    // The unverified issuer only chooses which verifier runs; each verifier checks everything.
-    const issuer = unverifiedIssuer(credential);
-    if (verifyOidc && config.oidc && issuer === config.oidc.issuer) {
-      const found = await findOrCreateOidcUser(prisma, await verifyOidc(credential), config.billing.signupCreditsMicros);
-      if (found.deactivatedAt) throw invalidCredential('Account is deactivated');
-      const user = await promoteIfListed(prisma, found, config.admin.emails);
-      return { id: user.id, role: user.role, via: 'oidc', user };
-    }
-    const { userId, issuedAt } = await verifyAccessToken(config.auth, credential);
-    const user = await activeUser(userId);
-    if (revokedBefore(user, issuedAt)) throw invalidCredential('Access token was revoked; sign in again');
-    return { id: user.id, role: user.role, via: 'access_token', user };
+    const cached = cache.get(credential);
+    if (cached) return cached;
+    const generation = cache.generation();
+    const { viewer, expiresAt } = await verify(credential);
+    cache.set(credential, viewer, expiresAt, generation);
+    return viewer;
   };
 }
 

@@ -1,3 +1,4 @@
+import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { updateProfile } from '../../auth/accounts.js';
 import { assertNotApiKey } from '../../auth/viewer.js';
 import { builder } from '../builder.js';
@@ -29,15 +30,31 @@ export const UserRef = builder.prismaNode('User', {
   }),
 });
 
+const IDENTITY_FIELDS = new Set(['__typename', 'id', 'email', 'name', 'role', 'plan', 'active', 'createdAt']);
+
+/** Whether the field's selection, fragments included, names only fields of `allowed`. */
+function selectsOnly(info: GraphQLResolveInfo, allowed: ReadonlySet<string>): boolean {
+  const visit = (selectionSet: SelectionSetNode | undefined): boolean =>
+    !selectionSet ||
+    selectionSet.selections.every((selection) => {
+      if (selection.kind === Kind.FIELD) return allowed.has(selection.name.value);
+      if (selection.kind === Kind.INLINE_FRAGMENT) return visit(selection.selectionSet);
+      const fragment = info.fragments[selection.name.value];
+      return fragment !== undefined && visit(fragment.selectionSet);
+    });
+  return info.fieldNodes.every((node) => visit(node.selectionSet));
+}
+
 builder.queryField('me', (t) =>
   t.prismaField({
     type: 'User',
     nullable: true,
     description: 'The signed-in user, or null when anonymous.',
-    resolve: (query, _root, _args, ctx) => {
+    resolve: (query, _root, _args, ctx, info) => {
       if (!ctx.viewer) return null;
-      // Only scalar fields asked for: the row read to authenticate the request already has them.
-      if (Object.keys(query).length === 0) return ctx.viewer.user;
+      // Who the user is comes from the row that authenticated the request (up to AUTH_CACHE_TTL_MS
+      // old); anything else, such as credits, quota or billing state, is read now.
+      if (Object.keys(query).length === 0 && selectsOnly(info, IDENTITY_FIELDS)) return ctx.viewer.user;
       return ctx.services.prisma.user.findUnique({ ...query, where: { id: ctx.viewer.id } });
     },
   }),
