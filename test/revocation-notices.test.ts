@@ -1,11 +1,12 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueAccessToken } from '../src/auth/access-tokens.js';
 import { decodeGlobalId } from '../src/global-id.js';
 import { DeactivateUserDocument } from './helpers/admin-documents.js';
 import { signUp } from './helpers/admin.js';
 import { errorCodes, expectData, startTestApp, STRONG_PASSWORD, uniqueEmail, type TestApp } from './helpers/app.js';
 import { SendMessageDocument } from './helpers/chat-documents.js';
-import { MeDocument, RefreshDocument, UpdateProfileDocument } from './helpers/documents.js';
+import { CreateApiKeyDocument, MeDocument, RefreshDocument, UpdateProfileDocument } from './helpers/documents.js';
 import { registerLeftover } from './helpers/leftovers.js';
 import { captureLogs } from './helpers/logs.js';
 import { startRedisServer } from './helpers/own-services.js';
@@ -29,7 +30,9 @@ let t: TestApp;
 beforeAll(async () => {
   upstream = await MockUpstream.start();
   redis = await startOwnRedis();
-  t = await startTestApp({ ...upstream.env, REDIS_URL: redis.url, ADMIN_EMAILS: ADMIN }, { logger: logs.logger });
+  // Viewers cached for the whole test: only this instance's own eviction can refuse them.
+  const env = { ...upstream.env, REDIS_URL: redis.url, ADMIN_EMAILS: ADMIN, AUTH_CACHE_TTL_MS: '60000' };
+  t = await startTestApp(env, { logger: logs.logger });
 });
 afterAll(async () => {
   await t.stop();
@@ -66,6 +69,9 @@ describe('when the revocation notice cannot be published', () => {
 
   it('a password change still succeeds, and the sessions from before are refused', async () => {
     const user = await signUp(t);
+    // Issued before the change's second (one from the same second is kept), and cached.
+    const earlier = (await issueAccessToken(t.config.auth, user.userId, new Date(Date.now() - 5000))).token;
+    expect(expectData(await t.execute(MeDocument, {}, { token: earlier })).me?.id).toBe(user.id);
     await redis.control.call('ACL', 'SETUSER', 'default', '-publish');
     try {
       const before = failedNotices().length;
@@ -74,8 +80,23 @@ describe('when the revocation notice cannot be published', () => {
       expect(result.errors).toBeUndefined();
       expect(failedNotices().length).toBe(before + 1);
       expect(errorCodes(await t.execute(RefreshDocument, { refreshToken: user.refreshToken }))).toEqual(['UNAUTHENTICATED']);
+      expect(errorCodes(await t.execute(MeDocument, {}, { token: earlier }))).toEqual(['UNAUTHENTICATED']);
     } finally {
       await redis.control.call('ACL', 'SETUSER', 'default', '+publish');
     }
+  });
+});
+
+describe('when the channel was away', () => {
+  it('forgets every cached viewer once it is back: notices published meanwhile were lost', async () => {
+    const user = await signUp(t);
+    const { secret, apiKey } = expectData(await t.execute(CreateApiKeyDocument, { input: { name: 'k' } }, { token: user.token })).createApiKey;
+    expect(expectData(await t.execute(MeDocument, {}, { token: secret })).me?.id).toBe(user.id);
+    // Revoked with no notice, as if it had been published while this instance's subscriber was away.
+    await t.app.db.prisma.apiKey.update({ where: { id: decodeGlobalId(apiKey.id).id }, data: { revokedAt: new Date() } });
+    expect(expectData(await t.execute(MeDocument, {}, { token: secret })).me?.id).toBe(user.id);
+
+    await redis.control.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await waitFor('the cached key to be forgotten after the reconnection', async () => (await t.execute(MeDocument, {}, { token: secret })).status === 401);
   });
 });
