@@ -35,7 +35,9 @@ const ConversationImagesDocument = graphql(`
 let t: TestApp;
 let statements: string[] = [];
 beforeAll(async () => {
-  t = await startTestApp({}, { onQuery: (sql) => statements.push(sql) });
+  // Without the viewer cache, every request reads its viewer: the counts are those of a request
+  // that authenticates (viewer-cache.test.ts counts the cached ones).
+  t = await startTestApp({ AUTH_CACHE_TTL_MS: '0' }, { onQuery: (sql) => statements.push(sql) });
 });
 afterAll(() => t.stop());
 
