@@ -35,15 +35,13 @@ export async function setUserRole(deps: UserManagementDeps, actorUserId: string,
 
 /** Sets the plan by hand; a later Stripe subscription event for the user sets it again. */
 export async function setUserPlan(deps: UserManagementDeps, actorUserId: string, userId: string, plan: Plan): Promise<User> {
-  const user = await deps.prisma.$transaction(async (tx) => {
+  return deps.prisma.$transaction(async (tx) => {
     const before = await lockUser(tx, userId);
     if (before.plan === plan) return before;
     const user = await tx.user.update({ where: { id: userId }, data: { plan } });
     await recordAudit(tx, { actorUserId, action: 'SET_PLAN', targetUserId: userId, details: { before: before.plan, after: plan } });
     return user;
   });
-  await deps.revocations.announce({ kind: 'userChanged', userId });
-  return user;
 }
 
 /**

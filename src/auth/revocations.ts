@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 /**
  * A credential that stopped working: one API key, a user's sign-in sessions (logout
  * everywhere, password change), or everything of a user (deactivation). `userChanged` revokes
- * nothing: the user's row changed (role, plan, name), so cached viewers of the user are dropped
+ * nothing: the user's row changed (role, name), so cached viewers of the user are dropped
  * and the next request reads it again; connections stay open.
  */
 export type Revocation =

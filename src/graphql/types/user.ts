@@ -30,7 +30,8 @@ export const UserRef = builder.prismaNode('User', {
   }),
 });
 
-const IDENTITY_FIELDS = new Set(['__typename', 'id', 'email', 'name', 'role', 'plan', 'active', 'createdAt']);
+// The plan is billing state (Stripe changes it without a notice), so it is read like credits.
+const IDENTITY_FIELDS = new Set(['__typename', 'id', 'email', 'name', 'role', 'active', 'createdAt']);
 
 /** Whether the field's selection, fragments included, names only fields of `allowed`. */
 function selectsOnly(info: GraphQLResolveInfo, allowed: ReadonlySet<string>): boolean {
@@ -53,7 +54,7 @@ builder.queryField('me', (t) =>
     resolve: (query, _root, _args, ctx, info) => {
       if (!ctx.viewer) return null;
       // Who the user is comes from the row that authenticated the request (up to AUTH_CACHE_TTL_MS
-      // old); anything else, such as credits, quota or billing state, is read now.
+      // old); anything else, such as credits, quota, plan or billing state, is read now.
       if (Object.keys(query).length === 0 && selectsOnly(info, IDENTITY_FIELDS)) return ctx.viewer.user;
       return ctx.services.prisma.user.findUnique({ ...query, where: { id: ctx.viewer.id } });
     },
