@@ -76,6 +76,15 @@ describe('configuration', () => {
     expect(loadConfig({ ...base, TITLE_MODEL: model }).chat.titleModel).toBe(model);
   });
 
+  it('reads the viewer cache settings: 1 s by default, 0 turns it off, a negative or huge TTL is refused', () => {
+    const base = { JWT_SECRET: 'p'.repeat(40) };
+    expect(loadConfig(base).auth.cache).toEqual({ ttlMs: 1000, maxEntries: 10_000 });
+    expect(loadConfig({ ...base, AUTH_CACHE_TTL_MS: '0' }).auth.cache.ttlMs).toBe(0);
+    expect(problemsOf({ ...base, AUTH_CACHE_TTL_MS: '-1' }).join()).toMatch(/AUTH_CACHE_TTL_MS/);
+    expect(problemsOf({ ...base, AUTH_CACHE_TTL_MS: '3600000' }).join()).toMatch(/AUTH_CACHE_TTL_MS/);
+    expect(problemsOf({ ...base, AUTH_CACHE_MAX_ENTRIES: '0' }).join()).toMatch(/AUTH_CACHE_MAX_ENTRIES/);
+  });
+
   it('derives the JWKS URL from the OIDC issuer', () => {
     const config = loadConfig({ JWT_SECRET: 'p'.repeat(40), OIDC_ISSUER: 'https://tenant.auth0.com/', OIDC_AUDIENCE: 'api' });
     expect(config.oidc?.jwksUrl).toBe('https://tenant.auth0.com/.well-known/jwks.json');
