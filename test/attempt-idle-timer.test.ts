@@ -120,6 +120,24 @@ describe('the idle timeout of an upstream call', () => {
     expect(call.texts).toEqual([]);
   });
 
+  it('gives a paused process a fresh wait instead of timing out: its timer fired late, and data may be unread', async () => {
+    const upstream = scriptedUpstream();
+    const call = start(upstream);
+    upstream.send({ type: 'text', delta: 'a' });
+    await advance(1);
+    // The wall clock jumps as after a SIGSTOP: the timer fires far past its time.
+    vi.setSystemTime(Date.now() + 5_000);
+    await advance(IDLE_MS);
+    expect(call.result()).toBeUndefined();
+    await advance(IDLE_MS - 10);
+    upstream.send({ type: 'text', delta: 'b' });
+    await advance(IDLE_MS - 1);
+    expect(call.result()).toBeUndefined();
+    await advance(2);
+    expect(call.result()?.outcome).toBe('TIMEOUT');
+    expect(call.result()?.text).toBe('ab');
+  });
+
   it('leaves no timer behind once the call has ended, so nothing fires afterwards', async () => {
     const upstream = scriptedUpstream();
     const call = start(upstream);
