@@ -76,3 +76,31 @@ for (const [id, micros] of selfMicros) {
 }
 console.log('\nour functions, inclusive time:');
 for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${percent(v).padStart(6)}  ${k}`);
+
+// Busy time (idle left out) by the stage of a relayed reply that started the work: the outermost
+// of these on each sample's stack. Work resumed from a promise or a socket callback has none of
+// its starter on the stack, and counts under the first stage its own frames name, or under none.
+const STAGES: [string, RegExp][] = [
+  ['sendMessage HTTP, per reply', /\/src\/http\/server\.ts|node:_http_server|node:_http_common|@whatwg-node\/server/],
+  ['database, per reply (Prisma, pg)', /@prisma\/|\/pg\/|\/pg-pool\/|\/pg-protocol\//],
+  ['upstream read, per chunk (undici, web streams, SSE, the attempt)', /undici|openai-compatible|\/src\/generation\/attempt|webstreams|eventsource-parser/],
+  ['publishing, per chunk (publisher, hub, ioredis)', /delta-publisher|stream-hub|stream-transports|\/ioredis\/|standard-as-callback/],
+  ['delivery, per chunk (graphql-ws, the executor, ws, the follower)', /\/graphql-ws\/|@graphql-tools\/executor|\/ws\/lib\/|@envelop\/|stream-follower|request-context/],
+];
+const byStage = new Map<string, number>();
+let busy = 0;
+for (const [id, micros] of selfMicros) {
+  const name = byId.get(id)!.callFrame.functionName;
+  if (name === '(idle)') continue;
+  busy += micros;
+  const urls: string[] = [];
+  for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) urls.push(byId.get(at)!.callFrame.url);
+  const stage =
+    name === '(garbage collector)'
+      ? 'garbage collection'
+      : (urls.reverse().flatMap((url) => STAGES.filter(([, pattern]) => pattern.test(url)).map(([label]) => label))[0] ??
+        'no frame to tell (I/O callbacks, microtask runs, timers)');
+  byStage.set(stage, (byStage.get(stage) ?? 0) + micros);
+}
+console.log('\nbusy time by stage (idle left out):');
+for (const [k, v] of [...byStage].sort((a, b) => b[1] - a[1])) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${k}`);

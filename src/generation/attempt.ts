@@ -65,28 +65,40 @@ export async function runAttempt(
   const onStop = () => controller.abort('stopped');
   stopSignal.addEventListener('abort', onStop);
   let idleTimer: NodeJS.Timeout | undefined;
-  let events = 0;
+  /** When the upstream was last heard from (performance.now()); the idle wait runs from there. */
+  let quietSince = started;
   let text = '';
   let toolCallText = '';
   let toolArgumentsBytes = 0;
   const output = () => text.length > 0 || toolCallText.length > 0;
   let firstTokenMs: number | undefined;
   let ended = false;
+  /** Whether the timer was armed since output began (the wait is then the idle one, which may be shorter). */
+  let armedForIdle = false;
+  /** How long until the upstream has been silent too long: the first token's wait runs from the start, later ones from the last event. */
+  const untilTimeout = () => {
+    const limitAt = output() ? quietSince + limits.idleMs : started + limits.firstTokenMs;
+    return Math.min(limitAt - performance.now(), limits.deadline - Date.now());
+  };
+  // One timer per call, not one per event: an event only moves `quietSince`, and a timer that
+  // finds the upstream was heard from since it was armed is armed again for what is left.
   const armIdleTimer = () => {
-    clearTimeout(idleTimer);
-    const limit = output() ? limits.idleMs : Math.max(0, limits.firstTokenMs - (performance.now() - started));
-    const wait = Math.min(limit, Math.max(0, limits.deadline - Date.now()));
+    const wait = Math.max(0, untilTimeout());
     const armedAt = Date.now();
-    const eventsWhenArmed = events;
     idleTimer = setTimeout(() => {
+      if (ended) return;
       // A timer that fires late means this process was paused or starved, and the upstream's
       // data may be waiting unread in the socket: timers run before I/O. Let the I/O phase run
       // first, and time out only if nothing came, or (late) nothing came over a fresh wait.
       const late = Date.now() - armedAt > wait + LATE_TIMER_MS;
+      if (!late && untilTimeout() > 0) return armIdleTimer();
+      const heardAt = quietSince;
       setImmediate(() => {
-        if (ended || events !== eventsWhenArmed) return;
-        if (late) armIdleTimer();
-        else controller.abort('timeout');
+        if (ended) return;
+        if (quietSince !== heardAt) return armIdleTimer();
+        if (!late) return controller.abort('timeout');
+        quietSince = performance.now();
+        armIdleTimer();
       });
     }, wait);
   };
@@ -119,7 +131,7 @@ export async function runAttempt(
       timeoutMs: Math.max(1, limits.deadline - Date.now()),
     });
     for await (const event of stream) {
-      events += 1;
+      quietSince = performance.now();
       if (event.type === 'usage') usage = event.usage;
       else if (event.type === 'finish') finishReason = event.reason;
       else if (event.type === 'text' && event.delta && !controller.signal.aborted) {
@@ -137,7 +149,11 @@ export async function runAttempt(
         const { type: _type, ...delta } = event;
         onToolCall(delta);
       }
-      armIdleTimer();
+      if (!armedForIdle && output()) {
+        armedForIdle = true;
+        clearTimeout(idleTimer);
+        armIdleTimer();
+      }
     }
     // Aborting does not throw: the loop just ends, so the reason is checked here.
     if (controller.signal.reason === 'timeout') return failed(target.provider.chat.describeFailure(undefined, { reason: 'timeout' }));
