@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockUpstream } from './helpers/upstream.js';
-import { expectData, startTestApp, type TestApp } from './helpers/app.js';
+import { executeRaw, expectData, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { ConversationDocument, NestedConversationsDocument, SendMessageDocument } from './helpers/chat-documents.js';
 import { encodeGlobalId } from '../src/global-id.js';
-import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
+import { CreateApiKeyDocument } from './helpers/documents.js';
 import { graphql } from './generated/gql.js';
 
 const ConversationImagesDocument = graphql(`
@@ -116,19 +116,28 @@ describe('nested reads', () => {
     expect(counts[1]).toBe(counts[0]);
   });
 
-  it('answer { me { scalars } } from the row that authenticated the request: one statement, with a token or an API key', async () => {
+  it('answer { me { identity scalars } } from the row that authenticated the request: one statement, with a token or an API key; the plan takes one more', async () => {
     const user = await registerUser(t);
+    const me = async (token: string, fields = 'id email name role active createdAt') => {
+      const result = await executeRaw(t, { query: `{ me { ${fields} } }` }, { token });
+      expect(result.errors).toBeUndefined();
+      return (result.data?.me as { email: string }).email;
+    };
     statements = [];
-    const data = expectData(await t.execute(MeDocument, {}, { token: user.accessToken }));
-    expect(data.me?.email).toBe(user.email);
+    expect(await me(user.accessToken)).toBe(user.email);
     expect(statements).toHaveLength(1);
 
     // With an API key, the key and its user are read together.
     const { secret } = expectData(await t.execute(CreateApiKeyDocument, { input: { name: 'k' } }, { token: user.accessToken })).createApiKey;
-    await t.execute(MeDocument, {}, { token: secret }); // its first use records lastUsedAt
+    await me(secret); // its first use records lastUsedAt
     statements = [];
-    expect(expectData(await t.execute(MeDocument, {}, { token: secret })).me?.email).toBe(user.email);
+    expect(await me(secret)).toBe(user.email);
     expect(statements).toHaveLength(1);
+
+    // Billing state is never answered from the authenticating row (it may be a cached one).
+    statements = [];
+    expect(await me(user.accessToken, 'email plan')).toBe(user.email);
+    expect(statements).toHaveLength(2);
   });
 
   it('read one page of a long conversation: the database returns that page and the columns asked for, not every message', async () => {
