@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { issueAccessToken } from '../src/auth/access-tokens.js';
 import type { Revocation } from '../src/auth/revocations.js';
+import { createViewerCache } from '../src/auth/viewer-cache.js';
+import type { Viewer } from '../src/auth/viewer.js';
 import { decodeGlobalId } from '../src/global-id.js';
 import { appendCreditEntry } from '../src/metering/credits.js';
 import { AdminUsersDocument, DeactivateUserDocument, SetUserRoleDocument } from './helpers/admin-documents.js';
@@ -227,6 +229,33 @@ describe('the bound', () => {
     } finally {
       await small.t.stop();
     }
+  });
+});
+
+describe('the cache itself', () => {
+  const viewer = { id: 'u1', role: 'USER', via: 'api_key', apiKeyId: 'k1', user: {} } as unknown as Viewer;
+
+  it('keeps out a viewer whose authentication was under way when a notice arrived: it may have read the rows before the change', () => {
+    const cache = createViewerCache({ ttlMs: 60_000, maxEntries: 10 });
+    const before = cache.generation();
+    cache.evict({ kind: 'apiKey', apiKeyId: 'k1' });
+    cache.set('sk_x', viewer, null, before);
+    expect(cache.get('sk_x')).toBeUndefined();
+    cache.set('sk_x', viewer, null, cache.generation());
+    expect(cache.get('sk_x')).toBe(viewer);
+  });
+
+  it("stops at the TTL or at the credential's expiry, whichever comes first", () => {
+    let now = 1_000;
+    const cache = createViewerCache({ ttlMs: 500, maxEntries: 10, now: () => now });
+    cache.set('a', viewer, null, cache.generation());
+    cache.set('b', viewer, 1_200, cache.generation());
+    now = 1_199;
+    expect([cache.get('a'), cache.get('b')]).toEqual([viewer, viewer]);
+    now = 1_200;
+    expect([cache.get('a'), cache.get('b')]).toEqual([viewer, undefined]);
+    now = 1_500;
+    expect(cache.get('a')).toBeUndefined();
   });
 });
 
