@@ -67,6 +67,31 @@ function start(upstream: ReturnType<typeof scriptedUpstream>, limits: Partial<At
   return { attempt, texts, result: () => result };
 }
 
+/**
+ * The timers the attempt's own code has armed and that are still pending (neither fired nor
+ * cleared). Timers of other code in the same worker (a previous file's leftovers, running late on
+ * a busy machine) are not the attempt's, and are not counted.
+ */
+function pendingAttemptTimers(): Set<unknown> {
+  const pending = new Set<unknown>();
+  const arm = globalThis.setTimeout;
+  const disarm = globalThis.clearTimeout;
+  vi.spyOn(globalThis, 'setTimeout').mockImplementation(((callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const ours = new Error().stack?.includes('generation/attempt') ?? false;
+    const id = arm(() => {
+      pending.delete(id);
+      callback(...args);
+    }, ms);
+    if (ours) pending.add(id);
+    return id;
+  }) as typeof setTimeout);
+  vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((id: Parameters<typeof clearTimeout>[0]) => {
+    pending.delete(id);
+    disarm(id);
+  }) as typeof clearTimeout);
+  return pending;
+}
+
 /** Moves the fake clocks by `ms`, running the timers, immediates and promise jobs due meanwhile. */
 const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
 
@@ -75,10 +100,12 @@ describe('the idle timeout of an upstream call', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'Date', 'performance'] });
   });
   afterEach(() => {
+    vi.restoreAllMocks();
     vi.useRealTimers();
   });
 
   it('times out a silent stream once the idle wait has passed since its last event, not before', async () => {
+    const timers = pendingAttemptTimers();
     const upstream = scriptedUpstream();
     const call = start(upstream);
     await advance(10);
@@ -93,7 +120,7 @@ describe('the idle timeout of an upstream call', () => {
     await advance(2);
     expect(call.result()?.outcome).toBe('TIMEOUT');
     expect(call.result()?.text).toBe('a' + 'b'.repeat(10));
-    expect(vi.getTimerCount()).toBe(0);
+    expect(timers.size).toBe(0);
   });
 
   it('counts any event, not only text, as the upstream being heard from', async () => {
@@ -139,6 +166,7 @@ describe('the idle timeout of an upstream call', () => {
   });
 
   it('leaves no timer behind once the call has ended, so nothing fires afterwards', async () => {
+    const timers = pendingAttemptTimers();
     const upstream = scriptedUpstream();
     const call = start(upstream);
     upstream.send({ type: 'text', delta: 'done' });
@@ -148,7 +176,7 @@ describe('the idle timeout of an upstream call', () => {
     upstream.end();
     await advance(1);
     expect(call.result()?.outcome).toBe('OK');
-    expect(vi.getTimerCount()).toBe(0);
+    expect(timers.size).toBe(0);
   });
 
   it('times out at the deadline of the reply even while events keep coming', async () => {
