@@ -156,6 +156,21 @@ describe('regenerate and edit, as a message tree', () => {
     ]);
   });
 
+  it('asks for a regenerated reply as the one it replaces was asked for: sampling, output cap and response format', async () => {
+    const user = await registerUser(t);
+    const question = upstream.promptSequence([{ response: { content: '{"a":1}' } }, { response: { content: '{"a":2}' } }]);
+    const responseFormat = { type: 'JSON_SCHEMA' as const, name: 'a', schema: { type: 'object', properties: { a: { type: 'integer' } } }, strict: true };
+    const asked = { temperature: 0.3, topP: 0.5, stop: ['END'], seed: 7, maxTokens: 50, responseFormat };
+    const first = expectData(await t.execute(SendMessageDocument, { input: { content: question, stream: false, ...asked } }, { token: user.accessToken }))
+      .sendMessage;
+    expectData(await t.execute(RegenerateDocument, { input: { messageId: first.assistantMessage.id, stream: false } }, { token: user.accessToken }));
+    const [original, regenerated] = upstream.requestsFor(question) as unknown as Array<Record<string, unknown>>;
+    const sampled = { temperature: 0.3, top_p: 0.5, stop: ['END'], seed: 7, max_tokens: 50 };
+    expect(original).toMatchObject(sampled);
+    expect(regenerated).toMatchObject({ ...sampled, response_format: original!.response_format });
+    expect(regenerated!.response_format).toMatchObject({ type: 'json_schema' });
+  });
+
   it('selectBranch brings an earlier reply back: the messages and the next call follow it', async () => {
     const user = await registerUser(t);
     const question = upstream.promptSequence([{ response: { content: 'kept answer' } }, { response: { content: 'other answer' } }]);

@@ -7,7 +7,7 @@
 -- follow; absent: the leaf of the current branch, which they continue), messages [{ id, role,
 -- content, toolCallId?, attachments? }] (the prompt messages before the reply: the user's, or TOOL
 -- messages with a reply's tool results; none when a reply is regenerated), assistantMessage { id,
--- model, tools?, toolChoice? } (the tools it is offered), and for tool results answersToolCalls: true
+-- model, tools?, toolChoice?, generationOptions? } (the tools it is offered, how it was asked for), and for tool results answersToolCalls: true
 -- (parentId is then the reply that asked for them, which must have no child yet: checked under the
 -- user's and the conversation's locks, so of two submissions for one reply the second is refused).
 -- A message's attachments: its images in order, each { id, url } or { id, mimeType, bytes, data (base64) }.
@@ -72,10 +72,10 @@ BEGIN
     v_parent := (v_message->>'id')::uuid;
   END LOOP;
   INSERT INTO "Message" ("id", "conversationId", "userId", "role", "content", "status", "model", "tools", "toolChoice",
-    "parentId", "createdAt", "updatedAt")
+    "generationOptions", "parentId", "createdAt", "updatedAt")
   VALUES ((p->'assistantMessage'->>'id')::uuid, v_conversation_id, v_user_id, 'ASSISTANT', '', 'STREAMING',
     p->'assistantMessage'->>'model', p->'assistantMessage'->'tools', p->'assistantMessage'->>'toolChoice',
-    v_parent, v_now, v_now);
+    p->'assistantMessage'->'generationOptions', v_parent, v_now, v_now);
   -- A reply beside an earlier one (regenerated, or after an edited question) starts a branch: it becomes the current one.
   IF p ? 'parentId' THEN
     PERFORM "chat_select_branch"(v_conversation_id, (p->'assistantMessage'->>'id')::uuid);

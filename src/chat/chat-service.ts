@@ -17,7 +17,7 @@ import {
   resolveModel,
   type ConversationDeps,
 } from './conversations.js';
-import { checkContent, checkGenerationOptions, planPrompt, type GenerationOptions } from './prompt.js';
+import { askedOptionsToStore, checkContent, checkGenerationOptions, planPrompt, storedAskedOptions, type GenerationOptions } from './prompt.js';
 import { writeSend, type ToolResultMessage } from '../generation/send-statement.js';
 import type { ChatTurn } from '../metering/tokens.js';
 import {
@@ -125,7 +125,8 @@ export class ChatService {
     const question = message.parent;
     if (question?.role !== 'USER' && question?.role !== 'TOOL') throw badInput('This reply answers no message', 'messageId');
     const toolSet = storedToolSet(message);
-    return this.startReply(userId, apiKeyId, { model: input.model, stream: input.stream }, {
+    // Asked for as the reply it replaces was: its sampling, output cap and response format.
+    return this.startReply(userId, apiKeyId, { ...storedAskedOptions(message), model: input.model, stream: input.stream }, {
       existing: message.conversation,
       history: await branchHistory(prisma, question.parentId),
       answered: question,
@@ -151,7 +152,7 @@ export class ChatService {
     const results = checkToolResults(storedToolCalls(reply), input.results, config.limits.tools);
     const stored = storedToolSet(reply);
     const toolResults = results.map((result) => ({ id: uuidv7(), ...result }));
-    return this.startReply(userId, apiKeyId, { model: reply.model, stream: input.stream }, {
+    return this.startReply(userId, apiKeyId, { ...storedAskedOptions(reply), model: reply.model, stream: input.stream }, {
       existing: reply.conversation,
       history: await branchHistory(prisma, reply.parentId),
       // The reply and its results are sent whole, never cut to fit: a provider refuses one without the other.
@@ -205,6 +206,7 @@ export class ChatService {
     const { existing } = turn;
     const sampling = checkGenerationOptions(input);
     const responseFormat = checkResponseFormat(input.responseFormat);
+    const asked = askedOptionsToStore(input);
     const toolSet = turn.toolSet ?? checkTools(input.tools, input.toolChoice, config.limits.tools);
     const model = resolveModel(config.chat.models, input.model ?? existing?.model ?? config.chat.defaultModel);
     const systemPrompt = checkSystemPrompt(input.systemPrompt) ?? existing?.systemPrompt ?? null;
@@ -250,6 +252,7 @@ export class ChatService {
       ...(turn.parentId !== undefined ? { parentId: turn.parentId } : {}),
       ...(turn.toolResults ? { toolResults: turn.toolResults } : {}),
       ...(toolSet ? { toolSet } : {}),
+      ...(asked ? { generationOptions: asked } : {}),
       model: model.id,
       systemPrompt,
       assistantMessageId,

@@ -1,5 +1,6 @@
 import type { Sampling, ToolDefinition } from '../providers/provider.js';
 import { badInput } from '../errors.js';
+import type { ResponseFormatInput } from './response-format.js';
 import type { Message } from '../generated/prisma/client.js';
 import type { ModelInfo } from '../model-catalog.js';
 import { estimatePromptTokens, estimateToolTokens, type ChatTurn, type ImagePart } from '../metering/tokens.js';
@@ -113,4 +114,35 @@ export function checkGenerationOptions(input: GenerationOptions): Sampling | und
     ...(input.reasoningEffort ? { reasoningEffort: input.reasoningEffort.toLowerCase() as Sampling['reasoningEffort'] } : {}),
   };
   return Object.keys(sampling).length > 0 ? sampling : undefined;
+}
+
+/** How a reply was asked for, as it is stored with it: the generation options and the response format. */
+export type AskedOptions = GenerationOptions & { responseFormat?: ResponseFormatInput | null };
+
+const ASKED_OPTION_NAMES = [
+  'maxTokens',
+  'temperature',
+  'topP',
+  'stop',
+  'seed',
+  'presencePenalty',
+  'frequencyPenalty',
+  'reasoningEffort',
+  'responseFormat',
+] as const satisfies ReadonlyArray<keyof AskedOptions>;
+
+/**
+ * The options a client gave for a reply (already checked), to store with it, so that regenerating
+ * the reply or answering its tool calls asks the same way; undefined when none was given.
+ */
+export function askedOptionsToStore(input: AskedOptions): Record<string, unknown> | undefined {
+  const given = ASKED_OPTION_NAMES.flatMap((name) => (input[name] == null ? [] : [[name, input[name]] as const]));
+  return given.length > 0 ? Object.fromEntries(given) : undefined;
+}
+
+/** The options a reply was asked with (none for replies stored before they were kept). */
+export function storedAskedOptions(message: { generationOptions: unknown }): AskedOptions {
+  const stored = message.generationOptions;
+  // Written by askedOptionsToStore; checked again, like a client's, when the reply is asked anew.
+  return stored && typeof stored === 'object' && !Array.isArray(stored) ? (stored as AskedOptions) : {};
 }

@@ -36,6 +36,8 @@ export interface SendWrites {
   assistantMessageId: string;
   /** The tools the reply is offered, stored with it. */
   toolSet?: ToolSet;
+  /** How the client asked for the reply (checked), stored with it. */
+  generationOptions?: Record<string, unknown>;
   /** The reservation's parameters (Metering.reservationParams). */
   reservation: Record<string, unknown>;
   /** How many replies the user may have running at once. */
@@ -64,6 +66,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
   const tools = send.toolSet
     ? { tools: send.toolSet.tools as unknown as Prisma.JsonArray, toolChoice: storedToolChoice(send.toolSet.toolChoice) }
     : { tools: null, toolChoice: null };
+  const asked = { ...tools, generationOptions: (send.generationOptions ?? null) as Prisma.JsonObject | null };
   const params = {
     reservation: send.reservation,
     maxRunning: send.maxRunning,
@@ -75,7 +78,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
       ? [{ id: userMessage.id, role: 'USER', content: userMessage.content, ...withAttachments(userMessage.attachments) }]
       : toolResults.map((result) => ({ ...result, role: 'TOOL' })),
     ...(toolResults.length > 0 ? { answersToolCalls: true } : {}),
-    assistantMessage: { id: send.assistantMessageId, model: send.model, ...tools },
+    assistantMessage: { id: send.assistantMessageId, model: send.model, ...asked },
   };
   const [row] = await db.$queryRaw<[{ decision: ReserveDecision & { parentId?: string | null } }]>`
     SELECT "chat_send_message"(${JSON.stringify(params)}::jsonb) AS "decision"`;
@@ -86,12 +89,13 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     ? { ...existing, title, updatedAt: now }
     : { id: conversationId, userId, title, model: send.model, systemPrompt: send.systemPrompt, archived: false, createdAt: now, updatedAt: now };
   const message = (
-    fields: Pick<Message, 'id' | 'role' | 'content' | 'status' | 'model' | 'parentId'> & Partial<Pick<Message, 'toolCallId' | 'tools' | 'toolChoice'>>,
+    fields: Pick<Message, 'id' | 'role' | 'content' | 'status' | 'model' | 'parentId'> & Partial<Pick<Message, 'toolCallId' | 'tools' | 'toolChoice' | 'generationOptions'>>,
   ): Message => ({
     toolCalls: null,
     toolCallId: null,
     tools: null,
     toolChoice: null,
+    generationOptions: null,
     ...fields,
     conversationId,
     userId,
@@ -118,7 +122,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
     return {
       conversation,
       userMessage: message({ ...lastResult, role: 'TOOL', status: 'COMPLETE', model: null, parentId: lastParentId }),
-      assistantMessage: message({ id: send.assistantMessageId, role: 'ASSISTANT', content: '', status: 'STREAMING', model: send.model, parentId: lastResult.id, ...tools }),
+      assistantMessage: message({ id: send.assistantMessageId, role: 'ASSISTANT', content: '', status: 'STREAMING', model: send.model, parentId: lastResult.id, ...asked }),
     };
   }
   return {
@@ -133,7 +137,7 @@ export async function writeSend(db: PrismaTx, send: SendWrites): Promise<SentMes
       status: 'STREAMING',
       model: send.model,
       parentId: userMessage ? userMessage.id : firstParentId,
-      ...tools,
+      ...asked,
     }),
   };
 }
