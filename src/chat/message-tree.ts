@@ -113,6 +113,10 @@ export async function messageSiblings(prisma: PrismaClient, keys: readonly Sibli
   });
   const groupOf = (m: SiblingsKey) => m.parentId ?? `root:${m.conversationId}`;
   const groups = new Map<string, Message[]>();
-  for (const message of messages) groups.set(groupOf(message), [...(groups.get(groupOf(message)) ?? []), message]);
+  for (const message of messages) {
+    const group = groups.get(groupOf(message));
+    if (group) group.push(message);
+    else groups.set(groupOf(message), [message]);
+  }
   return keys.map((key) => groups.get(groupOf(key)) ?? []);
 }
