@@ -84,6 +84,24 @@ describe.skipIf(!redisUrl)('streams on Redis', () => {
     await waitFor('the later subscriber to hear the message', () => later.length === 1);
   });
 
+  it('keeps and announces each event once when a write is sent again after its answer was lost', async () => {
+    const { commands, transport } = await instance(prefix);
+    const messageId = randomUUID();
+    const heard: string[] = [];
+    await transport.channel.subscribe(`stream:${messageId}`, (payload) => heard.push(payload));
+    const first = [text(messageId, 1, 'a', 0), { ...text(messageId, 3, 'bc', 1), firstSeq: 2 }];
+    await transport.store.append(first);
+    await transport.store.append([...first, done(messageId, 4, 3)]);
+    expect((await transport.store.read(messageId)).map((e) => [e.seq, e.delta, e.done])).toEqual([
+      [1, 'a', false],
+      [3, 'bc', false],
+      [4, '', true],
+    ]);
+    await commands.ping();
+    await waitFor('the announcements', () => heard.length >= 3);
+    expect(heard.map((payload) => (JSON.parse(payload) as StreamEvent).seq)).toEqual([1, 3, 4]);
+  });
+
   it('reads back what was published while the subscriber connection was reconnecting', async () => {
     const publisher = await instance(prefix);
     const follower = await instance(prefix);
