@@ -6,12 +6,13 @@ import type { ChatTurn } from '../metering/tokens.js';
 import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat, ToolChoice } from './provider.js';
 import { openAIMessage } from './image-parts.js';
 import { classifyHttpFailure } from './refusals.js';
+import { createNodeHttpFetch, streamedBodyOf } from './node-http-fetch.js';
 
 export type Upstream = OpenAI;
 
 /** The `openai` SDK pointed at OpenAI or any compatible server. Retries are ours (see generation.ts). */
 export function createUpstream(options: { apiKey: string; baseUrl?: string; timeoutMs: number }): Upstream {
-  return new OpenAI({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: 0, timeout: options.timeoutMs });
+  return new OpenAI({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: 0, timeout: options.timeoutMs, fetch: createNodeHttpFetch() });
 }
 
 const PROBE_TTL_MS = { ok: 30_000, failed: 5_000 };
@@ -109,8 +110,7 @@ export function openAICompatibleProvider(client: Upstream): ChatProvider {
           { signal, timeout: timeoutMs },
         )
         .asResponse();
-      if (!response.body) return;
-      for await (const message of serverSentEvents(response.body)) {
+      for await (const message of serverSentEvents(response)) {
         if (message.data === '[DONE]') return;
         const chunk = parseChunk(message.data);
         if (!chunk) {
@@ -174,13 +174,29 @@ function toolChoiceParam(choice: ToolChoice): string | { type: 'function'; funct
 
 /**
  * The events of an SSE body, as the bytes arrive. The body is read and parsed directly, without
- * a pipeline of web streams: a relayed chunk is then one read, one decode and one parse.
+ * a pipeline of web streams: a relayed chunk is then one read, one decode and one parse. A body
+ * read with node:http (see node-http-fetch.ts) is read as the Node stream it is.
  */
-async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<EventSourceMessage> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
+async function* serverSentEvents(response: Response): AsyncGenerator<EventSourceMessage> {
   const parsed: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => parsed.push(event) });
+  const streamed = streamedBodyOf(response);
+  if (streamed) {
+    streamed.setEncoding('utf8');
+    try {
+      for await (const text of streamed) {
+        parser.feed(text as string);
+        yield* parsed.splice(0);
+      }
+    } finally {
+      // Left early ([DONE], or an error): the rest of the body is not wanted, and its connection is freed.
+      streamed.destroy();
+    }
+    return;
+  }
+  if (!response.body) return;
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -189,7 +205,6 @@ async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerat
       if (done) return;
     }
   } finally {
-    // Left early ([DONE], or an error): the rest of the body is not wanted, and its connection is freed.
     reader.cancel().catch(() => undefined);
   }
 }
