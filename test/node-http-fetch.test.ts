@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUpstream, describeUpstreamFailure, openAICompatibleProvider } from '../src/providers/openai-compatible.js';
 import { createNodeHttpFetch, streamedBodyOf } from '../src/providers/node-http-fetch.js';
+import { createAnthropicClient } from '../src/providers/anthropic.js';
 import type { ChatRequest, ProviderEvent } from '../src/providers/provider.js';
 import { MockUpstream } from './helpers/upstream.js';
 
@@ -30,6 +31,17 @@ describe('the providers’ fetch on node:http', () => {
     const text = events.flatMap((e) => (e.type === 'text' ? [e.delta] : [])).join('');
     expect(text).toBe('one two three four five six');
     expect(events.filter((e) => e.type === 'text').length).toBeGreaterThan(5);
+  });
+
+  it('hands Anthropic’s streamed answer over as its Node stream too', async () => {
+    const prompt = upstream.prompt({ content: 'from the messages API' });
+    const client = createAnthropicClient({ apiKey: 'sk-ant-test', baseUrl: upstream.mock.url, timeoutMs: 10_000 });
+    const response = await client.messages
+      .create({ model: 'claude-sonnet-4', max_tokens: 100, messages: [{ role: 'user', content: prompt }], stream: true })
+      .asResponse();
+    expect(response.status).toBe(200);
+    expect(streamedBodyOf(response)).toBeDefined();
+    streamedBodyOf(response)!.destroy();
   });
 
   it('gives an error answer whole, with its status, headers and body, as the SDK classifies it', async () => {

@@ -1,4 +1,3 @@
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
@@ -6,7 +5,8 @@ import type { ChatTurn } from '../metering/tokens.js';
 import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat, ToolChoice } from './provider.js';
 import { openAIMessage } from './image-parts.js';
 import { classifyHttpFailure } from './refusals.js';
-import { createNodeHttpFetch, streamedBodyOf } from './node-http-fetch.js';
+import { createNodeHttpFetch } from './node-http-fetch.js';
+import { serverSentEvents } from './server-sent-events.js';
 
 export type Upstream = OpenAI;
 
@@ -170,43 +170,6 @@ function toolParams(request: ChatRequest): Record<string, unknown> {
 
 function toolChoiceParam(choice: ToolChoice): string | { type: 'function'; function: { name: string } } {
   return typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } };
-}
-
-/**
- * The events of an SSE body, as the bytes arrive. The body is read and parsed directly, without
- * a pipeline of web streams: a relayed chunk is then one read, one decode and one parse. A body
- * read with node:http (see node-http-fetch.ts) is read as the Node stream it is.
- */
-async function* serverSentEvents(response: Response): AsyncGenerator<EventSourceMessage> {
-  const parsed: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => parsed.push(event) });
-  const streamed = streamedBodyOf(response);
-  if (streamed) {
-    streamed.setEncoding('utf8');
-    try {
-      for await (const text of streamed) {
-        parser.feed(text as string);
-        yield* parsed.splice(0);
-      }
-    } finally {
-      // Left early ([DONE], or an error): the rest of the body is not wanted, and its connection is freed.
-      streamed.destroy();
-    }
-    return;
-  }
-  if (!response.body) return;
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      parser.feed(done ? decoder.decode() : decoder.decode(value, { stream: true }));
-      yield* parsed.splice(0);
-      if (done) return;
-    }
-  } finally {
-    reader.cancel().catch(() => undefined);
-  }
 }
 
 function parseChunk(data: string): CompletionChunk | undefined {
