@@ -206,7 +206,7 @@ export class StreamHub {
     }
     this.followers.add(follower);
     try {
-      void follower.start({ publishedHere: localFollowers !== undefined });
+      void follower.start({ publishedHere: local !== undefined });
       yield* follower.events;
     } finally {
       this.followers.delete(follower);
