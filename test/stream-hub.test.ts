@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { StreamHub } from '../src/streams/stream-hub.js';
 import { createInProcessTransport } from '../src/streams/stream-transports.js';
 import { createLogger } from '../src/logger.js';
+import { waitFor } from './helpers/wait.js';
 
 const hubOptions = (idleCheckMs: number) => ({ idleCheckMs, retryWritesForMs: 30_000, logger: createLogger('silent') });
 
@@ -73,8 +74,12 @@ describe('StreamHub', () => {
       [2, '', true],
     ];
     expect(await live).toEqual(expected);
+    // Until the replay store has it all, a late subscriber replays it from here.
+    expect(hub.unstoredEvents).toBe(2);
+    expect(await follow(hub.subscribe('m3', async () => null))).toEqual(expected);
     expect(subscribedTopics).toEqual([]);
-    // Once done, the stream is no longer published here: a late subscriber reads the replay buffer.
+    // Then the stream is no longer held here: a late subscriber reads the replay store.
+    await waitFor('the events in the store', () => hub.unstoredEvents === 0);
     expect(await follow(hub.subscribe('m3', async () => null))).toEqual(expected);
     expect(subscribedTopics).toEqual(['stream:m3']);
     await hub.close();

@@ -3,8 +3,8 @@ import type { StreamEvent } from './stream-hub.js';
 /**
  * A stream published by this instance, as its subscribers here see it: every event so far, which
  * a subscriber joining replays exactly as the others received it, and the subscribers following
- * it. Kept in memory until `done` (this instance holds the text anyway); subscribers that still
- * hold it afterwards replay it whole, `done` included.
+ * it. Kept in memory until it ended and the replay store has all of it (this instance holds the
+ * text anyway); subscribers that still hold it afterwards replay it whole, `done` included.
  */
 export class LocalStream {
   private readonly published: StreamEvent[] = [];

@@ -134,23 +134,34 @@ export class StreamHub {
    */
   publishHere(messageId: string): (event: StreamEvent) => void {
     let local = this.publishedHere.get(messageId);
-    if (!local) {
+    if (!local?.running) {
       local = new LocalStream();
       this.publishedHere.set(messageId, local);
     }
     const stream = local;
     return (event) => {
       if (!stream.publish(event)) return;
-      // Subscribers from now on read the store, or the stored message, which is final by then.
-      if (event.done && this.publishedHere.get(messageId) === stream) this.publishedHere.delete(messageId);
       this.writer.append(event);
+      if (event.done) this.forgetOnceStored(messageId, stream);
     };
   }
 
   /** Ends local publishing of a stream (after its `done`, or when it could not be published). */
   stopPublishingHere(messageId: string): void {
-    this.publishedHere.get(messageId)?.end();
-    this.publishedHere.delete(messageId);
+    const stream = this.publishedHere.get(messageId);
+    if (!stream) return;
+    stream.end();
+    this.forgetOnceStored(messageId, stream);
+  }
+
+  /**
+   * An ended stream is replayed from here until the store has all of it: a subscriber joining in
+   * between would find neither. From then on, subscribers read the store, or the stored message.
+   */
+  private forgetOnceStored(messageId: string, stream: LocalStream): void {
+    void this.writer.written(messageId).then(() => {
+      if (this.publishedHere.get(messageId) === stream) this.publishedHere.delete(messageId);
+    });
   }
 
   /** Publishes an event: through the stream's local record when it is published here, else to the store directly. */
@@ -206,7 +217,7 @@ export class StreamHub {
     }
     this.followers.add(follower);
     try {
-      void follower.start({ publishedHere: local !== undefined });
+      void follower.start({ publishedHere: local?.running === true });
       yield* follower.events;
     } finally {
       this.followers.delete(follower);
