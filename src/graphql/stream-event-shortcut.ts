@@ -138,7 +138,7 @@ function collectFields(
  * The subscription, as the executor runs it (same source stream, same errors), but with each
  * event built by `build` once one has gone through the executor without errors, the final one excepted.
  */
-async function subscribeBuildingEvents(
+export async function subscribeBuildingEvents(
   args: ExecutionArgs,
   build: EventBuilder,
 ): Promise<ExecutionResult | AsyncIterableIterator<ExecutionResult>> {
