@@ -146,24 +146,23 @@ export async function subscribeBuildingEvents(
   if (!isAsyncIterable(source)) return source;
   const events = (source as AsyncIterable<StreamEvent>)[Symbol.asyncIterator]();
   let readable = false;
-  const resultOf = async (event: StreamEvent): Promise<ExecutionResult> => {
-    if (readable && !event.done) return { data: build(event) };
+  const executed = async (event: StreamEvent): Promise<IteratorResult<ExecutionResult>> => {
     const result = (await execute({ ...args, rootValue: event })) as ExecutionResult;
     if (!result.errors) readable = true;
-    return result;
+    return { value: result, done: false };
   };
   const done = { value: undefined, done: true } as const;
+  // Plain promise callbacks, not async functions: each event then costs one promise here, not several.
+  const resultOf = (step: IteratorResult<StreamEvent>) => {
+    if (step.done) return done;
+    return readable && !step.value.done ? { value: { data: build(step.value) }, done: false } : executed(step.value);
+  };
+  const failed = (error: Error) => {
+    // As the executor reports an error of the event stream itself.
+    throw createGraphQLError(error.message, { originalError: error, nodes: [getOperationAST(args.document, args.operationName)!] });
+  };
   const results: AsyncIterableIterator<ExecutionResult> = {
-    next: async () => {
-      let step: IteratorResult<StreamEvent>;
-      try {
-        step = await events.next();
-      } catch (error) {
-        // As the executor reports an error of the event stream itself.
-        throw createGraphQLError((error as Error).message, { originalError: error as Error, nodes: [getOperationAST(args.document, args.operationName)!] });
-      }
-      return step.done ? done : { value: await resultOf(step.value), done: false };
-    },
+    next: () => events.next().then(resultOf, failed),
     return: async () => {
       await events.return?.();
       return done;
