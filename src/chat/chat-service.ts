@@ -328,9 +328,13 @@ export class ChatService {
   /** Events for a subscriber: replay, then live, ending with `done`. Only the owner may follow. */
   async streamMessage(userId: string, messageId: string): Promise<AsyncGenerator<StreamEvent>> {
     this.deps.generations.assertAcceptingWork();
-    const message = await this.deps.prisma.message.findFirst({ where: { id: messageId, userId } });
-    if (!message) throw notFound('Message');
-    if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages stream', 'messageId');
+    // A reply that runs here is known to be the user's without a read: the common case, a client
+    // following the reply it just asked for.
+    if (!this.deps.generations.runsHereFor(userId, messageId)) {
+      const message = await this.deps.prisma.message.findFirst({ where: { id: messageId, userId }, select: { role: true } });
+      if (!message) throw notFound('Message');
+      if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages stream', 'messageId');
+    }
     return this.deps.generations.follow(messageId);
   }
 
