@@ -16,6 +16,18 @@ const SendDocument = graphql(`
     }
   }
 `);
+const SendInConversationDocument = graphql(`
+  mutation SendInConversationForStatements($input: SendMessageInput!) {
+    sendMessage(input: $input) {
+      conversation {
+        id
+      }
+      assistantMessage {
+        id
+      }
+    }
+  }
+`);
 const StreamDocument = graphql(`
   subscription StreamForStatements($messageId: ID!) {
     messageStream(messageId: $messageId) {
@@ -81,4 +93,30 @@ it('keeps the attempts of a reply, written by the statement that records its end
   expect(attempts).toMatchObject([{ position: 0, outcome: 'OK', promptTokens: 11, completionTokens: 3, billed: true }]);
   expect(attempts[0]!.startedAt.getTime()).toBeGreaterThan(Date.now() - 60_000);
   expect(attempts[0]!.startedAt.getTime()).toBeLessThanOrEqual(Date.now());
+});
+
+it('a message in a conversation with images reads the conversation, its branch and their images in one statement before the send', async () => {
+  const user = await registerUser(t);
+  const first = upstream.prompt({ content: 'I see a cat.' });
+  const sent = expectData(
+    await t.execute(
+      SendInConversationDocument,
+      { input: { content: first, model: 'gpt-4o-mini', stream: false, attachments: [{ imageUrl: 'https://example.com/cat.png' }] } },
+      { token: user.accessToken },
+    ),
+  );
+  const second = upstream.prompt({ content: 'Still a cat.' });
+  statements = [];
+  expectData(
+    await t.execute(
+      SendInConversationDocument,
+      { input: { content: second, conversationId: sent.sendMessage.conversation.id, stream: false } },
+      { token: user.accessToken },
+    ),
+  );
+  const beforeSend = statements.slice(0, statements.findIndex((sql) => sql.includes('"chat_send_message"')));
+  if (process.env.SHOW_SQL) console.log(beforeSend.join('\n---\n'));
+  expect(beforeSend).toHaveLength(1);
+  // The earlier image went to the provider again, from the references read with the history.
+  expect(JSON.stringify(upstream.requestsFor(second))).toContain('https://example.com/cat.png');
 });

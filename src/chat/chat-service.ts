@@ -13,7 +13,6 @@ import type { Metering } from '../metering/metering.js';
 import {
   checkSystemPrompt,
   deleteConversation,
-  findOwnConversation,
   resolveModel,
   type ConversationDeps,
 } from './conversations.js';
@@ -36,7 +35,7 @@ import {
   assertEditable,
   assertRegenerable,
   branchHistory,
-  currentBranchHistory,
+  findOwnConversationWithHistory,
   findOwnMessage,
   selectBranch,
   type HistoryTurn,
@@ -107,10 +106,10 @@ export class ChatService {
     const { prisma } = this.deps;
     this.deps.generations.assertAcceptingWork();
     const content = checkContent(input.content);
-    const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
+    const existing = input.conversationId ? await findOwnConversationWithHistory(prisma, userId, input.conversationId) : undefined;
     return this.startReply(userId, apiKeyId, input, {
-      existing,
-      history: existing ? await currentBranchHistory(prisma, existing.id) : [],
+      existing: existing?.conversation,
+      history: existing?.history ?? [],
       userMessage: { id: uuidv7(), content },
     });
   }
