@@ -1,3 +1,4 @@
+import { record } from './goals.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -287,6 +288,8 @@ function report(results: LoadResult[], statements: Array<{ conversations: number
   const mark = (value: number, target: number) => `${value.toFixed(3)} ${value >= target ? '✓' : '✗'} (target ≥ ${target})`;
   const database = process.env.DATABASE_URL ? 'PostgreSQL' : 'PGlite (embedded)';
   const constant = statements.every((s) => s.statements === statements[0]?.statements);
+  record('meRatio', ratio(meToken, health));
+  record('nested32Ratio', ratio(nested, handwritten));
   return [
     `## Reads — ${database}${process.env.REDIS_URL ? ' + Redis' : ''}, ${CONNECTIONS} connections (unless a row says otherwise), ${DURATION_SECONDS} s each`,
     '',

@@ -1,4 +1,5 @@
 import { cpus } from 'node:os';
+import { goalsReport, record } from './goals.js';
 import { benchReads } from './reads.js';
 import { benchWrites } from './writes.js';
 import { benchCapacity } from './capacity.js';
@@ -32,7 +33,10 @@ console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}; d
 if (!only || only === 'reads') console.log(await benchReads());
 if (!only || only === 'writes') console.log(await benchWrites());
 if (!only || only === 'capacity') console.log(await benchCapacity());
-if (only === 'reads' || only === 'writes' || only === 'capacity') process.exit(0);
+if (only === 'reads' || only === 'writes' || only === 'capacity') {
+  console.log(goalsReport());
+  process.exit(0);
+}
 
 const upstream = await startUpstream(REPLY, CHUNK_CHARS);
 const server = await startSwitchboard(upstream.baseUrl, {
@@ -46,6 +50,7 @@ try {
   await server.stop();
   await upstream.stop();
 }
+console.log(goalsReport());
 
 /** BENCH_STREAM_USERS users (default 50), whose replies the lanes share in turn. */
 async function streamingUsers(url: URL): Promise<string[]> {
@@ -64,6 +69,7 @@ async function runStreaming(url: URL, tokens: string[]) {
     serverCpuMs.push(cpuMsOf(server.pid) - cpuBefore);
     rows.push([direct, through]);
   }
+  recordStreamingGoals(rows, serverCpuMs);
   console.log(
     `\n## Streaming overhead\n\nStreaming: each reply is ${CHUNKS} chunks; paced: first chunk after ${PACED_FIRST_TOKEN_MS} ms, then one every ` +
       `${PACED_CHUNK_MS} ms. Direct: the openai SDK reading aimock's SSE; Switchboard: sendMessage over HTTP, then ` +
@@ -83,6 +89,31 @@ async function runStreaming(url: URL, tokens: string[]) {
         `${((generations * CHUNKS) / (through.wallMs / 1000)).toFixed(0)} | ${ms(serverCpuMs[index]! / generations)} |`,
     );
   }
+}
+
+/** The latency and CPU goals, from the paced rows at 1, 50 and 200 streams (those that ran). */
+function recordStreamingGoals(rows: [StreamingResult, StreamingResult][], serverCpuMs: number[]): void {
+  rows.forEach(([direct, through], index) => {
+    const { pace, concurrency, generations } = through.scenario;
+    if (pace.name !== 'paced') return;
+    const addedFirstToken = through.firstTokenP50Ms - direct.firstTokenP50Ms;
+    // Stalls against the direct reads' (at least one, so that zero against zero reads as 0, not NaN).
+    const stallRatio = through.stalls / Math.max(1, direct.stalls);
+    if (concurrency === 1) {
+      record('firstToken1', addedFirstToken);
+      record('sendP50', through.sendP50Ms);
+    }
+    if (concurrency === 50) {
+      record('firstToken50', addedFirstToken);
+      record('extraLag50', through.lagP99Ms - direct.lagP99Ms);
+      record('stalls50', stallRatio);
+    }
+    if (concurrency === 200) {
+      record('firstToken200', addedFirstToken);
+      record('stalls200', stallRatio);
+      record('cpuPerChunk200', (1000 * serverCpuMs[index]!) / (generations * CHUNKS));
+    }
+  });
 }
 
 function ms(value: number): string {

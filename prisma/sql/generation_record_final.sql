@@ -4,7 +4,9 @@
 -- presumed dead) and the generation itself reports (p->'settle'->>'by' = 'RUN'), the charge is
 -- corrected to the real usage and the message rewritten whatever its status, once.
 -- p->'message': id, conversationId, status, content, toolCalls (a JSON array, or null), usageEstimated, finishReason, errorCode,
--- errorMessage, and the catalog model and provider that finished the reply (both optional). Returns metering_settle's answer, or metering_correct's. A usage without
+-- errorMessage, and the catalog model and provider that finished the reply (both optional). p->'attempts': the reply's
+-- upstream calls (generation_save_attempts), written whenever the generation itself reports, whether or not it settles.
+-- Returns metering_settle's answer, or metering_correct's. A usage without
 -- cacheWriteTokens (from an instance older than that count, during a rolling deploy) wrote none.
 -- Locks in the order every writer keeps (src/db/user-lock.ts): reservation and user (settling),
 -- then the conversation, then the message.
@@ -25,6 +27,7 @@ BEGIN
     END IF;
     v_answer := "metering_correct"(p->'settle');
     IF NOT COALESCE((v_answer->>'corrected')::boolean, false) THEN
+      PERFORM "generation_save_attempts"((v_message->>'id')::uuid, p->'attempts');
       RETURN v_answer;
     END IF;
     v_running_only := false;
@@ -32,6 +35,7 @@ BEGIN
   -- The conversation may be gone with its messages (deleted): then only the reservation is settled.
   PERFORM 1 FROM "Conversation" WHERE "id" = (v_message->>'conversationId')::uuid FOR NO KEY UPDATE;
   IF NOT FOUND THEN
+    PERFORM "generation_save_attempts"((v_message->>'id')::uuid, p->'attempts');
     RETURN v_answer;
   END IF;
   UPDATE "Message" SET
@@ -57,5 +61,6 @@ BEGIN
   IF FOUND THEN
     UPDATE "Conversation" SET "updatedAt" = v_now WHERE "id" = (v_message->>'conversationId')::uuid;
   END IF;
+  PERFORM "generation_save_attempts"((v_message->>'id')::uuid, p->'attempts');
   RETURN v_answer;
 END $$;

@@ -6,6 +6,7 @@ import type { Message } from '../generated/prisma/client.js';
 import { encodeGlobalId } from '../global-id.js';
 import type { ImagePart } from '../metering/tokens.js';
 import { IMAGE_TYPES, sniffImageType } from './image-types.js';
+import type { StoredImageRef } from './message-tree.js';
 
 /** An uploaded file as Yoga hands it over (a multipart request's `File`). */
 export interface Upload {
@@ -101,7 +102,8 @@ export function imagePart(attachment: NewAttachment): ImagePart {
   return 'url' in attachment ? { url: attachment.url } : { mimeType: attachment.mimeType, data: attachment.data.toString('base64') };
 }
 
-type StoredTurn = Pick<Message, 'id' | 'role' | 'content'>;
+/** A stored turn; `attachments`, when the turn was read with its image references (no need to read them again). */
+type StoredTurn = Pick<Message, 'id' | 'role' | 'content'> & { attachments?: StoredImageRef[] };
 
 /**
  * Stored turns with their images, as a provider is sent them again: the newest `budget` images
@@ -113,15 +115,8 @@ export async function withStoredImages<Turn extends StoredTurn>(
   turns: Turn[],
   budget: number,
 ): Promise<Array<Turn & { images?: ImagePart[] }>> {
-  const userTurns = turns.filter((turn) => turn.role === 'USER').map((turn) => turn.id);
-  const stored =
-    budget > 0 && userTurns.length > 0
-      ? await prisma.attachment.findMany({
-          where: { messageId: { in: userTurns } },
-          select: { id: true, messageId: true, url: true, mimeType: true },
-          orderBy: [{ messageId: 'asc' }, { position: 'asc' }],
-        })
-      : [];
+  const userTurns = turns.filter((turn) => turn.role === 'USER');
+  const stored = budget > 0 && userTurns.length > 0 ? await imageRefsOf(prisma, userTurns) : [];
   // Message ids are time-ordered (v7), as the turns are: the last ones are the newest.
   const kept = stored.slice(-budget);
   const uploads = kept.filter((a) => a.url === null).map((a) => a.id);
@@ -135,6 +130,16 @@ export async function withStoredImages<Turn extends StoredTurn>(
       return data && a.mimeType ? [{ mimeType: a.mimeType, data: Buffer.from(data).toString('base64') }] : [];
     });
     return images.length > 0 ? { ...turn, images } : turn;
+  });
+}
+
+/** The image references of user turns, in message order, then position: as they came with the turns, or read. */
+async function imageRefsOf(prisma: PrismaClient, userTurns: StoredTurn[]): Promise<StoredImageRef[]> {
+  if (userTurns.every((turn) => turn.attachments)) return userTurns.flatMap((turn) => turn.attachments ?? []);
+  return prisma.attachment.findMany({
+    where: { messageId: { in: userTurns.map((turn) => turn.id) } },
+    select: { id: true, messageId: true, url: true, mimeType: true },
+    orderBy: [{ messageId: 'asc' }, { position: 'asc' }],
   });
 }
 

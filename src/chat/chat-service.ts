@@ -13,7 +13,6 @@ import type { Metering } from '../metering/metering.js';
 import {
   checkSystemPrompt,
   deleteConversation,
-  findOwnConversation,
   resolveModel,
   type ConversationDeps,
 } from './conversations.js';
@@ -36,7 +35,7 @@ import {
   assertEditable,
   assertRegenerable,
   branchHistory,
-  currentBranchHistory,
+  findOwnConversationWithHistory,
   findOwnMessage,
   selectBranch,
   type HistoryTurn,
@@ -107,10 +106,10 @@ export class ChatService {
     const { prisma } = this.deps;
     this.deps.generations.assertAcceptingWork();
     const content = checkContent(input.content);
-    const existing = input.conversationId ? await findOwnConversation(prisma, userId, input.conversationId) : undefined;
+    const existing = input.conversationId ? await findOwnConversationWithHistory(prisma, userId, input.conversationId) : undefined;
     return this.startReply(userId, apiKeyId, input, {
-      existing,
-      history: existing ? await currentBranchHistory(prisma, existing.id) : [],
+      existing: existing?.conversation,
+      history: existing?.history ?? [],
       userMessage: { id: uuidv7(), content },
     });
   }
@@ -328,9 +327,13 @@ export class ChatService {
   /** Events for a subscriber: replay, then live, ending with `done`. Only the owner may follow. */
   async streamMessage(userId: string, messageId: string): Promise<AsyncGenerator<StreamEvent>> {
     this.deps.generations.assertAcceptingWork();
-    const message = await this.deps.prisma.message.findFirst({ where: { id: messageId, userId } });
-    if (!message) throw notFound('Message');
-    if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages stream', 'messageId');
+    // A reply that runs here is known to be the user's without a read: the common case, a client
+    // following the reply it just asked for.
+    if (!this.deps.generations.runsHereFor(userId, messageId)) {
+      const message = await this.deps.prisma.message.findFirst({ where: { id: messageId, userId }, select: { role: true } });
+      if (!message) throw notFound('Message');
+      if (message.role !== 'ASSISTANT') throw badInput('Only assistant messages stream', 'messageId');
+    }
     return this.deps.generations.follow(messageId);
   }
 

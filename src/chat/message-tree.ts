@@ -1,6 +1,6 @@
 import type { PrismaClient } from '../db/client.js';
 import { badInput, notFound } from '../errors.js';
-import { Prisma, type Conversation, type Message } from '../generated/prisma/client.js';
+import { Prisma, type Attachment, type Conversation, type Message } from '../generated/prisma/client.js';
 import { carriesContent } from './tools.js';
 
 /** The most turns of a branch sent back to a provider; older ones are dropped first anyway. */
@@ -12,15 +12,40 @@ export type HistoryTurn = Pick<Message, 'id' | 'role' | 'content' | 'toolCalls' 
 // What a provider is shown of a branch: finished turns with text, tool calls or a tool's result, never another branch.
 const SENT_STATUSES = ['COMPLETE', 'STOPPED'] as const;
 
-/** The end of a conversation's current branch, root to leaf, as sent to a provider. */
-export async function currentBranchHistory(prisma: PrismaClient, conversationId: string): Promise<HistoryTurn[]> {
-  const turns = await prisma.message.findMany({
-    where: { conversationId, onCurrentBranch: true, status: { in: [...SENT_STATUSES] }, role: { not: 'SYSTEM' } },
-    orderBy: { id: 'desc' },
-    take: HISTORY_LIMIT,
-    select: { id: true, role: true, content: true, toolCalls: true, toolCallId: true },
+/** Where a stored image is, as a turn of the history lists it: its URL, or (an upload) only its id and type. */
+export type StoredImageRef = Pick<Attachment, 'id' | 'messageId' | 'url' | 'mimeType'>;
+
+/**
+ * The caller's conversation with the end of its current branch, root to leaf, as sent to a
+ * provider, and the images of that branch (references: an upload's bytes are read only if it is
+ * sent), in one statement. NOT_FOUND when the conversation is not the caller's.
+ */
+export async function findOwnConversationWithHistory(
+  prisma: PrismaClient,
+  userId: string,
+  conversationId: string,
+): Promise<{ conversation: Conversation; history: Array<HistoryTurn & { attachments: StoredImageRef[] }> }> {
+  const found = await prisma.conversation.findFirst({
+    where: { id: conversationId, userId },
+    include: {
+      messages: {
+        where: { onCurrentBranch: true, status: { in: [...SENT_STATUSES] }, role: { not: 'SYSTEM' } },
+        orderBy: { id: 'desc' },
+        take: HISTORY_LIMIT,
+        select: {
+          id: true,
+          role: true,
+          content: true,
+          toolCalls: true,
+          toolCallId: true,
+          attachments: { select: { id: true, messageId: true, url: true, mimeType: true }, orderBy: { position: 'asc' } },
+        },
+      },
+    },
   });
-  return turns.reverse().filter(carriesContent);
+  if (!found) throw notFound('Conversation');
+  const { messages, ...conversation } = found;
+  return { conversation, history: messages.reverse().filter(carriesContent) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { PrismaClient } from '../db/client.js';
+import { v7 as uuidv7 } from 'uuid';
 import { ZERO_METERED_USAGE } from '../metering/metering.js';
 import { costMicros, type MeteredUsage } from '../metering/prices.js';
 import { estimateCompletionTokens } from '../metering/tokens.js';
@@ -57,10 +57,10 @@ export function billedUsage(attempts: AttemptRecord[]): { usage: MeteredUsage; u
   };
 }
 
-/** Writes a reply's attempts (idempotent: a retried write adds nothing). */
-export async function saveAttempts(prisma: PrismaClient, reply: { messageId: string; userId: string }, attempts: AttemptRecord[]): Promise<void> {
-  const rows = attempts.map((a, position) => ({
-    messageId: reply.messageId,
+/** A reply's attempts as generation_record_final writes them (generation_save_attempts), in the order they were made. */
+export function attemptRows(reply: { userId: string }, attempts: AttemptRecord[]) {
+  return attempts.map((a, position) => ({
+    id: uuidv7(),
     userId: reply.userId,
     position,
     provider: a.target.provider.id,
@@ -76,18 +76,12 @@ export async function saveAttempts(prisma: PrismaClient, reply: { messageId: str
     completionTokens: a.usage.completionTokens,
     reasoningTokens: a.usage.reasoningTokens,
     usageEstimated: a.usageEstimated,
-    costMicros: a.costMicros,
+    costMicros: a.costMicros.toString(),
     billed: a.billed,
-    startedAt: a.result.startedAt,
+    startedAt: a.result.startedAt.toISOString(),
     firstTokenMs: a.result.firstTokenMs ?? null,
     durationMs: a.result.durationMs,
   }));
-  if (rows.length === 0) return;
-  try {
-    await prisma.messageAttempt.createMany({ data: rows, skipDuplicates: true });
-  } catch (error) {
-    // The message is gone (its conversation was deleted meanwhile): the attempts are kept without it.
-    if ((error as { code?: string }).code !== 'P2003') throw error;
-    await prisma.messageAttempt.createMany({ data: rows.map((row) => ({ ...row, messageId: null })) });
-  }
 }
+
+export type AttemptRow = ReturnType<typeof attemptRows>[number];

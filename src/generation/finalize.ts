@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { Metering, SettleAnswer, SettleRequest } from '../metering/metering.js';
 import type { MeteredUsage } from '../metering/prices.js';
 import type { ToolCall } from '../metering/tokens.js';
+import type { AttemptRow } from './attempt-records.js';
 
 export interface FinalMessage {
   messageId: string;
@@ -32,15 +33,17 @@ export type FinalOutcome = 'recorded' | 'corrected' | 'already-final';
  * its instance was presumed dead) one records it. When the generation itself comes second, with
  * the real reply and usage, the same statement corrects what the recovery recorded by estimate, once.
  * `settlement`: how to settle the reservation (see SettleRequest); the usage is the message's.
+ * `attempts`: the reply's upstream calls, written by the same statement (a recovery has none).
  */
 export async function recordFinalMessage(
   deps: { prisma: PrismaClient; metering: Metering; logger: Logger },
   final: FinalMessage,
   settlement: Omit<SettleRequest, 'usage'>,
+  attempts: AttemptRow[] = [],
 ): Promise<FinalOutcome> {
   const { prisma, metering, logger } = deps;
   const settled = await metering.settleThrough(prisma, { ...settlement, usage: final.usage }, async (settle) => {
-    const params = { settle, message: finalMessageParams(final) };
+    const params = { settle, message: finalMessageParams(final), attempts };
     const [row] = await prisma.$queryRaw<[{ answer: SettleAnswer }]>`
       SELECT "generation_record_final"(${JSON.stringify(params)}::jsonb) AS "answer"`;
     return row.answer;

@@ -99,6 +99,11 @@ export class Generations {
     if (message && !isFinal(message)) await recovery.close(message, 'STOPPED');
   }
 
+  /** Whether the user's reply is being generated in this process (then it exists, and is an assistant message). */
+  runsHereFor(userId: string, messageId: string): boolean {
+    return this.deps.runner.ownerOfRunning(messageId) === userId;
+  }
+
   /** Events for a subscriber: replay, then live, ending with `done`. */
   follow(messageId: string): AsyncGenerator<StreamEvent> {
     return this.deps.hub.subscribe(messageId, async () => {

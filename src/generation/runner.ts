@@ -9,7 +9,7 @@ import type { ResponseFormat, Sampling } from '../providers/provider.js';
 import type { ToolSet } from '../chat/tools.js';
 import type { Circuit, RouteTarget } from '../providers/router.js';
 import { DeltaPublisher } from '../streams/delta-publisher.js';
-import { billedUsage, saveAttempts, type AttemptRecord } from './attempt-records.js';
+import { attemptRows, billedUsage, type AttemptRecord } from './attempt-records.js';
 import { generateAlongRoute, type ReplyText } from './failover.js';
 import { recordFinalMessage, RUNNING_STATUSES, type FinalMessage, type FinalOutcome } from './finalize.js';
 import { ToolCallAssembly } from './tool-call-assembly.js';
@@ -47,6 +47,7 @@ export interface GenerationSettings {
 }
 
 interface Running {
+  userId: string;
   stop(): void;
   finished: Promise<void>;
 }
@@ -94,8 +95,13 @@ export class GenerationRunner {
       this.deps.hub.stopPublishingHere(job.messageId);
       running.dec();
     });
-    this.running.set(job.messageId, { stop: () => stopController.abort(), finished });
+    this.running.set(job.messageId, { userId: job.userId, stop: () => stopController.abort(), finished });
     return finished;
+  }
+
+  /** Whose reply a generation running in this process is; undefined when it does not run here. */
+  ownerOfRunning(messageId: string): string | undefined {
+    return this.running.get(messageId)?.userId;
   }
 
   /** Stops a generation running in this process; false when it is not here. */
@@ -192,13 +198,13 @@ export class GenerationRunner {
     costMicros: bigint,
   ): Promise<FinalOutcome | undefined> {
     const giveUpAt = Date.now() + 2 * this.deps.settings.leaseMs;
-    let attemptsSaved = false;
+    // The same ids on every try, so that a retry of a write whose answer was lost adds nothing.
+    const rows = attemptRows(job, attempts);
     for (let attempt = 1; ; attempt += 1) {
       try {
-        if (!attemptsSaved) await saveAttempts(this.deps.prisma, { messageId: job.messageId, userId: job.userId }, attempts);
-        attemptsSaved = true;
         // Charged: the billed attempts, each at its deployment's price, under the model that finished the reply.
-        return await recordFinalMessage(this.deps, final, { reservationId: job.reservationId, by: 'RUN', price: job.model.price, model: finishedBy?.model.id, costMicros });
+        const settlement = { reservationId: job.reservationId, by: 'RUN' as const, price: job.model.price, model: finishedBy?.model.id, costMicros };
+        return await recordFinalMessage(this.deps, final, settlement, rows);
       } catch (error) {
         const waitMs = Math.min(RECORD_RETRY_MS * 2 ** (attempt - 1), RECORD_RETRY_MAX_MS);
         const last = Date.now() + waitMs > giveUpAt;

@@ -1,11 +1,12 @@
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
-import { Stream, type ServerSentEvent } from '@anthropic-ai/sdk/core/streaming';
 import type { MessageDeltaUsage, RawMessageStreamEvent, Usage } from '@anthropic-ai/sdk/resources/messages';
 import type { ErrorType } from '@anthropic-ai/sdk/resources/shared';
 import type { MeteredUsage } from '../metering/prices.js';
 import { afterPrefill, messagesRequest } from './anthropic-request.js';
 import type { ChatProvider, ProviderEvent, ProviderFailure } from './provider.js';
 import { classifyHttpFailure, classifyRefusal } from './refusals.js';
+import { createNodeHttpFetch } from './node-http-fetch.js';
+import { serverSentEvents } from './server-sent-events.js';
 
 export type AnthropicClient = Anthropic;
 
@@ -14,7 +15,13 @@ export type AnthropicClient = Anthropic;
  * URL is always given (null: Anthropic's own), so the SDK reads no ANTHROPIC_BASE_URL of its own.
  */
 export function createAnthropicClient(options: { apiKey: string; baseUrl?: string; timeoutMs: number }): AnthropicClient {
-  return new Anthropic({ apiKey: options.apiKey, baseURL: options.baseUrl ?? null, maxRetries: 0, timeout: options.timeoutMs });
+  return new Anthropic({
+    apiKey: options.apiKey,
+    baseURL: options.baseUrl ?? null,
+    maxRetries: 0,
+    timeout: options.timeoutMs,
+    fetch: createNodeHttpFetch(),
+  });
 }
 
 /** Anthropic's Messages API as a chat provider. */
@@ -22,11 +29,11 @@ export function anthropicProvider(client: AnthropicClient): ChatProvider {
   return {
     async *stream(request, { signal, timeoutMs }) {
       const { params, prefillWhitespace } = messagesRequest(request);
-      // The raw events, not the SDK's parsed stream: that one drops `ping`, which shows that a
-      // slow answer is still alive.
+      // The raw events, read here, not the SDK's parsed stream: that one drops `ping`, which shows
+      // that a slow answer is still alive.
       const response = await client.messages.create(params, { signal, timeout: timeoutMs }).asResponse();
       try {
-        yield* providerEvents(Stream.rawEvents(response), response.headers, afterPrefill(prefillWhitespace));
+        yield* providerEvents(serverSentEvents(response), response.headers, afterPrefill(prefillWhitespace));
       } catch (error) {
         // Aborting ends the stream rather than failing it, as ChatProvider promises.
         if (signal.aborted) return;
@@ -39,7 +46,7 @@ export function anthropicProvider(client: AnthropicClient): ChatProvider {
 
 /** Streaming events to normalized ones; usage and finish come last, when the message is complete. */
 async function* providerEvents(
-  events: AsyncIterable<ServerSentEvent>,
+  events: AsyncIterable<{ event?: string | undefined; data: string }>,
   headers: Headers,
   replyText: (delta: string) => string,
 ): AsyncGenerator<ProviderEvent> {

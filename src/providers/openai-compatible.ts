@@ -1,4 +1,3 @@
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import OpenAI from 'openai';
 import type { CompletionUsage } from 'openai/resources/completions';
 import type { MeteredUsage } from '../metering/prices.js';
@@ -6,12 +5,14 @@ import type { ChatTurn } from '../metering/tokens.js';
 import type { ChatProvider, ChatRequest, ProviderEvent, ProviderFailure, ResponseFormat, ToolChoice } from './provider.js';
 import { openAIMessage } from './image-parts.js';
 import { classifyHttpFailure } from './refusals.js';
+import { createNodeHttpFetch } from './node-http-fetch.js';
+import { serverSentEvents } from './server-sent-events.js';
 
 export type Upstream = OpenAI;
 
 /** The `openai` SDK pointed at OpenAI or any compatible server. Retries are ours (see generation.ts). */
 export function createUpstream(options: { apiKey: string; baseUrl?: string; timeoutMs: number }): Upstream {
-  return new OpenAI({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: 0, timeout: options.timeoutMs });
+  return new OpenAI({ apiKey: options.apiKey, baseURL: options.baseUrl, maxRetries: 0, timeout: options.timeoutMs, fetch: createNodeHttpFetch() });
 }
 
 const PROBE_TTL_MS = { ok: 30_000, failed: 5_000 };
@@ -109,8 +110,7 @@ export function openAICompatibleProvider(client: Upstream): ChatProvider {
           { signal, timeout: timeoutMs },
         )
         .asResponse();
-      if (!response.body) return;
-      for await (const message of serverSentEvents(response.body)) {
+      for await (const message of serverSentEvents(response)) {
         if (message.data === '[DONE]') return;
         const chunk = parseChunk(message.data);
         if (!chunk) {
@@ -170,28 +170,6 @@ function toolParams(request: ChatRequest): Record<string, unknown> {
 
 function toolChoiceParam(choice: ToolChoice): string | { type: 'function'; function: { name: string } } {
   return typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } };
-}
-
-/**
- * The events of an SSE body, as the bytes arrive. The body is read and parsed directly, without
- * a pipeline of web streams: a relayed chunk is then one read, one decode and one parse.
- */
-async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<EventSourceMessage> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  const parsed: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => parsed.push(event) });
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      parser.feed(done ? decoder.decode() : decoder.decode(value, { stream: true }));
-      yield* parsed.splice(0);
-      if (done) return;
-    }
-  } finally {
-    // Left early ([DONE], or an error): the rest of the body is not wanted, and its connection is freed.
-    reader.cancel().catch(() => undefined);
-  }
 }
 
 function parseChunk(data: string): CompletionChunk | undefined {

@@ -44,9 +44,13 @@ export class StreamFollower {
     return this.events.ended;
   }
 
-  /** First catch-up: what the store holds (or, when it holds nothing, the stored message). */
-  start(): Promise<void> {
-    return this.catchUp('whenStoreEmpty');
+  /**
+   * First catch-up: what the store holds, or, when it holds nothing, the stored message (the
+   * stream may have ended long ago). A stream published by this instance that has not ended needs
+   * no read of the message: its events are all still to come here, and a gap among them shows.
+   */
+  start(options: { publishedHere: boolean }): Promise<void> {
+    return this.catchUp(options.publishedHere ? 'onGap' : 'whenStoreEmpty');
   }
 
   /** A live event, from the channel or from this instance's publisher. */

@@ -161,7 +161,7 @@ export class StreamHub {
     const stopHearingReconnects = this.channel.onReconnected(() => follower.reconnected());
     this.followers.add(follower);
     try {
-      void follower.start();
+      void follower.start({ publishedHere: localFollowers !== undefined });
       yield* follower.events;
     } finally {
       this.followers.delete(follower);
