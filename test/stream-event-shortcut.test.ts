@@ -130,6 +130,20 @@ describe('stream events built without the executor', () => {
     expect(results[0]?.errors?.map((error) => error.extensions?.code)).toEqual(['FORBIDDEN']);
   });
 
+  it('still refuses on subscribe a selection over the cost limit, though its events could be built', async () => {
+    const user = await registerUser(t);
+    const messageId = await streamingMessage(decodeGlobalId(user.user.id).id);
+    const page = 'messages(first: 100) { edges { node { id conversation { messages(first: 100) { edges { node { id } } } } } } }';
+    const costly = `subscription ($messageId: ID!) { messageStream(messageId: $messageId) { seq delta done message { conversation { ${page} } } } }`;
+    expect(eventBuilderFor(parse(costly))).toBeDefined();
+    const followed = follow(connectWs(url, user.accessToken), costly, messageId);
+    await publishReply(messageId);
+    const results = await followed;
+
+    expect(results).toHaveLength(1);
+    expect(results[0]?.errors?.map((error) => [error.extensions?.code, error.extensions?.limit])).toEqual([['BAD_USER_INPUT', 'cost']]);
+  });
+
   it('keeps refusing the events after the first when the executor refused it', async () => {
     // A field that refuses this caller on every event: after a refused first event, none may be built.
     const Event = new GraphQLObjectType<StreamEvent, { mayRead: boolean }>({
