@@ -147,9 +147,15 @@ export async function subscribeBuildingEvents(
   const events = (source as AsyncIterable<StreamEvent>)[Symbol.asyncIterator]();
   let readable = false;
   const executed = async (event: StreamEvent): Promise<IteratorResult<ExecutionResult>> => {
-    const result = (await execute({ ...args, rootValue: event })) as ExecutionResult;
-    if (!result.errors) readable = true;
-    return { value: result, done: false };
+    try {
+      const result = (await execute({ ...args, rootValue: event })) as ExecutionResult;
+      if (!result.errors) readable = true;
+      return { value: result, done: false };
+    } catch (error) {
+      // The stream ends with this error: its subscriber is let go, as the executor does.
+      await events.return?.();
+      throw error;
+    }
   };
   const done = { value: undefined, done: true } as const;
   // Plain promise callbacks, not async functions: each event then costs one promise here, not several.
