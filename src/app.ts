@@ -37,7 +37,6 @@ import { createErrorReporter } from './observability/error-reporter.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createRateLimiter } from './rate-limit/limiter.js';
 import { createRealtimeSessions } from './realtime/realtime-sessions.js';
-import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore } from './rate-limit/store.js';
 import { Redis } from 'ioredis';
 
 export interface AppOptions {
@@ -159,10 +158,6 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const granted = await grantPendingSignupCredits(db.prisma, config.billing.signupCreditsMicros);
   if (granted) logger.info({ accounts: granted }, 'gave the sign-up credits to accounts created before credits existed');
 
-  const rateLimitStore: RateLimitStore = redis
-    ? new RedisRateLimitStore(redis.rateLimits, config.redisKeyPrefix)
-    : new MemoryRateLimitStore();
-
   const stripe = config.stripe ? createStripeClient(config.stripe) : undefined;
   const billingDeps = { prisma: db.prisma, billing: config.billing, logger };
   const stripeWebhooks =
@@ -192,9 +187,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     chat,
     realtime: createRealtimeSessions({ prisma: db.prisma, metering, upstream, config, logger }),
     rateLimiter: createRateLimiter({
-      store: rateLimitStore,
       rules: config.limits.rates,
       logger,
+      redis: redis ? { client: redis.rateLimits, keyPrefix: config.redisKeyPrefix } : undefined,
       onRefused: (check) => metrics.rateLimited.inc({ rule: check.rule }),
     }),
     revocations,

@@ -27,7 +27,7 @@ const rate = z
 
 export interface RateRule {
   max: number;
-  /** As graphql-rate-limit reads it, e.g. "15m". */
+  /** As configured, e.g. "15m" (for messages). */
   window: string;
   windowMs: number;
 }

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { pino, transport, type DestinationStream, type Logger } from 'pino';
+import { destination as pinoDestination, pino, transport, type DestinationStream, type Logger } from 'pino';
 import { currentRequest } from './observability/request-context.js';
 import { describeError } from './observability/safe-error.js';
 
@@ -47,6 +47,18 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     },
     destination,
   );
+}
+
+/**
+ * Standard output, written asynchronously: lines logged while a write is under way go out together
+ * in the next one, so a busy server makes one write per batch instead of one per line (a write
+ * per request line took about a tenth of the CPU of serving `{ me { id } }`). Whatever is still
+ * buffered is written before the process exits.
+ */
+export function stdoutDestination(): DestinationStream {
+  const destination = pinoDestination({ dest: 1, sync: false });
+  process.once('exit', () => destination.flushSync());
+  return destination;
 }
 
 /**

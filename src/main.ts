@@ -1,7 +1,7 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { StartupError } from './errors.js';
-import { createLogger, prettyDestination } from './logger.js';
+import { createLogger, prettyDestination, stdoutDestination } from './logger.js';
 
 let config;
 try {
@@ -13,7 +13,7 @@ try {
 }
 
 const pretty = config.logFormat === 'pretty' ? prettyDestination() : undefined;
-const logger = createLogger(config.logLevel, pretty);
+const logger = createLogger(config.logLevel, pretty ?? stdoutDestination());
 if (config.logFormat === 'pretty' && !pretty) logger.warn('LOG_FORMAT=pretty needs pino-pretty, a dev dependency: logging JSON');
 for (const warning of config.warnings) logger.warn(warning);
 

@@ -9,8 +9,7 @@ type RootKind = 'Query' | 'Mutation' | 'Subscription';
 /**
  * Guards every root field before it runs, over HTTP, SSE and graphql-ws alike: an API key must
  * have the scope the field needs, then the call counts against the caller's rate limits
- * (graphql-rate-limit, through ctx.services.rateLimiter). Subscriptions are guarded once, when
- * they start.
+ * (ctx.services.rateLimiter). Subscriptions are guarded once, when they start.
  */
 export class RootFieldGuardsPlugin<Types extends SchemaTypes> extends BasePlugin<Types> {
   override wrapResolve(

@@ -8,6 +8,7 @@ import { useTrustedDocuments, type TrustedDocuments } from './trusted-documents.
 import { useOperationLimits } from './limits/operation-limits.js';
 import { useRateLimitStatus } from './limits/rate-limit-status.js';
 import { schema } from './schema.js';
+import { useStreamEventShortcut } from './stream-event-shortcut.js';
 import { useGraphQLMetrics } from '../observability/graphql-metrics.js';
 import type { Metrics } from '../observability/metrics.js';
 import { useRequestUser } from '../observability/request-context.js';
@@ -82,6 +83,7 @@ export function createGraphQLServer(
       useOperationLimits(config.limits, { suggestions: config.http.introspection }),
       useRateLimitStatus(),
       ...(config.http.introspection ? [] : [useDisableIntrospection()]),
+      useStreamEventShortcut(),
     ],
   });
 }

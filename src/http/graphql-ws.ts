@@ -12,6 +12,7 @@ import type { GraphQLServer } from '../graphql/server.js';
 import { trustedQueryOf, type TrustedDocuments } from '../graphql/trusted-documents.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { sendFramesPerTick } from './frames-per-tick.js';
 import { runOperationWithRequestId } from '../observability/request-context.js';
 import { clientIp } from '../rate-limit/client-ip.js';
 
@@ -89,6 +90,7 @@ export async function attachGraphQLWs(options: GraphQLWsOptions) {
       return;
     }
     connections.set(socket, { ip, viewer: null, operations: new Set() });
+    sendFramesPerTick(socket, request.socket);
     socket.once('close', () => {
       running -= connections.get(socket)?.operations.size ?? 0;
       connections.delete(socket);

@@ -6,8 +6,8 @@ import { builder } from '../builder.js';
 import { ownedByViewer } from '../ownership.js';
 import { MUTATION_RESULT, READ, readGuarded } from '../read-scopes.js';
 import { requireViewer } from '../context.js';
-import { encodeGlobalId } from '../../global-id.js';
 import { AttachmentInput } from './attachment.js';
+import { streamEventLeaves, streamEventToolCallDeltas, toolCallDeltaLeaves } from './stream-event-fields.js';
 import { ConversationRef } from './conversation.js';
 
 const MessageRole = builder.enumType('MessageRole', {
@@ -30,10 +30,10 @@ const ToolCall = builder.objectRef<StoredToolCall>('ToolCall').implement({
 const ToolCallDelta = builder.objectRef<StreamedToolCallDelta>('ToolCallDelta').implement({
   description: "A piece of a tool call as it streams: the call at index begins with its id and name; its arguments' JSON text then comes in pieces.",
   fields: (t) => ({
-    index: t.exposeInt('index', { description: 'Which call of the reply, from 0.' }),
-    id: t.exposeString('id', { nullable: true }),
-    name: t.exposeString('name', { nullable: true }),
-    argumentsDelta: t.exposeString('argumentsDelta'),
+    index: t.int({ description: 'Which call of the reply, from 0.', resolve: toolCallDeltaLeaves.index }),
+    id: t.string({ nullable: true, resolve: toolCallDeltaLeaves.id }),
+    name: t.string({ nullable: true, resolve: toolCallDeltaLeaves.name }),
+    argumentsDelta: t.string({ resolve: toolCallDeltaLeaves.argumentsDelta }),
   }),
 });
 
@@ -222,26 +222,26 @@ const MessageUsage = builder.objectRef<Message>('MessageUsage').implement({
 const MessageStreamEvent = builder.objectRef<StreamEvent>('MessageStreamEvent').implement({
   ...readGuarded,
   fields: (t) => ({
-    messageId: t.field({ type: 'ID', resolve: (e) => encodeGlobalId('Message', e.messageId) }),
-    seq: t.exposeInt('seq', { description: 'Position of this event, from 1. Increases by one, or jumps when an event stands for several (see firstSeq).' }),
+    messageId: t.field({ type: 'ID', resolve: streamEventLeaves.messageId }),
+    seq: t.int({ resolve: streamEventLeaves.seq, description: 'Position of this event, from 1. Increases by one, or jumps when an event stands for several (see firstSeq).' }),
     firstSeq: t.int({
       description:
         'The first position this event covers: lower than seq when the events of a subscriber that reads slowly were merged into one (their texts joined), otherwise equal to seq.',
-      resolve: (e) => e.firstSeq ?? e.seq,
+      resolve: streamEventLeaves.firstSeq,
     }),
-    delta: t.exposeString('delta', { description: 'Text added by this event.' }),
+    delta: t.string({ description: 'Text added by this event.', resolve: streamEventLeaves.delta }),
     reset: t.boolean({
       description:
         'True: drop the text and tool calls received so far; this delta and those that follow are the reply anew (its provider failed mid-reply and it was generated again elsewhere).',
-      resolve: (e) => e.reset === true,
+      resolve: streamEventLeaves.reset,
     }),
     toolCallDeltas: t.field({
       type: [ToolCallDelta],
       description:
         "Pieces of the tool calls the model writes, in order. They show progress; the final event's message.toolCalls is the whole of them.",
-      resolve: (e) => e.toolCallDeltas ?? [],
+      resolve: streamEventToolCallDeltas,
     }),
-    done: t.exposeBoolean('done'),
+    done: t.boolean({ resolve: streamEventLeaves.done }),
     message: t.prismaField({
       type: 'Message',
       nullable: true,
