@@ -91,12 +91,15 @@ export class StreamFollower {
   }
 
   /**
-   * Whether the event can be given now: the next one (or several joined, from the next one on),
+   * Whether the event can be given now: the next one, or several joined that reach past what was
+   * given and start no later than the next one (its offset then says what was given already),
    * or a reset (which drops whatever a gap before it held).
    */
   private follows(event: StreamEvent): boolean {
     if (event.reset) return event.seq > this.lastSeq;
-    return (event.firstSeq ?? event.seq) === this.lastSeq + 1 && (event.offset === undefined || event.offset <= this.delivered);
+    const first = event.firstSeq ?? event.seq;
+    if (event.offset === undefined) return first === this.lastSeq + 1;
+    return first <= this.lastSeq + 1 && event.seq > this.lastSeq && event.offset <= this.delivered;
   }
 
   private take(event: StreamEvent): void {
