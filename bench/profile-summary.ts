@@ -83,9 +83,9 @@ for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) c
 const STAGES: [string, RegExp][] = [
   ['sendMessage HTTP, per reply', /\/src\/http\/server\.ts|node:_http_server|node:_http_common|@whatwg-node\/server/],
   ['database, per reply (Prisma, pg)', /@prisma\/|\/pg\/|\/pg-pool\/|\/pg-protocol\//],
-  ['upstream read, per chunk (undici, web streams, SSE, the attempt)', /undici|openai-compatible|\/src\/generation\/attempt|webstreams|eventsource-parser/],
+  ['upstream read, per chunk (the HTTP client, SSE, the attempt)', /undici|node:_http_client|\/src\/providers\/|\/src\/generation\/attempt|webstreams|eventsource-parser/],
   ['publishing, per chunk (publisher, hub, ioredis)', /delta-publisher|stream-hub|stream-transports|\/ioredis\/|standard-as-callback/],
-  ['delivery, per chunk (graphql-ws, the executor, ws, the follower)', /\/graphql-ws\/|@graphql-tools\/executor|\/ws\/lib\/|@envelop\/|stream-follower|request-context/],
+  ['delivery, per chunk (graphql-ws, the executor, ws, the follower)', /\/graphql-ws\/|@graphql-tools\/executor|\/ws\/lib\/|@envelop\/|stream-follower|request-context|stream-event-shortcut|frames-per-tick|\/src\/http\/graphql-ws/],
 ];
 const byStage = new Map<string, number>();
 let busy = 0;
@@ -102,5 +102,15 @@ for (const [id, micros] of selfMicros) {
         'no frame to tell (I/O callbacks, microtask runs, timers)');
   byStage.set(stage, (byStage.get(stage) ?? 0) + micros);
 }
+console.log('\nbusy share of each second (to find a phase for the window argument):');
+const perSecond: number[] = [];
+let clock = 0;
+profile.samples.forEach((id, i) => {
+  clock += profile.timeDeltas[i] ?? 0;
+  if (byId.get(id)!.callFrame.functionName === '(idle)') return;
+  const second = Math.floor(clock / 1e6);
+  perSecond[second] = (perSecond[second] ?? 0) + (profile.timeDeltas[i] ?? 0) / 1e4;
+});
+console.log(`  ${Array.from(perSecond, (v, second) => `${second}:${Math.round(v ?? 0)}%`).join(' ')}`);
 console.log('\nbusy time by stage (idle left out):');
 for (const [k, v] of [...byStage].sort((a, b) => b[1] - a[1])) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${k}`);
