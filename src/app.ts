@@ -90,13 +90,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   } else {
     transport = createInProcessTransport();
   }
-  // A subscriber that hears nothing looks for a lost `done` three times per lease; events Redis
-  // refuses are sent again for a lease, after which the reply may be taken over elsewhere.
-  const hub = new StreamHub(transport.store, transport.channel, {
-    idleCheckMs: config.chat.generationLeaseMs / 3,
-    retryWritesForMs: config.chat.generationLeaseMs,
-    logger,
-  });
+  // A subscriber that hears nothing looks for a lost `done` three times per lease.
+  const hub = new StreamHub(transport.store, transport.channel, { idleCheckMs: config.chat.generationLeaseMs / 3 });
   const viewerCache = createViewerCache(config.auth.cache);
   const revocations = createRevocationBus(transport.channel, logger, viewerCache.evict);
   // Every instance's own notices and the others': a revoked viewer is forgotten everywhere at once.
@@ -292,7 +287,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
  *
  * The stream clients keep a command through a short outage (a Redis restart): it waits for the
  * reconnection for about 10 s (STREAM_COMMAND_RETRIES reconnection attempts) before it fails, and
- * the hub's replay writer retries beyond that by itself.
+ * the stream publisher retries beyond that by itself.
  */
 async function connectRedis(url: string) {
   // disableClientInfo: with ioredis >= 5.9 a subscriber created without it receives nothing.

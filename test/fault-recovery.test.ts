@@ -27,7 +27,9 @@ const reply = (words: number) => Array.from({ length: words }, (_, i) => `w${i}`
 describe.skipIf(!clustered)('two server processes through faults', () => {
   it('kill -9 mid-stream: the reply is closed with every character its subscribers received, estimated once', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
     const upstream = await MockUpstream.start();
-    const [a, b] = await startPair({ ...upstream.env, DATABASE_URL: databaseUrl!, REDIS_URL: redisUrl!, GENERATION_LEASE_SECONDS: '2' });
+    // Long enough that a busy machine never delays A's renewals past it: B must take over only once
+    // A is dead (an early takeover closes the reply while A's own subscriber still receives more).
+    const [a, b] = await startPair({ ...upstream.env, DATABASE_URL: databaseUrl!, REDIS_URL: redisUrl!, GENERATION_LEASE_SECONDS: '5' });
     const db = await connect(databaseUrl!);
     const user = await register(a);
     const text = reply(150);
