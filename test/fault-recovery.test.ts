@@ -1,6 +1,6 @@
 import { print } from 'graphql';
 import pg from 'pg';
-import { describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { decodeGlobalId } from '../src/global-id.js';
 import { estimateCompletionTokens } from '../src/metering/tokens.js';
 import { executeOver, expectData, STRONG_PASSWORD, TEST_JWT_SECRET, uniqueEmail } from './helpers/app.js';
@@ -15,9 +15,9 @@ import { waitFor } from './helpers/wait.js';
 import { connectWs, type MessageStreamEvent } from './helpers/ws.js';
 
 // Faults between instances only happen with a shared PostgreSQL and Redis.
-const databaseUrl = inject('databaseUrl');
+const sharedDatabaseUrl = inject('databaseUrl');
 const redisUrl = process.env.REDIS_URL;
-const clustered = Boolean(databaseUrl && redisUrl);
+const clustered = Boolean(sharedDatabaseUrl && redisUrl);
 if (!clustered) console.log('fault-recovery tests skipped: they run two server processes on PostgreSQL + Redis (set DATABASE_URL and REDIS_URL)');
 
 /** What the provider reports for each reply; what an exact record holds. */
@@ -25,12 +25,19 @@ const PROVIDER_USAGE = { prompt_tokens: 17, completion_tokens: 200 };
 const reply = (words: number) => Array.from({ length: words }, (_, i) => `w${i}`).join(' ');
 
 describe.skipIf(!clustered)('two server processes through faults', () => {
+  // A database of this file's own: an instance of another test file (with Redis keys of its own)
+  // must never be the one to recover these replies, reading an empty replay buffer.
+  let databaseUrl: string;
+  beforeAll(async () => {
+    databaseUrl = await createOwnDatabase(sharedDatabaseUrl!);
+  });
+
   it('kill -9 mid-stream: the reply is closed with every character its subscribers received, estimated once', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
     const upstream = await MockUpstream.start();
     // Long enough that a busy machine never delays A's renewals past it: B must take over only once
     // A is dead (an early takeover closes the reply while A's own subscriber still receives more).
-    const [a, b] = await startPair({ ...upstream.env, DATABASE_URL: databaseUrl!, REDIS_URL: redisUrl!, GENERATION_LEASE_SECONDS: '5' });
-    const db = await connect(databaseUrl!);
+    const [a, b] = await startPair({ ...upstream.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl!, GENERATION_LEASE_SECONDS: '5' });
+    const db = await connect(databaseUrl);
     const user = await register(a);
     const text = reply(150);
     const prompt = upstream.prompt({ content: text, usage: PROVIDER_USAGE }, { chunkSize: 4, latency: 40 }, 'kill');
@@ -61,7 +68,7 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
       fallbacks,
     });
     const env = {
-      DATABASE_URL: databaseUrl!,
+      DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl!,
       // Long enough that a busy machine never delays A's renewals past it: B must take over only once A is dead.
       GENERATION_LEASE_SECONDS: '5',
@@ -70,7 +77,7 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
       DEFAULT_MODEL: 'cut',
     };
     const [a, b] = await startPair(env);
-    const db = await connect(databaseUrl!);
+    const db = await connect(databaseUrl);
     const user = await register(a);
     const messageId = await send(a, user.token, 'Explain failover.');
     const onB = follow(b, user.token, messageId);
@@ -90,9 +97,9 @@ describe.skipIf(!clustered)('two server processes through faults', () => {
   it('SIGSTOP past the lease: the resumed instance corrects the recovery with the whole reply and the provider’s usage', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
     const upstream = await MockUpstream.start();
     // An upstream timeout shorter than the pause: its timer fires first when the process resumes.
-    const env = { ...upstream.env, DATABASE_URL: databaseUrl!, REDIS_URL: redisUrl!, GENERATION_LEASE_SECONDS: '2', UPSTREAM_TIMEOUT_SECONDS: '1' };
+    const env = { ...upstream.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl!, GENERATION_LEASE_SECONDS: '2', UPSTREAM_TIMEOUT_SECONDS: '1' };
     const [a, b] = await startPair(env);
-    const db = await connect(databaseUrl!);
+    const db = await connect(databaseUrl);
     const user = await register(a);
     // About 1.5 s of streaming: the provider has finished long before the lease lapses.
     const text = reply(60);
@@ -288,6 +295,21 @@ async function killAndWaitForRecovery(a: ServerProcess, b: ServerProcess, db: pg
   expect(stored.content).toBe(onB.text());
   expect(late.text()).toBe(stored.content);
   return { stored, late };
+}
+
+/** A new, empty database on the shared server (each server process migrates it), dropped at the end of the file. */
+async function createOwnDatabase(sharedUrl: string): Promise<string> {
+  const name = `fault_recovery_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = await connect(sharedUrl);
+  await admin.query(`CREATE DATABASE "${name}"`);
+  registerLeftover(async () => {
+    const dropper = new pg.Client({ connectionString: sharedUrl });
+    await dropper.connect();
+    await dropper.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).finally(() => dropper.end());
+  });
+  const url = new URL(sharedUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
 }
 
 async function connect(url: string): Promise<pg.Client> {
