@@ -17,6 +17,8 @@ DECLARE
   v_usage jsonb := p->'settle'->'usage';
   v_now timestamp := timezone('UTC', now());
   v_running_only boolean := true;
+  -- False when the generation reports after a recovery closed it and nothing is left to correct.
+  v_write_message boolean := true;
 BEGIN
   IF v_answer ? 'priceChanged' THEN
     RETURN v_answer;
@@ -26,40 +28,37 @@ BEGIN
       RETURN v_answer;
     END IF;
     v_answer := "metering_correct"(p->'settle');
-    IF NOT COALESCE((v_answer->>'corrected')::boolean, false) THEN
-      PERFORM "generation_save_attempts"((v_message->>'id')::uuid, p->'attempts');
-      RETURN v_answer;
-    END IF;
+    v_write_message := COALESCE((v_answer->>'corrected')::boolean, false);
     v_running_only := false;
   END IF;
-  -- The conversation may be gone with its messages (deleted): then only the reservation is settled.
-  PERFORM 1 FROM "Conversation" WHERE "id" = (v_message->>'conversationId')::uuid FOR NO KEY UPDATE;
-  IF NOT FOUND THEN
-    PERFORM "generation_save_attempts"((v_message->>'id')::uuid, p->'attempts');
-    RETURN v_answer;
-  END IF;
-  UPDATE "Message" SET
-    "status" = (v_message->>'status')::"MessageStatus",
-    "content" = v_message->>'content',
-    "toolCalls" = NULLIF(v_message->'toolCalls', 'null'::jsonb),
-    "promptTokens" = (v_usage->>'promptTokens')::int,
-    "cachedTokens" = (v_usage->>'cachedTokens')::int,
-    "cacheWriteTokens" = COALESCE((v_usage->>'cacheWriteTokens')::int, 0),
-    "completionTokens" = (v_usage->>'completionTokens')::int,
-    "reasoningTokens" = (v_usage->>'reasoningTokens')::int,
-    "totalTokens" = (v_usage->>'promptTokens')::int + (v_usage->>'completionTokens')::int,
-    "costMicros" = (p->'settle'->>'costMicros')::bigint,
-    "usageEstimated" = (v_message->>'usageEstimated')::boolean,
-    "finishReason" = v_message->>'finishReason',
-    "errorCode" = v_message->>'errorCode',
-    "errorMessage" = v_message->>'errorMessage',
-    "model" = COALESCE(v_message->>'model', "model"),
-    "provider" = COALESCE(v_message->>'provider', "provider"),
-    "completedAt" = v_now,
-    "updatedAt" = v_now
-    WHERE "id" = (v_message->>'id')::uuid AND (NOT v_running_only OR "status" IN ('PENDING', 'STREAMING'));
-  IF FOUND THEN
-    UPDATE "Conversation" SET "updatedAt" = v_now WHERE "id" = (v_message->>'conversationId')::uuid;
+  IF v_write_message THEN
+    -- The conversation may be gone with its messages (deleted): then only the reservation is settled.
+    PERFORM 1 FROM "Conversation" WHERE "id" = (v_message->>'conversationId')::uuid FOR NO KEY UPDATE;
+    IF FOUND THEN
+      UPDATE "Message" SET
+        "status" = (v_message->>'status')::"MessageStatus",
+        "content" = v_message->>'content',
+        "toolCalls" = NULLIF(v_message->'toolCalls', 'null'::jsonb),
+        "promptTokens" = (v_usage->>'promptTokens')::int,
+        "cachedTokens" = (v_usage->>'cachedTokens')::int,
+        "cacheWriteTokens" = COALESCE((v_usage->>'cacheWriteTokens')::int, 0),
+        "completionTokens" = (v_usage->>'completionTokens')::int,
+        "reasoningTokens" = (v_usage->>'reasoningTokens')::int,
+        "totalTokens" = (v_usage->>'promptTokens')::int + (v_usage->>'completionTokens')::int,
+        "costMicros" = (p->'settle'->>'costMicros')::bigint,
+        "usageEstimated" = (v_message->>'usageEstimated')::boolean,
+        "finishReason" = v_message->>'finishReason',
+        "errorCode" = v_message->>'errorCode',
+        "errorMessage" = v_message->>'errorMessage',
+        "model" = COALESCE(v_message->>'model', "model"),
+        "provider" = COALESCE(v_message->>'provider', "provider"),
+        "completedAt" = v_now,
+        "updatedAt" = v_now
+        WHERE "id" = (v_message->>'id')::uuid AND (NOT v_running_only OR "status" IN ('PENDING', 'STREAMING'));
+      IF FOUND THEN
+        UPDATE "Conversation" SET "updatedAt" = v_now WHERE "id" = (v_message->>'conversationId')::uuid;
+      END IF;
+    END IF;
   END IF;
   PERFORM "generation_save_attempts"((v_message->>'id')::uuid, p->'attempts');
   RETURN v_answer;

@@ -115,7 +115,9 @@ function collectFields(
       if (selection.directives?.length) return false;
       if (selection.kind === Kind.FIELD) {
         const key = selection.alias?.value ?? selection.name.value;
-        fields.set(key, [...(fields.get(key) ?? []), selection]);
+        const same = fields.get(key);
+        if (same) same.push(selection);
+        else fields.set(key, [selection]);
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         if (selection.typeCondition && selection.typeCondition.name.value !== typeName) return false;
         if (!collect(selection.selectionSet)) return false;
