@@ -84,7 +84,7 @@ const STAGES: [string, RegExp][] = [
   ['sendMessage HTTP, per reply', /\/src\/http\/server\.ts|node:_http_server|node:_http_common|@whatwg-node\/server/],
   ['database, per reply (Prisma, pg)', /@prisma\/|\/pg\/|\/pg-pool\/|\/pg-protocol\//],
   ['upstream read, per chunk (the HTTP client, SSE, the attempt)', /undici|node:_http_client|\/src\/providers\/|\/src\/generation\/attempt|webstreams|eventsource-parser/],
-  ['publishing, per chunk (publisher, hub, ioredis)', /delta-publisher|stream-hub|stream-transports|\/ioredis\/|standard-as-callback/],
+  ['publishing, per chunk (publisher, hub, local record, replay writer, ioredis)', /delta-publisher|stream-hub|local-stream|replay-writer|stream-transports|\/ioredis\/|standard-as-callback/],
   ['delivery, per chunk (graphql-ws, the executor, ws, the follower)', /\/graphql-ws\/|@graphql-tools\/executor|\/ws\/lib\/|@envelop\/|stream-follower|request-context|stream-event-shortcut|frames-per-tick|\/src\/http\/graphql-ws/],
 ];
 const byStage = new Map<string, number>();

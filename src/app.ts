@@ -25,6 +25,7 @@ import type { Config } from './config.js';
 import { StartupError } from './errors.js';
 import { databaseTargetOf, openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
 import { migrate } from './db/migrate.js';
+import { connectRedis } from './db/redis.js';
 import type { Services } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
 import { createGraphQLServer } from './graphql/server.js';
@@ -37,7 +38,6 @@ import { createErrorReporter } from './observability/error-reporter.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createRateLimiter } from './rate-limit/limiter.js';
 import { createRealtimeSessions } from './realtime/realtime-sessions.js';
-import { Redis } from 'ioredis';
 
 export interface AppOptions {
   /** Overrides where the data lives (tests use in-memory PGlite). */
@@ -90,8 +90,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   } else {
     transport = createInProcessTransport();
   }
-  // A subscriber that hears nothing looks for a lost `done` three times per lease.
-  const hub = new StreamHub(transport.store, transport.channel, { idleCheckMs: config.chat.generationLeaseMs / 3 });
+  // A subscriber that hears nothing looks for a lost `done` three times per lease; events Redis
+  // refuses are sent again for a lease, after which the reply may be taken over elsewhere.
+  const hub = new StreamHub(transport.store, transport.channel, {
+    idleCheckMs: config.chat.generationLeaseMs / 3,
+    retryWritesForMs: config.chat.generationLeaseMs,
+    logger,
+  });
   const viewerCache = createViewerCache(config.auth.cache);
   const revocations = createRevocationBus(transport.channel, logger, viewerCache.evict);
   // Every instance's own notices and the others': a revoked viewer is forgotten everywhere at once.
@@ -278,90 +283,6 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     },
     stop: () => (stopping ??= stop()),
   };
-}
-
-/**
- * The Redis clients of an instance, created once and handed to what needs them: a command client
- * and a subscriber for the stream bus, and one for rate-limit counters that fails fast when Redis
- * is away (no offline queue), so requests are then served without counters rather than held up.
- *
- * The stream clients keep a command through a short outage (a Redis restart): it waits for the
- * reconnection for about 10 s (STREAM_COMMAND_RETRIES reconnection attempts) before it fails, and
- * the stream publisher retries beyond that by itself.
- */
-async function connectRedis(url: string) {
-  // disableClientInfo: with ioredis >= 5.9 a subscriber created without it receives nothing.
-  const options = {
-    disableClientInfo: true,
-    maxRetriesPerRequest: STREAM_COMMAND_RETRIES,
-    retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
-  } as const;
-  // Auto-pipelining: the commands that many streams issue in the same tick share one write.
-  const commands = new Redis(url, { ...options, enableAutoPipelining: true });
-  const subscriber = new Redis(url, options);
-  const rateLimits = new Redis(url, {
-    disableClientInfo: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    enableAutoPipelining: true,
-  });
-  const clients = [commands, subscriber, rateLimits];
-  // Connection errors are retried by ioredis; failed commands surface to their callers.
-  for (const client of clients) client.on('error', () => {});
-  // Connected before serving, so the first requests are counted and streamed too. At start-up an
-  // unreachable Redis is a configuration problem: refuse at its first error instead of retrying forever.
-  try {
-    await Promise.all(clients.map((client) => readyOrFirstError(client)));
-  } catch (error) {
-    for (const client of clients) client.disconnect();
-    const { host, port } = commands.options;
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new StartupError(`REDIS_URL: cannot connect to Redis at ${host}:${port} (${reason})`);
-  }
-  return {
-    commands,
-    subscriber,
-    rateLimits,
-    async close() {
-      // quit() after unsubscribing; disconnect() in the middle of an unsubscribe crashes ioredis.
-      // A client whose Redis has just gone may still say 'ready': its goodbyes get a short wait, then it is cut.
-      if (subscriber.status === 'ready') await withinCloseWait(subscriber.unsubscribe());
-      await Promise.all(
-        clients.map(async (client) => {
-          if (client.status === 'ready') await withinCloseWait(client.quit());
-          client.disconnect();
-        }),
-      );
-    },
-  };
-}
-
-const REDIS_CLOSE_WAIT_MS = 1_000;
-
-/** Waits for a closing command, but not for a Redis that is away (commands wait for it about 10 s). */
-async function withinCloseWait(command: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, REDIS_CLOSE_WAIT_MS)));
-  await Promise.race([command.catch(() => {}), waited]);
-  clearTimeout(timer);
-}
-
-const STREAM_COMMAND_RETRIES = 14;
-
-/** Resolves once the client is ready; rejects with its first error (ioredis bounds a connect attempt with connectTimeout). */
-function readyOrFirstError(client: Redis): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const fail = (error: Error) => {
-      client.off('ready', ready);
-      reject(error);
-    };
-    const ready = () => {
-      client.off('error', fail);
-      resolve();
-    };
-    client.once('ready', ready);
-    client.once('error', fail);
-  });
 }
 
 /**

@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { StreamHub } from '../src/streams/stream-hub.js';
 import { createInProcessTransport } from '../src/streams/stream-transports.js';
+import { createLogger } from '../src/logger.js';
+import { waitFor } from './helpers/wait.js';
+
+const hubOptions = (idleCheckMs: number) => ({ idleCheckMs, retryWritesForMs: 30_000, logger: createLogger('silent') });
 
 function inProcessHub() {
   const { store, channel } = createInProcessTransport();
-  return new StreamHub(store, channel, { idleCheckMs: 60_000 });
+  return new StreamHub(store, channel, hubOptions(60_000));
 }
 
 describe('StreamHub', () => {
@@ -44,8 +48,17 @@ describe('StreamHub', () => {
   it('hands the events of a stream published here straight to its subscribers here, and late joiners replay them', async () => {
     const { store, channel } = createInProcessTransport();
     const subscribedTopics: string[] = [];
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
     const hub = new StreamHub(
-      store,
+      // The store's answers are held: the subscribers here do not wait for them.
+      {
+        ...store,
+        append: async (events) => {
+          await held;
+          await store.append(events);
+        },
+      },
       {
         ...channel,
         subscribe: (topic, handler) => {
@@ -53,7 +66,7 @@ describe('StreamHub', () => {
           return channel.subscribe(topic, handler);
         },
       },
-      { idleCheckMs: 60_000 },
+      hubOptions(60_000),
     );
     const follow = async (events: AsyncGenerator<{ seq: number; delta: string; done: boolean }>) => {
       const all = [];
@@ -70,8 +83,13 @@ describe('StreamHub', () => {
       [2, '', true],
     ];
     expect(await live).toEqual(expected);
+    // Until the replay store has it all, a late subscriber replays it from here.
+    expect(hub.unstoredEvents).toBe(2);
+    expect(await follow(hub.subscribe('m3', async () => null))).toEqual(expected);
     expect(subscribedTopics).toEqual([]);
-    // Once done, the stream is no longer published here: a late subscriber reads the replay buffer.
+    // Then the stream is no longer held here: a late subscriber reads the replay store.
+    release();
+    await waitFor('the events in the store', () => hub.unstoredEvents === 0);
     expect(await follow(hub.subscribe('m3', async () => null))).toEqual(expected);
     expect(subscribedTopics).toEqual(['stream:m3']);
     await hub.close();
@@ -79,9 +97,9 @@ describe('StreamHub', () => {
 
   it('fills a gap from the stored checkpoint when the replay buffer lost the beginning of a running reply', async () => {
     const { store, channel } = createInProcessTransport();
-    const hub = new StreamHub(store, channel, { idleCheckMs: 60_000 });
+    const hub = new StreamHub(store, channel, hubOptions(60_000));
     // What a restarted Redis holds: the stream from seq 3 on (the first 5 characters are gone).
-    await store.appendAndAnnounce({ messageId: 'm4', seq: 3, delta: 'fg', done: false, offset: 5 }, 'stream:m4', '{}');
+    await store.append([{ messageId: 'm4', seq: 3, delta: 'fg', done: false, offset: 5 }]);
     const events = hub.subscribe('m4', async () => ({ content: 'abcdefg', final: false }));
     const received = (async () => {
       const all = [];
@@ -99,7 +117,7 @@ describe('StreamHub', () => {
 
   it('ends a stream whose done is lost from the final stored message, with what the subscriber lacks', async () => {
     const { store, channel } = createInProcessTransport();
-    const hub = new StreamHub(store, channel, { idleCheckMs: 50 });
+    const hub = new StreamHub(store, channel, hubOptions(50));
     let stored = { content: 'ab', final: false };
     await hub.publish({ messageId: 'm5', seq: 1, delta: 'ab', done: false, offset: 0 });
     const events = hub.subscribe('m5', async () => stored);
@@ -131,7 +149,7 @@ describe('StreamHub', () => {
 
   it('gives a subscriber that missed a reset the stored reply anew, after a reset, rather than gluing two answers', async () => {
     const { store, channel } = createInProcessTransport();
-    const hub = new StreamHub(store, channel, { idleCheckMs: 50 });
+    const hub = new StreamHub(store, channel, hubOptions(50));
     let stored = { content: 'The first ans', final: false };
     await hub.publish({ messageId: 'm6', seq: 1, delta: 'The first ans', done: false, offset: 0 });
     const events = hub.subscribe('m6', async () => stored);

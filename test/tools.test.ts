@@ -4,8 +4,9 @@ import { priceAttempt } from '../src/generation/attempt-records.js';
 import { createLogger } from '../src/logger.js';
 import { estimateCompletionTokens, estimateToolTokens } from '../src/metering/tokens.js';
 import { DeltaPublisher } from '../src/streams/delta-publisher.js';
+import { ReplayWriter } from '../src/streams/replay-writer.js';
 import { MergingQueue } from '../src/streams/stream-follower.js';
-import type { StreamEvent, ToolCallDelta } from '../src/streams/stream-hub.js';
+import type { ReplayStore, StreamEvent, ToolCallDelta } from '../src/streams/stream-hub.js';
 import { graphql } from './generated/gql.js';
 import { registerUser } from './helpers/accounts.js';
 import { errorCodes, expectData, serveWithUpstreamForFile, testConfig, type TestApp } from './helpers/app.js';
@@ -335,21 +336,28 @@ describe('tool-call deltas on the stream', () => {
     expect(after.at(-1)).toMatchObject({ reset: true, toolCallDeltas: [{ index: 0, id: 'call_new', name: 'get_time', argumentsDelta: '' }] });
   });
 
-  it('publishes the pieces that arrive while the hub is busy as one event', async () => {
-    const published: StreamEvent[] = [];
-    let release: () => void = () => {};
-    const first = new Promise<void>((resolve) => (release = resolve));
-    const publisher = new DeltaPublisher('m', async (e) => {
-      published.push(e);
-      if (published.length === 1) await first;
-    }, createLogger('silent'), 1000);
+  it('writes the pieces that arrive while the replay store refuses writes as one event', async () => {
+    const stored: StreamEvent[] = [];
+    let calls = 0;
+    const store: ReplayStore = {
+      append: async (events) => {
+        calls += 1;
+        if (calls === 1) throw new Error('redis down');
+        stored.push(...events);
+      },
+      read: async () => [],
+      discard: async () => {},
+      close: async () => {},
+    };
+    const writer = new ReplayWriter(store, { retryForMs: 1000, logger: createLogger('silent') });
+    const publisher = new DeltaPublisher('m', (event) => writer.append(event, () => {}));
     publisher.push('Checking.');
+    await waitFor('the first write refused', () => calls === 1 && writer.backlog === 1);
     publisher.pushToolCall({ index: 0, id: 'call_a', name: 'get_weather', argumentsDelta: '' });
     publisher.pushToolCall({ index: 0, argumentsDelta: '{"city":' });
     publisher.pushToolCall({ index: 0, argumentsDelta: '"Paris"}' });
-    release();
-    await publisher.drain();
-    expect(published.map((e) => [e.delta, e.toolCallDeltas])).toEqual([
+    await writer.written('m');
+    expect(stored.map((e) => [e.delta, e.toolCallDeltas])).toEqual([
       ['Checking.', undefined],
       ['', [{ index: 0, id: 'call_a', name: 'get_weather', argumentsDelta: '{"city":"Paris"}' }]],
     ]);

@@ -133,8 +133,8 @@ function gaplessPrefix(events: StreamEvent[]): { text: string; seq: number; rese
   let reset = false;
   for (const event of events) {
     if (event.seq <= seq) continue;
-    // A reset drops everything before it, a gap included.
-    if (event.seq !== seq + 1 && !event.reset) break;
+    // A reset drops everything before it, a gap included; an event may stand for several (firstSeq).
+    if ((event.firstSeq ?? event.seq) !== seq + 1 && !event.reset) break;
     seq = event.seq;
     if (event.reset) {
       text = '';

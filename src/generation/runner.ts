@@ -1,4 +1,4 @@
-import type { StreamHub } from '../streams/stream-hub.js';
+import type { StreamEvent, StreamHub } from '../streams/stream-hub.js';
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { Metering } from '../metering/metering.js';
@@ -89,8 +89,8 @@ export class GenerationRunner {
     const { running } = this.deps.metrics.generation;
     running.inc();
     // Before sendMessage returns: whoever follows the reply on this instance is then handed its events directly.
-    this.deps.hub.publishHere(job.messageId);
-    const finished = this.run(job, stopController).finally(() => {
+    const publish = this.deps.hub.publishHere(job.messageId);
+    const finished = this.run(job, stopController, publish).finally(() => {
       this.running.delete(job.messageId);
       this.deps.hub.stopPublishingHere(job.messageId);
       running.dec();
@@ -134,14 +134,14 @@ export class GenerationRunner {
     return this.running.size;
   }
 
-  private async run(job: GenerationJob, stopController: AbortController): Promise<void> {
+  private async run(job: GenerationJob, stopController: AbortController, publish: (event: StreamEvent) => void): Promise<void> {
     const { hub, logger } = this.deps;
     const metrics = this.deps.metrics.generation;
     const started = performance.now();
     const elapsedSeconds = () => (performance.now() - started) / 1000;
     const stopSignal = stopController.signal;
     const reply: ReplyText = { text: '', toolCalls: new ToolCallAssembly(), version: 0 };
-    const publisher = new DeltaPublisher(job.messageId, (event) => hub.publish(event), logger, this.deps.settings.leaseMs);
+    const publisher = new DeltaPublisher(job.messageId, publish);
     // A message deleted, or stopped elsewhere (its owner asked while this instance seemed gone), is
     // not worth finishing. One closed by a recovery after a lapsed lease is: the upstream bills the
     // whole reply, and the real reply and usage then correct what the recovery estimated.
@@ -153,7 +153,6 @@ export class GenerationRunner {
       firstText = false;
     });
 
-    await publisher.drain();
     const stopped = stopSignal.aborted;
     const failure = stopped ? undefined : outcome.failure;
     const charged = billedUsage(attempts);
@@ -177,7 +176,7 @@ export class GenerationRunner {
     const recorded = await this.record(final, job, attempts, finishedBy, charged.costMicros);
     await lease.end();
     metrics.duration.observe({ model: job.model.id, status: final.status }, elapsedSeconds());
-    await publisher.finish();
+    publisher.finish();
     // A recovery had closed the stream with a shorter text: late subscribers now replay the corrected message.
     if (recorded === 'corrected') {
       await hub.discardReplay(job.messageId).catch((error: unknown) => logger.warn({ err: error, messageId: job.messageId }, 'could not drop the replay of a corrected stream'));

@@ -1,107 +1,55 @@
-import type { Logger } from '../logger.js';
-import { appendToolCallDeltas, type StreamEvent, type ToolCallDelta } from './stream-hub.js';
-
-const FIRST_RETRY_MS = 100;
-const LONGEST_RETRY_MS = 2_000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import type { StreamEvent, ToolCallDelta } from './stream-hub.js';
 
 /**
- * Publishes a generation's deltas in order without making the upstream wait for the hub: while
- * one event is being published, the deltas that arrive are joined into the next one. A fast hub
- * sends every upstream chunk on its own; a slow one (Redis under load) gets fewer, larger events
- * instead of a backlog, and every subscriber has fewer events to process.
- *
- * An event that fails is sent again as it was (same seq, same text: the store ignores a second
- * copy) with backoff, for up to `retryForMs` (the lease: past it the reply may be taken over).
- * One given up leaves a hole in `seq` that subscribers see and fill from the stored message, so
- * nothing, `done` included, is ever published over a gap as if it were whole.
+ * Turns a generation's deltas into its stream's events, in order: each upstream chunk becomes
+ * one event, with the next seq and its offset in the reply, handed to the hub at once. The hub
+ * publishes a stream of this instance without waiting (its subscribers here get the event
+ * now, Redis gets it behind them), so nothing upstream ever waits for the stream either.
  */
 export class DeltaPublisher {
-  private pending = '';
-  private pendingToolCalls: ToolCallDelta[] = [];
-  /** The next event starts the text anew. */
-  private pendingReset = false;
-  private publishing: Promise<void> | undefined;
   private lastSeq = 0;
-  /** Characters pushed before `pending`. */
+  /** Characters published since the last reset. */
   private offset = 0;
-  private loggedFailure = false;
+  /** The next event starts the text anew. */
+  private resetDue = false;
 
   constructor(
     private readonly messageId: string,
-    private readonly publish: (event: StreamEvent) => Promise<void>,
-    private readonly logger: Logger,
-    private readonly retryForMs: number,
+    private readonly publish: (event: StreamEvent) => void,
   ) {}
 
   /** True once any text was handed over: from then on it may have reached a client. */
   get started(): boolean {
-    return this.offset > 0 || this.pending.length > 0;
+    return this.offset > 0;
   }
 
   push(delta: string): void {
     if (!delta) return;
-    this.pending += delta;
-    this.publishing ??= this.publishPending();
+    this.publishNext(delta, false);
+    this.offset += delta.length;
   }
 
-  /** A piece of a tool call, published with the text around it (joined like text when the hub is slow). */
+  /** A piece of a tool call, published as an event of its own. */
   pushToolCall(delta: ToolCallDelta): void {
-    appendToolCallDeltas(this.pendingToolCalls, [delta]);
-    this.publishing ??= this.publishPending();
+    this.publishNext('', false, [delta]);
   }
 
-  /** Drops the text and tool calls pushed so far: subscribers are told to, and what comes next starts at offset 0. */
+  /** Drops the text and tool calls pushed so far: the next event tells subscribers to, and starts at offset 0. */
   reset(): void {
-    this.pending = '';
-    this.pendingToolCalls = [];
     this.offset = 0;
-    this.pendingReset = true;
-    this.publishing ??= this.publishPending();
-  }
-
-  /** Waits until everything pushed is published, or given up after retrying. */
-  async drain(): Promise<void> {
-    while (this.publishing) await this.publishing;
+    this.resetDue = true;
   }
 
   /** After the final message is recorded: publishes `done`, after everything pushed. */
-  async finish(): Promise<void> {
-    await this.drain();
-    const done: StreamEvent = { messageId: this.messageId, seq: this.lastSeq + 1, delta: '', done: true, offset: this.offset };
-    if (!(await this.publishWithRetries(done))) {
-      this.logger.error({ messageId: this.messageId }, 'could not publish the end of a stream');
-    }
+  finish(): void {
+    this.publishNext('', true);
   }
 
-  private async publishPending(): Promise<void> {
-    while (this.pending || this.pendingReset || this.pendingToolCalls.length > 0) {
-      const event: StreamEvent = { messageId: this.messageId, seq: this.lastSeq + 1, delta: this.pending, done: false, offset: this.offset };
-      if (this.pendingReset) event.reset = true;
-      if (this.pendingToolCalls.length > 0) event.toolCallDeltas = this.pendingToolCalls;
-      this.offset += this.pending.length;
-      this.pending = '';
-      this.pendingToolCalls = [];
-      this.pendingReset = false;
-      // Published or given up, its seq is used: a given-up one is a gap subscribers can see.
-      this.lastSeq = event.seq;
-      await this.publishWithRetries(event);
-    }
-    this.publishing = undefined;
-  }
-
-  private async publishWithRetries(event: StreamEvent): Promise<boolean> {
-    const giveUpAt = Date.now() + this.retryForMs;
-    for (let wait = FIRST_RETRY_MS; ; wait = Math.min(wait * 2, LONGEST_RETRY_MS)) {
-      try {
-        await this.publish(event);
-        return true;
-      } catch (error) {
-        if (!this.loggedFailure) this.logger.error({ err: error, messageId: this.messageId }, 'could not publish a stream event; retrying');
-        this.loggedFailure = true;
-        if (Date.now() + wait > giveUpAt) return false;
-        await sleep(wait);
-      }
-    }
+  private publishNext(delta: string, done: boolean, toolCallDeltas?: ToolCallDelta[]): void {
+    const event: StreamEvent = { messageId: this.messageId, seq: ++this.lastSeq, delta, done, offset: this.offset };
+    if (this.resetDue) event.reset = true;
+    if (toolCallDeltas) event.toolCallDeltas = toolCallDeltas;
+    this.resetDue = false;
+    this.publish(event);
   }
 }

@@ -1,4 +1,4 @@
-import { appendToolCallDeltas, type ReplayStore, type StreamEvent } from './stream-hub.js';
+import { joinEvents, type StreamEvent } from './stream-hub.js';
 
 /** The persisted reply, as the database holds it: its text so far (checkpointed), and whether it is final. */
 export interface StoredReply {
@@ -13,7 +13,8 @@ type StoredCheck = (typeof STORED_CHECKS)[number];
 /**
  * What one subscriber has been given of a stream, and how it gets the rest. Live events are
  * taken in order as they arrive; anything else (a gap in `seq`, a replay that does not start at
- * 1, a reconnect, a long silence) sends it back to the replay store, and where the store lacks
+ * 1, a reconnect, a long silence) sends it back to its replay (the stream's record here, or the
+ * replay store), and where that lacks
  * the text, to the stored message: its checkpoint fills a gap it covers, and a final message's
  * content, which is authoritative, ends the stream. So every subscriber gets the whole reply and
  * `done` once the message is final, whatever was lost on the way.
@@ -36,7 +37,8 @@ export class StreamFollower {
 
   constructor(
     private readonly messageId: string,
-    private readonly store: ReplayStore,
+    /** What the stream's replay holds: the record of a stream published here, or the replay store. */
+    private readonly replay: () => Promise<StreamEvent[]>,
     private readonly storedReply: () => Promise<StoredReply | null>,
   ) {}
 
@@ -88,10 +90,16 @@ export class StreamFollower {
     return this.deliveredText.length;
   }
 
-  /** Whether the event can be given now: the next one, or a reset (which drops whatever a gap before it held). */
+  /**
+   * Whether the event can be given now: the next one, or several joined that reach past what was
+   * given and start no later than the next one (its offset then says what was given already),
+   * or a reset (which drops whatever a gap before it held).
+   */
   private follows(event: StreamEvent): boolean {
     if (event.reset) return event.seq > this.lastSeq;
-    return event.seq === this.lastSeq + 1 && (event.offset === undefined || event.offset <= this.delivered);
+    const first = event.firstSeq ?? event.seq;
+    if (event.offset === undefined) return first === this.lastSeq + 1;
+    return first <= this.lastSeq + 1 && event.seq > this.lastSeq && event.offset <= this.delivered;
   }
 
   private take(event: StreamEvent): void {
@@ -160,7 +168,7 @@ export class StreamFollower {
       const coversGap = afterGap && gapEnd !== undefined && stored && stored.content.length >= gapEnd;
       if (coversGap && (gapEnd >= this.delivered || !this.extendsDelivered(stored.content))) {
         // The checkpoint covers the gap: fill it, then take the rest from the store.
-        this.fillTo(Math.max(afterGap.seq - 1, this.lastSeq + 1), stored.content, gapEnd);
+        this.fillTo(Math.max((afterGap.firstSeq ?? afterGap.seq) - 1, this.lastSeq + 1), stored.content, gapEnd);
         this.catchUpAsked ??= 'onGap';
         return;
       }
@@ -177,7 +185,7 @@ export class StreamFollower {
 
   private async readStore(): Promise<StreamEvent[]> {
     try {
-      return (await this.store.read(this.messageId)).sort((a, b) => a.seq - b.seq);
+      return (await this.replay()).sort((a, b) => a.seq - b.seq);
     } catch {
       // The store is away (Redis restarting): the stored message and later ticks stand in for it.
       return [];
@@ -214,23 +222,9 @@ export class MergingQueue implements AsyncIterable<StreamEvent> {
       return resolve({ value: event, done: false });
     }
     const last = this.items.at(-1);
-    if (this.items.length >= SEPARATE_EVENTS_KEPT && last && !last.done && !event.done) {
-      last.firstSeq ??= last.seq;
-      last.seq = event.seq;
-      // A reset drops the text before it, which this reader has not read yet anyway.
-      if (event.reset) {
-        last.reset = true;
-        last.delta = event.delta;
-        last.offset = event.offset;
-        last.toolCallDeltas = event.toolCallDeltas && [...event.toolCallDeltas];
-      } else {
-        last.delta += event.delta;
-        if (event.toolCallDeltas) last.toolCallDeltas = appendToolCallDeltas(last.toolCallDeltas ?? [], event.toolCallDeltas);
-      }
-      if (!last.toolCallDeltas?.length) delete last.toolCallDeltas;
-      return;
-    }
-    this.items.push({ ...event, ...(event.toolCallDeltas ? { toolCallDeltas: [...event.toolCallDeltas] } : {}) });
+    // A reset drops the text before it, which this reader has not read yet anyway.
+    if (this.items.length >= SEPARATE_EVENTS_KEPT && last && !last.done && !event.done) return joinEvents(last, event);
+    this.items.push({ ...event });
   }
 
   /** No more events after those queued (a `done`, or the subscriber left). */

@@ -1,3 +1,6 @@
+import type { Logger } from '../logger.js';
+import { LocalStream } from './local-stream.js';
+import { ReplayWriter } from './replay-writer.js';
 import { StreamFollower, type StoredReply } from './stream-follower.js';
 
 /** One step of a generation as clients see it: text appended, in order, until `done`. */
@@ -43,14 +46,34 @@ export function appendToolCallDeltas(list: ToolCallDelta[], more: readonly ToolC
   return list;
 }
 
-/** Where events are kept so that late subscribers can replay them. */
+/**
+ * Joins `event` into `into`, the event before it (which the caller owns): its text is appended,
+ * its tool-call pieces joined in order, its seq taken, and `firstSeq` says where `into` began.
+ * A reset drops what `into` held. Arrays are replaced, never changed, as other events may share them.
+ */
+export function joinEvents(into: StreamEvent, event: StreamEvent): void {
+  into.firstSeq ??= into.seq;
+  into.seq = event.seq;
+  if (event.reset) {
+    into.reset = true;
+    into.delta = event.delta;
+    into.offset = event.offset;
+    into.toolCallDeltas = event.toolCallDeltas && [...event.toolCallDeltas];
+  } else {
+    into.delta += event.delta;
+    if (event.toolCallDeltas) into.toolCallDeltas = appendToolCallDeltas([...(into.toolCallDeltas ?? [])], event.toolCallDeltas);
+  }
+  if (!into.toolCallDeltas?.length) delete into.toolCallDeltas;
+}
+
+/** Where events are kept so that subscribers on other instances, and recovery, can replay them. */
 export interface ReplayStore {
   /**
-   * Keeps the event for replay, then announces `payload` on `topic` of the live channel, in this
-   * order (so whoever hears of it can read it back), in one step: one Redis round trip per event.
-   * An event whose seq the store already holds is ignored, so a retry cannot duplicate it.
+   * Keeps each event for replay, then announces it on its stream's topic of the live channel
+   * (so whoever hears of it can read it back), in order, in one round trip for all of them.
+   * An event whose seq its stream already holds is skipped, so a retry cannot duplicate it.
    */
-  appendAndAnnounce(event: StreamEvent, topic: string, payload: string): Promise<void>;
+  append(events: readonly StreamEvent[]): Promise<void>;
   read(messageId: string): Promise<StreamEvent[]>;
   /** Drops a stream's replay, so that later subscribers read the stored message instead. */
   discard(messageId: string): Promise<void>;
@@ -67,65 +90,85 @@ export interface LiveChannel {
   close(): Promise<void>;
 }
 
-const eventTopic = (messageId: string) => `stream:${messageId}`;
+export const eventTopic = (messageId: string) => `stream:${messageId}`;
 const STOP_TOPIC = 'stop-generation';
 
+// How long closing waits for the replay store to take what is left (a Redis that is away holds it longer).
+const CLOSE_WAIT_MS = 1_000;
+
 /**
- * Ordered, replayable token streams. Publishing appends to the replay store before notifying,
- * and subscribing listens before reading the store, so a subscriber joining at any moment gets
- * every event exactly once (duplicates from the overlap are dropped by `seq`). What the store
- * or the channel lost is made good by each subscriber (see StreamFollower).
- *
- * Subscribers of a stream published by this instance are handed its events directly, once they
- * are appended, instead of hearing them back from the live channel: on Redis that saves each
- * event a pub/sub message in and its parsing. Other instances follow it through the channel.
+ * Ordered, replayable token streams. A stream published here is held in memory while it runs
+ * (see LocalStream): its subscribers here replay and follow it from there, never waiting for a
+ * Redis round trip. Each tick's events go to the replay store in one call, and to the
+ * subscribers here right after it was issued (see ReplayWriter); they reach the other instances
+ * through the store's announcements: a subscriber there listens before reading the store, so joining at
+ * any moment it gets every event exactly once (duplicates from the overlap are dropped by
+ * `seq`). What the store or the channel lost is made good by each subscriber (see StreamFollower).
  */
 export class StreamHub {
-  /** Streams published here (until their `done`), with their local subscribers. */
-  private readonly publishedHere = new Map<string, Set<(event: StreamEvent) => void>>();
+  private readonly publishedHere = new Map<string, LocalStream>();
+  private readonly writer: ReplayWriter;
   private readonly followers = new Set<StreamFollower>();
   /** One timer for every subscriber here, not one each: thousands of streams share its wake-ups. */
   private readonly ticks: NodeJS.Timeout;
 
-  /** `idleCheckMs`: how often a subscriber that hears nothing looks for what it may have missed (a lost `done`). */
+  /**
+   * `idleCheckMs`: how often a subscriber that hears nothing looks for what it may have missed (a lost `done`).
+   * `retryWritesForMs`: how long events the replay store refuses are sent again before they are given up.
+   */
   constructor(
     private readonly store: ReplayStore,
     private readonly channel: LiveChannel,
-    options: { idleCheckMs: number },
+    options: { idleCheckMs: number; retryWritesForMs: number; logger: Logger },
   ) {
+    this.writer = new ReplayWriter(store, { retryForMs: options.retryWritesForMs, logger: options.logger });
     this.ticks = setInterval(() => {
       for (const follower of this.followers) follower.tick();
     }, options.idleCheckMs);
     this.ticks.unref();
   }
 
-  /** Marks a stream as published by this instance, before its first event, so its subscribers here follow it directly. */
-  publishHere(messageId: string): void {
-    if (!this.publishedHere.has(messageId)) this.publishedHere.set(messageId, new Set());
+  /**
+   * Marks a stream as published by this instance, before its first event, so its subscribers
+   * here follow it in memory. Returns the stream's publish: it never waits and never fails.
+   */
+  publishHere(messageId: string): (event: StreamEvent) => void {
+    let local = this.publishedHere.get(messageId);
+    if (!local?.running) {
+      local = new LocalStream();
+      this.publishedHere.set(messageId, local);
+    }
+    const stream = local;
+    const deliver = (event: StreamEvent) => stream.publish(event);
+    return (event) => {
+      if (!stream.accept(event)) return;
+      this.writer.append(event, deliver);
+      if (event.done) this.forgetOnceStored(messageId, stream);
+    };
   }
 
   /** Ends local publishing of a stream (after its `done`, or when it could not be published). */
   stopPublishingHere(messageId: string): void {
-    this.publishedHere.delete(messageId);
+    const stream = this.publishedHere.get(messageId);
+    if (!stream) return;
+    stream.end();
+    this.forgetOnceStored(messageId, stream);
   }
 
+  /**
+   * An ended stream is replayed from here until the store has all of it: a subscriber joining in
+   * between would find neither. From then on, subscribers read the store, or the stored message.
+   */
+  private forgetOnceStored(messageId: string, stream: LocalStream): void {
+    void this.writer.written(messageId).then(() => {
+      if (this.publishedHere.get(messageId) === stream) this.publishedHere.delete(messageId);
+    });
+  }
+
+  /** Publishes an event: through the stream's local record when it is published here, else to the store directly. */
   async publish(event: StreamEvent): Promise<void> {
-    const followers = this.publishedHere.get(event.messageId);
-    try {
-      await this.store.appendAndAnnounce(event, eventTopic(event.messageId), JSON.stringify(event));
-    } catch (error) {
-      // The message is final when its `done` is published: the subscribers here end with it even
-      // if the store did not take it (they fill any gap from the stored message).
-      if (event.done) this.handToFollowers(event, followers);
-      throw error;
-    }
-    this.handToFollowers(event, followers);
-  }
-
-  private handToFollowers(event: StreamEvent, followers: Set<(event: StreamEvent) => void> | undefined): void {
-    if (!followers) return;
-    for (const follower of followers) follower(event);
-    if (event.done) this.publishedHere.delete(event.messageId);
+    if (this.publishedHere.has(event.messageId)) return this.publishHere(event.messageId)(event);
+    await this.store.append([event]);
   }
 
   /**
@@ -133,8 +176,11 @@ export class StreamHub {
    * the persisted message: it fills what the store lacks and ends a stream whose `done` was lost.
    */
   subscribe(messageId: string, storedReply: () => Promise<StoredReply | null>): AsyncGenerator<StreamEvent> {
-    const follower = new StreamFollower(messageId, this.store, storedReply);
-    const events = this.follow(messageId, follower);
+    const local = this.publishedHere.get(messageId);
+    const follower = local
+      ? new StreamFollower(messageId, async () => local.replay(), async () => (local.running ? null : storedReply()))
+      : new StreamFollower(messageId, () => this.store.read(messageId), storedReply);
+    const events = this.follow(messageId, follower, local);
     // An async generator's return() waits while the generator awaits the next live event, which
     // may never come (a client leaving a stalled stream). Ending the queue first lets it finish.
     const returnEvents = events.return.bind(events);
@@ -152,33 +198,45 @@ export class StreamHub {
     return queued;
   }
 
-  private async *follow(messageId: string, follower: StreamFollower): AsyncGenerator<StreamEvent> {
+  /** Events published here that the replay store has not acknowledged yet. */
+  get unstoredEvents(): number {
+    return this.writer.backlog;
+  }
+
+  private async *follow(messageId: string, follower: StreamFollower, local: LocalStream | undefined): AsyncGenerator<StreamEvent> {
     const hear = (event: StreamEvent) => follower.hear(event);
-    const localFollowers = this.publishedHere.get(messageId);
-    const unsubscribe = localFollowers
-      ? followLocally(localFollowers, hear)
-      : await this.channel.subscribe(eventTopic(messageId), (payload) => hear(JSON.parse(payload) as StreamEvent));
-    const stopHearingReconnects = this.channel.onReconnected(() => follower.reconnected());
+    let unfollow: () => unknown;
+    if (local) {
+      unfollow = local.follow(hear);
+    } else {
+      const unsubscribe = await this.channel.subscribe(eventTopic(messageId), (payload) => hear(JSON.parse(payload) as StreamEvent));
+      const stopHearingReconnects = this.channel.onReconnected(() => follower.reconnected());
+      unfollow = () => {
+        stopHearingReconnects();
+        return unsubscribe();
+      };
+    }
     this.followers.add(follower);
     try {
-      void follower.start({ publishedHere: localFollowers !== undefined });
+      void follower.start({ publishedHere: local?.running === true });
       yield* follower.events;
     } finally {
       this.followers.delete(follower);
-      stopHearingReconnects();
       follower.close();
-      await unsubscribe();
+      await unfollow();
     }
   }
 
-  /** What the replay buffer holds for a message (recovery finishes a stream from it). */
+  /** What the replay store holds for a message (recovery finishes a stream from it). */
   buffered(messageId: string): Promise<StreamEvent[]> {
     return this.store.read(messageId);
   }
 
   /** Forgets what a stream replays (its stored message was corrected since): later subscribers get the stored message. */
-  discardReplay(messageId: string): Promise<void> {
-    return this.store.discard(messageId);
+  async discardReplay(messageId: string): Promise<void> {
+    // After the events still on their way: written later, they would bring the replay back.
+    await this.writer.written(messageId);
+    await this.store.discard(messageId);
   }
 
   /** Asks whichever instance runs the generation to stop it. */
@@ -192,12 +250,8 @@ export class StreamHub {
 
   async close(): Promise<void> {
     clearInterval(this.ticks);
+    await this.writer.close(CLOSE_WAIT_MS);
     await this.channel.close();
     await this.store.close();
   }
-}
-
-function followLocally(followers: Set<(event: StreamEvent) => void>, follower: (event: StreamEvent) => void) {
-  followers.add(follower);
-  return async () => void followers.delete(follower);
 }

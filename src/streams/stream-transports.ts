@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
-import type { LiveChannel, ReplayStore, StreamEvent } from './stream-hub.js';
+import { eventTopic, type LiveChannel, type ReplayStore, type StreamEvent } from './stream-hub.js';
 
 // Finished streams stay replayable this long; after that the persisted message is the source.
 export const REPLAY_TTL_SECONDS = 15 * 60;
 
 type AppendAndAnnounce = {
-  appendAndAnnounce(key: string, event: string, ttlSeconds: number, channel: string, seq: number): Promise<unknown>;
+  appendAndAnnounce(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<unknown>;
 };
 
 /** Single-instance mode: replay buffers and fan-out in this process. */
@@ -36,16 +36,20 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
   return {
     channel,
     store: {
-      async appendAndAnnounce(event, topic, payload) {
-        const buffer = buffers.get(event.messageId) ?? { events: [] };
-        buffers.set(event.messageId, buffer);
-        if ((buffer.events.at(-1)?.seq ?? 0) >= event.seq) return;
-        buffer.events.push(event);
-        if (event.done) {
-          buffer.expiry = setTimeout(() => buffers.delete(event.messageId), REPLAY_TTL_SECONDS * 1000);
-          buffer.expiry.unref();
+      async append(events) {
+        for (const event of events) {
+          const buffer = buffers.get(event.messageId) ?? { events: [] };
+          buffers.set(event.messageId, buffer);
+          if ((buffer.events.at(-1)?.seq ?? 0) >= event.seq) continue;
+          buffer.events.push(event);
+          if (event.done) {
+            buffer.expiry = setTimeout(() => buffers.delete(event.messageId), REPLAY_TTL_SECONDS * 1000);
+            buffer.expiry.unref();
+          }
+          // Streams published here reach their subscribers directly: most topics have no listener.
+          const topic = eventTopic(event.messageId);
+          if (handlers.has(topic)) await channel.publish(topic, JSON.stringify(event));
         }
-        await channel.publish(topic, payload);
       },
       async read(messageId) {
         return [...(buffers.get(messageId)?.events ?? [])];
@@ -68,7 +72,7 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
  * `keyPrefix`, so deployments sharing a Redis stay apart (channels ignore database numbers).
  */
 export function createRedisTransport(
-  { commands, subscriber }: { commands: Redis; subscriber: Redis },
+  { commands, subscriber, replayWrites = commands }: { commands: Redis; subscriber: Redis; replayWrites?: Redis },
   keyPrefix: string,
 ): { store: ReplayStore; channel: LiveChannel } {
   // Per channel: its handlers, and the SUBSCRIBE they all wait for.
@@ -95,24 +99,31 @@ export function createRedisTransport(
     });
   });
   const listKey = (messageId: string) => `${keyPrefix}replay:${messageId}`;
-  // Append, refresh the expiry and announce: one command, atomic, and pipelined with the other
-  // streams' commands of the same tick (the commands client auto-pipelines). An event whose seq
-  // is already there (a retry of a command whose reply was lost) is neither kept nor announced twice.
-  commands.defineCommand('appendAndAnnounce', {
-    numberOfKeys: 1,
-    lua: `local last = redis.call('LINDEX', KEYS[1], -1)
-if last and cjson.decode(last).seq >= tonumber(ARGV[4]) then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[1])
-return 1`,
+  // For each event (a key, and its payload, channel and seq): append, refresh the expiry and
+  // announce. One script for a whole batch of streams: a round trip, and a script run, instead of
+  // one per event. An event whose seq is already there (a retry of a batch whose reply was lost)
+  // is neither kept nor announced twice. The seq is the first "seq" key of the stored JSON: in a
+  // string, a quote is escaped, so only the event's own key matches, and no large text is decoded.
+  replayWrites.defineCommand('appendAndAnnounce', {
+    lua: `for i, key in ipairs(KEYS) do
+  local payload, channel, seq = ARGV[3 * i - 1], ARGV[3 * i], tonumber(ARGV[3 * i + 1])
+  local last = redis.call('LINDEX', key, -1)
+  if not last or tonumber(string.match(last, '"seq":(%d+)')) < seq then
+    redis.call('RPUSH', key, payload)
+    redis.call('EXPIRE', key, ARGV[1])
+    redis.call('PUBLISH', channel, payload)
+  end
+end
+return 0`,
   });
-  const appendAndAnnounce = (commands as unknown as AppendAndAnnounce).appendAndAnnounce.bind(commands);
+  const appendAndAnnounce = (replayWrites as unknown as AppendAndAnnounce).appendAndAnnounce.bind(replayWrites);
 
   return {
     store: {
-      async appendAndAnnounce(event, topic, payload) {
-        await appendAndAnnounce(listKey(event.messageId), payload, REPLAY_TTL_SECONDS, keyPrefix + topic, event.seq);
+      async append(events) {
+        const args: Array<string | number> = [REPLAY_TTL_SECONDS];
+        for (const event of events) args.push(JSON.stringify(event), keyPrefix + eventTopic(event.messageId), event.seq);
+        await appendAndAnnounce(events.length, ...events.map((event) => listKey(event.messageId)), ...args);
       },
       async read(messageId) {
         return (await commands.lrange(listKey(messageId), 0, -1)).map((e) => JSON.parse(e) as StreamEvent);

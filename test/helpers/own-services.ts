@@ -13,10 +13,11 @@ import { waitFor } from './wait.js';
  * A redis-server of the test's own, on a free loopback port, with nothing persisted: killing and
  * starting it again is a Redis restart that lost everything. Killed when the test ends.
  */
-export async function startRedisServer(): Promise<{ url: string; kill(): Promise<void>; start(): Promise<void> }> {
+export async function startRedisServer(): Promise<{ url: string; kill(): Promise<void>; start(): Promise<void>; pause(): void; resume(): void }> {
   const port = await freePort();
   const dir = tempDir('redis');
   let stop: (() => Promise<void>) | undefined;
+  let signal: ((name: NodeJS.Signals) => void) | undefined;
   const start = async () => {
     const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
       stdio: 'ignore',
@@ -26,6 +27,7 @@ export async function startRedisServer(): Promise<{ url: string; kill(): Promise
       child.kill('SIGKILL');
       await closed;
     };
+    signal = (name) => child.kill(name);
     const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => {});
     await waitFor(`redis-server on port ${port}`, async () => {
@@ -44,6 +46,9 @@ export async function startRedisServer(): Promise<{ url: string; kill(): Promise
     url: `redis://127.0.0.1:${port}`,
     kill: async () => stop?.(),
     start,
+    // A paused Redis keeps its connections and answers nothing: commands wait, they do not fail.
+    pause: () => signal?.('SIGSTOP'),
+    resume: () => signal?.('SIGCONT'),
   };
 }
 

@@ -1,0 +1,55 @@
+import type { StreamEvent } from './stream-hub.js';
+
+/**
+ * A stream published by this instance, as its subscribers here see it: every event handed to
+ * them so far, which a subscriber joining replays exactly as the others received it, and the
+ * subscribers following it. Kept in memory until it ended and the replay store has all of it
+ * (this instance holds the text anyway); subscribers that still hold it afterwards replay it whole.
+ */
+export class LocalStream {
+  private readonly published: StreamEvent[] = [];
+  private final = false;
+  private readonly followers = new Set<(event: StreamEvent) => void>();
+  private lastAccepted = 0;
+  private lastPublished = 0;
+  private endRequested = false;
+
+  /**
+   * While it runs, this record is the whole stream: its subscribers need no stored message (which
+   * a recovery may have closed meanwhile, the run here then correcting it). Once it ended without
+   * `done` (its run failed), they end on the stored message.
+   */
+  get running(): boolean {
+    return !this.final && !(this.endRequested && this.lastPublished === this.lastAccepted);
+  }
+
+  /** Takes an event to publish; false for a seq already taken (a retry), or once the stream ended. */
+  accept(event: StreamEvent): boolean {
+    if (this.endRequested || this.final || event.seq <= this.lastAccepted) return false;
+    this.lastAccepted = event.seq;
+    return true;
+  }
+
+  /** Hands an accepted event to every subscriber here, in seq order. */
+  publish(event: StreamEvent): void {
+    this.lastPublished = event.seq;
+    this.published.push(event);
+    if (event.done) this.final = true;
+    for (const follower of this.followers) follower(event);
+  }
+
+  /** What a subscriber joining now replays. The events are shared, never changed: whoever takes one copies it. */
+  replay(): StreamEvent[] {
+    return [...this.published];
+  }
+
+  /** No more events from here (the run ended, `done` published or not); those accepted are still handed over. */
+  end(): void {
+    this.endRequested = true;
+  }
+
+  follow(follower: (event: StreamEvent) => void): () => void {
+    this.followers.add(follower);
+    return () => void this.followers.delete(follower);
+  }
+}
