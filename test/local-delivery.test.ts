@@ -49,6 +49,27 @@ const text = (messageId: string, seq: number, delta: string, offset: number): St
 /** The seqs the events stand for, in order (an event joined from several stands for firstSeq..seq). */
 const seqsCovered = (events: StreamEvent[]) => events.flatMap((e) => Array.from({ length: e.seq - (e.firstSeq ?? e.seq) + 1 }, (_, i) => (e.firstSeq ?? e.seq) + i));
 
+/**
+ * Publishes words as seqs 2..`lastSeq` after `reply`, a tick apart as an upstream's chunks come
+ * (the writes to Redis start, and wait), each received by the subscriber here before the next.
+ */
+async function publishWordsReceivedHere(
+  publish: (event: StreamEvent) => void,
+  local: AsyncGenerator<StreamEvent>,
+  messageId: string,
+  reply: string,
+  lastSeq: number,
+): Promise<string> {
+  for (let seq = 2; seq <= lastSeq; seq += 1) {
+    const delta = ` w${seq - 1}`;
+    publish(text(messageId, seq, delta, reply.length));
+    reply += delta;
+    expect((await local.next()).value).toMatchObject({ seq, delta });
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return reply;
+}
+
 describe.skipIf(!redisUrl)('a stream published here, while Redis is paused', () => {
   it('reaches its subscriber here event by event without waiting for Redis; Redis, and the instance elsewhere, get every event once, in order, when it is back', async () => {
     const redis = await startRedisServer();
@@ -67,16 +88,8 @@ describe.skipIf(!redisUrl)('a stream published here, while Redis is paused', () 
     await waitFor('the first event elsewhere', () => remoteEvents.length === 1);
 
     redis.pause();
-    let reply = 'w0';
     // Each event is there as soon as it is published: were it waiting for Redis, next() would never resolve.
-    for (let seq = 2; seq <= 200; seq += 1) {
-      const delta = ` w${seq - 1}`;
-      publish(text(messageId, seq, delta, reply.length));
-      reply += delta;
-      expect((await local.next()).value).toMatchObject({ seq, delta });
-      // A tick apart, as an upstream's chunks come: the writes to Redis start, and wait.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    const reply = await publishWordsReceivedHere(publish, local, messageId, 'w0', 200);
     publish({ messageId, seq: 201, delta: '', done: true, offset: reply.length });
     expect((await local.next()).value).toMatchObject({ seq: 201, done: true });
     expect((await local.next()).done).toBe(true);
@@ -110,14 +123,7 @@ describe.skipIf(!redisUrl)('an instance killed mid-stream', () => {
     // Paused, Redis leaves each write unanswered: the next ones must not wait behind it in this process.
     redis.pause();
     registerLeftover(() => redis.resume());
-    let reply = 'w0';
-    for (let seq = 2; seq <= 6; seq += 1) {
-      const delta = ` w${seq - 1}`;
-      publish(text(messageId, seq, delta, reply.length));
-      reply += delta;
-      expect((await local.next()).value).toMatchObject({ seq, delta });
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    const reply = await publishWordsReceivedHere(publish, local, messageId, 'w0', 6);
     here.die();
     redis.resume();
     const reader = new Redis(redis.url);
