@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENVIRONMENT_VARIABLES, loadConfig } from '../src/config.js';
+import { configReference, withGeneratedReference } from '../src/config-docs.js';
 import { testConfig } from './helpers/app.js';
 import { problemsOf } from './helpers/config.js';
 import { tempDir } from './helpers/leftovers.js';
@@ -112,6 +113,34 @@ describe('configuration', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('Invalid configuration');
     for (const name of ['PORT', 'REDIS_URL', 'JWT_SECRET']) expect(result.stderr).toContain(name);
+  });
+});
+
+describe('the configuration reference', () => {
+  it('docs/configuration.md shows every variable as the schema describes it', () => {
+    const file = readFileSync(join(import.meta.dirname, '..', 'docs', 'configuration.md'), 'utf8');
+    expect(file, 'docs/configuration.md is stale: run `npm run docs:config`').toBe(withGeneratedReference(file));
+    const documented = configReference().flatMap((group) => group.variables.map((variable) => variable.name));
+    expect([...documented].sort()).toEqual([...ENVIRONMENT_VARIABLES].sort());
+  });
+
+  it('`npm start -- --help` prints usage and every variable with its default, exits 0 and starts nothing', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    // An invalid configuration and a data directory that does not exist yet: help reads neither.
+    const dataDir = join(tempDir('sb-help'), 'data');
+    const env = { PATH: process.env.PATH, PORT: '-1', DATA_DIR: dataDir };
+    const help = await run('npm', ['start', '--silent', '--', '--help'], { env });
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: npm start/);
+    for (const name of ENVIRONMENT_VARIABLES) expect(help.stdout).toMatch(new RegExp(`^  ${name}\\b`, 'm'));
+    for (const line of ['  PORT=4000', '  REDIS_KEY_PREFIX=switchboard:', '  RATE_LIMIT_SEND_MESSAGE=30/1m', '  REALTIME_MODELS=gpt-realtime,gpt-4o-realtime-preview']) {
+      expect(help.stdout.split('\n')).toContain(line);
+    }
+    expect(help.stdout).not.toContain('listening');
+    expect(existsSync(dataDir)).toBe(false);
+
+    const short = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', '-h'], { env });
+    expect(short.status, short.stderr).toBe(0);
+    expect(short.stdout).toBe(help.stdout);
   });
 });
 
