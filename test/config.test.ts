@@ -144,12 +144,11 @@ describe('the configuration reference', () => {
   });
 });
 
-describe('the README\'s providers example', () => {
-  it('is a configuration the server accepts, routed as the README says', () => {
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    const section = readme.slice(readme.indexOf('## Providers and failover'));
-    const [providers, models] = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
-    const config = testConfig({ PROVIDERS_JSON: providers, MODELS_JSON: models, OPENAI_API_KEY: 'sk-readme', ANTHROPIC_API_KEY: 'sk-ant-readme' });
+describe('the providers example of docs/providers.md', () => {
+  it('is a configuration the server accepts, routed as the page says', () => {
+    const page = readFileSync(new URL('../docs/providers.md', import.meta.url), 'utf8');
+    const [providers, models] = [...page.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const config = testConfig({ PROVIDERS_JSON: providers, MODELS_JSON: models, OPENAI_API_KEY: 'sk-docs', ANTHROPIC_API_KEY: 'sk-ant-docs' });
     expect(config.providers.map((p) => [p.id, p.kind, p.prefill])).toEqual([
       ['openai', 'openai', false],
       ['anthropic', 'anthropic', true],
