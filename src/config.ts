@@ -128,7 +128,7 @@ const accounts = {
     .min(0)
     .max(60_000)
     .default(1000)
-    .describe('how long an authenticated viewer is reused without reading the database; `0` turns the cache off. It bounds how long a revocation whose notice was lost goes unnoticed (see [Security and operations](security-and-operations.md#cached-viewers))'),
+    .describe('how long an authenticated viewer is reused without reading the database; `0` turns the cache off. It bounds how long a revocation whose notice was lost goes unnoticed; see [Cached viewers](security-and-operations.md#cached-viewers)'),
   AUTH_CACHE_MAX_ENTRIES: count.max(1_000_000).default(10_000).describe('viewers cached per instance; the least recently used one makes room'),
   PASSWORD_HASH_COST: z.coerce.number().int().min(10).max(20).default(17).describe('log2 of scrypt\'s cost parameter N (OWASP recommends 17)'),
   ADMIN_EMAILS: list
@@ -168,7 +168,7 @@ const models = {
     .optional()
     .meta({
       unset: 'OpenAI\'s models',
-      description: 'the model catalog, replacing the built-in one: see [The model catalog](#the-model-catalog-models_json) below and [Providers and failover](providers.md)',
+      description: 'the model catalog, replacing the built-in one; its format: [The model catalog](#the-model-catalog-models_json), with examples in [Providers and failover](providers.md)',
     }),
   MODEL_PRICES_JSON: json('an object keyed by model id')
     .optional()
@@ -183,7 +183,7 @@ const models = {
     .min(1)
     .optional()
     .meta({
-      unset: 'no title calls: a conversation is titled with its first message\'s first line',
+      unset: 'no title calls; a conversation keeps its first message\'s first line as its title',
       description: 'a catalog model (a cheap one) that titles each new conversation after its first reply, metered to the user like any call; see [Titles](chat.md#titles). An id not in the catalog stops the server at start-up',
     }),
   DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(1024).describe('completion budget when `maxTokens` is not given (clamped to the model)'),
@@ -309,7 +309,7 @@ const http = {
     .int()
     .positive()
     .default(1024 * 1024)
-    .describe('larger bodies get 413, checked from `Content-Length` before the body is read; a POST without one (a chunked body) gets 411'),
+    .describe('the largest request body, in bytes: a larger one gets 413, checked from `Content-Length` before the body is read; a POST without one (a chunked body) gets 411'),
   MAX_UPLOAD_BYTES: z.coerce
     .number()
     .int()
@@ -318,7 +318,7 @@ const http = {
     .describe('the body limit of a multipart request (image uploads), instead of `MAX_REQUEST_BYTES`'),
   SHUTDOWN_TIMEOUT_SECONDS: seconds
     .default(10)
-    .describe('how long in-flight requests and subscribers get on SIGTERM (see [Shutdown](deployment.md#shutdown))'),
+    .describe('how long in-flight requests and subscribers get on SIGTERM; see [Shutdown](deployment.md#shutdown)'),
   TRUST_PROXY_HOPS: z.coerce
     .number()
     .int()
