@@ -1,7 +1,14 @@
-import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { configHelpText } from './config-docs.js';
 import { StartupError } from './errors.js';
 import { createLogger, prettyDestination, stdoutDestination } from './logger.js';
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write(configHelpText());
+  process.exit(0);
+}
+// Loaded only once the server is to run: `--help` needs none of it.
+const { buildApp } = await import('./app.js');
 
 let config;
 try {

@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENVIRONMENT_VARIABLES, loadConfig } from '../src/config.js';
+import { configReference, withGeneratedReference } from '../src/config-docs.js';
 import { testConfig } from './helpers/app.js';
 import { problemsOf } from './helpers/config.js';
 import { tempDir } from './helpers/leftovers.js';
@@ -115,12 +116,39 @@ describe('configuration', () => {
   });
 });
 
-describe('the README\'s providers example', () => {
-  it('is a configuration the server accepts, routed as the README says', () => {
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    const section = readme.slice(readme.indexOf('## Providers and failover'));
-    const [providers, models] = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
-    const config = testConfig({ PROVIDERS_JSON: providers, MODELS_JSON: models, OPENAI_API_KEY: 'sk-readme', ANTHROPIC_API_KEY: 'sk-ant-readme' });
+describe('the configuration reference', () => {
+  it('docs/configuration.md shows every variable as the schema describes it', () => {
+    const file = readFileSync(join(import.meta.dirname, '..', 'docs', 'configuration.md'), 'utf8');
+    expect(file, 'docs/configuration.md is stale: run `npm run docs:config`').toBe(withGeneratedReference(file));
+    const documented = configReference().flatMap((group) => group.variables.map((variable) => variable.name));
+    expect([...documented].sort()).toEqual([...ENVIRONMENT_VARIABLES].sort());
+  });
+
+  it('`npm start -- --help` prints usage and every variable with its default, exits 0 and starts nothing', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    // An invalid configuration and a data directory that does not exist yet: help reads neither.
+    const dataDir = join(tempDir('sb-help'), 'data');
+    const env = { PATH: process.env.PATH, PORT: '-1', DATA_DIR: dataDir };
+    const help = await run('npm', ['start', '--silent', '--', '--help'], { env });
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: npm start/);
+    for (const name of ENVIRONMENT_VARIABLES) expect(help.stdout).toMatch(new RegExp(`^  ${name}\\b`, 'm'));
+    for (const line of ['  PORT=4000', '  REDIS_KEY_PREFIX=switchboard:', '  RATE_LIMIT_SEND_MESSAGE=30/1m', '  REALTIME_MODELS=gpt-realtime,gpt-4o-realtime-preview']) {
+      expect(help.stdout.split('\n')).toContain(line);
+    }
+    expect(help.stdout).not.toContain('listening');
+    expect(existsSync(dataDir)).toBe(false);
+
+    const short = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', '-h'], { env });
+    expect(short.status, short.stderr).toBe(0);
+    expect(short.stdout).toBe(help.stdout);
+  });
+});
+
+describe('the providers example of docs/providers.md', () => {
+  it('is a configuration the server accepts, routed as the page says', () => {
+    const page = readFileSync(new URL('../docs/providers.md', import.meta.url), 'utf8');
+    const [providers, models] = [...page.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const config = testConfig({ PROVIDERS_JSON: providers, MODELS_JSON: models, OPENAI_API_KEY: 'sk-docs', ANTHROPIC_API_KEY: 'sk-ant-docs' });
     expect(config.providers.map((p) => [p.id, p.kind, p.prefill])).toEqual([
       ['openai', 'openai', false],
       ['anthropic', 'anthropic', true],

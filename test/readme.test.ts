@@ -11,29 +11,58 @@ import { run } from './helpers/processes.js';
 // so that the test server (on a free port) and a fresh account are used.
 const root = join(import.meta.dirname, '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const tryIt = readme.slice(readme.indexOf('## Try it'));
+const tryItStart = readme.indexOf('## Try it');
+const tryIt = readme.slice(tryItStart, readme.indexOf('\n## ', tryItStart + 1));
+const codeBlocks = (language: string) => [...tryIt.matchAll(new RegExp('```' + language + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
 const codeBlock = (language: string) => {
-  const match = new RegExp('```' + language + '\\n([\\s\\S]*?)```').exec(tryIt);
-  if (!match?.[1]) throw new Error(`no ${language} block under "## Try it" in README.md`);
-  return match[1];
+  const block = codeBlocks(language)[0];
+  if (!block) throw new Error(`no ${language} block under "## Try it" in README.md`);
+  return block;
 };
+// The curl steps, in order, as one shell session (later steps use the TOKEN of the first); the
+// node and tsx examples have tests of their own (example-client, typed-client-example).
+const curlSession = codeBlocks('sh').filter((block) => block.includes('curl'));
+const BETWEEN_STEPS = '--- next step ---';
 let t: TestApp;
 let url: URL;
 serveForFile((app, address) => ((t = app), (url = address)));
 
 describe('README examples', () => {
-  it('the curl session signs up, logs in, reads me and uses an API key', async () => {
+  it('the curl session signs up, chats, streams a reply over SSE and uses an API key', async () => {
+    expect(curlSession).toHaveLength(4);
     const email = uniqueEmail('ada');
-    const script = codeBlock('sh').replaceAll('http://localhost:4000', url.origin).replaceAll('ada@example.com', email);
+    const script = curlSession
+      .join(`echo; echo '${BETWEEN_STEPS}'\n`)
+      .replaceAll('http://localhost:4000', url.origin)
+      .replaceAll('ada@example.com', email);
     const { status, stdout, stderr } = await run('bash', ['-euo', 'pipefail', '-c', script], { env: { PATH: process.env.PATH } });
     expect(status, stderr).toBe(0);
-    // curl prints each body without a newline: the three responses arrive back to back.
-    const results = stdout.split(/(?<=\})(?=\{"(?:data|errors)")/).map((body) => JSON.parse(body));
-    expect(results).toHaveLength(3);
-    for (const result of results) expect(result.errors).toBeUndefined();
-    expect(results[0].data.register.user.email).toBe(email);
-    expect(results[1].data.me).toMatchObject({ email, name: 'Ada', role: 'USER' });
-    const key = results[2].data.me.apiKeys.edges[0].node;
+    const [signUp, chat, stream, apiKey] = stdout.split(`\n${BETWEEN_STEPS}\n`);
+    // curl prints each body without a newline: the responses of a step arrive back to back.
+    const bodies = (output: string | undefined) => output!.split(/(?<=\})(?=\{"(?:data|errors)")/).map((body) => JSON.parse(body));
+
+    const [registered, me] = bodies(signUp);
+    expect(registered.errors).toBeUndefined();
+    expect(registered.data.register.user.email).toBe(email);
+    expect(me.data.me).toMatchObject({ email, name: 'Ada', role: 'USER' });
+
+    const [sent] = bodies(chat);
+    expect(sent.errors).toBeUndefined();
+    expect(sent.data.sendMessage.conversation.title).toBe('Hello there');
+    expect(sent.data.sendMessage.assistantMessage).toMatchObject({ status: 'COMPLETE', content: expect.stringContaining('You said: "Hello there"') });
+    expect(sent.data.sendMessage.assistantMessage.totalTokens).toBeGreaterThan(0);
+
+    // Server-sent events: one "next" per delta, the last one done, then "complete".
+    const events = [...stream!.matchAll(/^event: (\w+)\ndata:(.*)$/gm)].map(([, event, data]) => ({ event, data }));
+    expect(events.at(-1)?.event).toBe('complete');
+    const results = events.filter((e) => e.event === 'next').map((e) => JSON.parse(e.data!).data.messageStream);
+    expect(results.length).toBeGreaterThan(1);
+    expect(results.at(-1)).toMatchObject({ done: true, message: { status: 'COMPLETE' } });
+    expect(results.map((r) => r.delta).join('')).toContain('You said: "Tell me more"');
+
+    const [keys] = bodies(apiKey);
+    expect(keys.errors).toBeUndefined();
+    const key = keys.data.me.apiKeys.edges[0].node;
     expect(key).toMatchObject({ name: 'laptop', prefix: expect.stringMatching(/^sk_/) });
     expect(key.lastUsedAt).not.toBeNull();
   });
