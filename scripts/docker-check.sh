@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Dockerfile's build and run steps without a Docker engine: a build stage with dev
 # dependencies, a runtime stage with production dependencies only, then starts the server the
-# way the image's CMD does, checks it answers and shuts down cleanly on SIGTERM.
+# way the image's CMD does, checks it answers and shuts down cleanly on SIGTERM, then runs the
+# compiled admin command on the data it left.
 set -euo pipefail
 show_log() { [ -f "${work:-}/server.log" ] && tail -20 "$work/server.log" >&2; }
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -53,4 +54,13 @@ kill -TERM "$server_pid"
 wait "$server_pid"; status=$?
 server_pid=
 grep -q 'applied database migrations' "$work/server.log"
-echo "docker-check: build, runtime install, start, migrate, serve and SIGTERM all OK (exit $status)"
+
+echo "-- admin (npm run admin:prod -- promote, on the data the server left)"
+admin() {
+  env -u DATABASE_URL -u REDIS_URL NODE_ENV=production DATA_DIR="$work/data" \
+    JWT_SECRET="docker-check-secret-0123456789abcdef" DEMO_MODEL=true "$@"
+}
+[ "$(admin npm run --silent admin:prod -- promote docker@example.com)" = "docker@example.com is now an ADMIN." ]
+[ "$(admin node dist/scripts/admin.js promote docker@example.com)" = "docker@example.com was already an ADMIN." ]
+if admin node dist/scripts/admin.js promote nobody@example.com 2>/dev/null; then echo "admin promoted an unknown e-mail" >&2; exit 1; fi
+echo "docker-check: build, runtime install, start, migrate, serve, SIGTERM and admin all OK (exit $status)"
