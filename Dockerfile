@@ -23,7 +23,9 @@ COPY package.json package-lock.json ./
 COPY scripts ./scripts
 # The Prisma client is already compiled into dist: no generate step at runtime. Omitting optional
 # (peer) dependencies keeps the Prisma CLI, which @prisma/client lists as an optional peer, out (~200 MB).
-RUN npm ci --omit=dev --omit=optional --omit=peer --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# scripts/prune-runtime.sh then deletes the files of those dependencies that the server never loads.
+RUN npm ci --omit=dev --omit=optional --omit=peer --ignore-scripts --no-audit --no-fund && npm cache clean --force \
+    && sh scripts/prune-runtime.sh
 COPY prisma ./prisma
 COPY --from=build /app/dist ./dist
 RUN mkdir -p /app/data && chown node:node /app/data

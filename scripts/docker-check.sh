@@ -23,10 +23,12 @@ tar --exclude=src/generated -cf - src | tar -xf - -C "$work/build"
 echo "-- runtime stage"
 cp package.json package-lock.json "$work/runtime/"
 cp -r scripts "$work/runtime/"
-(cd "$work/runtime" && npm ci --omit=dev --omit=optional --omit=peer --ignore-scripts --no-audit --no-fund --loglevel=error)
+(cd "$work/runtime" && npm ci --omit=dev --omit=optional --omit=peer --ignore-scripts --no-audit --no-fund --loglevel=error \
+  && sh scripts/prune-runtime.sh)
+echo "runtime dependencies: $(du -sm "$work/runtime/node_modules" | cut -f1) MB"
 cp -r prisma "$work/runtime/"
 cp -r "$work/build/dist" "$work/runtime/dist"
-for dev_only in vitest prisma typescript tsx pino-pretty @graphql-codegen/cli playwright-core; do
+for dev_only in vitest prisma typescript tsx pino-pretty @graphql-codegen/cli playwright-core @copilotkit/aimock; do
   if [ -e "$work/runtime/node_modules/$dev_only" ]; then echo "dev dependency $dev_only in the runtime image" >&2; exit 1; fi
 done
 
@@ -43,9 +45,13 @@ curl -fs "http://127.0.0.1:$port/ready" | grep -q '"database":"ok"'
 healthcheck="$(sed -n 's/^HEALTHCHECK .* CMD //p' "$repo/Dockerfile")"
 [ -n "$healthcheck" ] || { echo "no HEALTHCHECK in the Dockerfile" >&2; exit 1; }
 PORT="$port" sh -c "$healthcheck" || { echo "HEALTHCHECK failed: $healthcheck" >&2; exit 1; }
-curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
-  -d '{"query":"mutation { register(input: {email: \"docker@example.com\", password: \"correct horse battery\", name: \"D\"}) { user { email } } }"}' \
-  | grep -q docker@example.com
+token="$(curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
+  -d '{"query":"mutation { register(input: {email: \"docker@example.com\", password: \"correct horse battery\", name: \"D\"}) { accessToken } }"}' \
+  | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).data.register.accessToken))")"
+# A message through the demo model: the Prisma query compiler and the tokenizer that prune-runtime.sh kept.
+curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' -H "authorization: Bearer $token" \
+  -d '{"query":"mutation { sendMessage(input: {content: \"hello\", stream: false}) { assistantMessage { content } } }"}' \
+  | grep -q 'built-in demo model'
 curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' -d '{"query":"{ models { id isDemo } }"}' \
   | grep -q '"isDemo":true'
 # Production defaults: GraphiQL and introspection are off.
