@@ -91,28 +91,14 @@ function deltasOf(reply: DemoReply): Array<{ delta: object; finish_reason: strin
   ];
 }
 
-function completionOf(reply: DemoReply) {
-  const message =
-    'toolCall' in reply
-      ? { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: reply.toolCall.id, type: 'function', function: { name: reply.toolCall.name, arguments: reply.toolCall.arguments } }] }
-      : { role: 'assistant', content: reply.content, refusal: null };
-  return { message, finish_reason: 'toolCall' in reply ? 'tool_calls' : 'stop' };
-}
-
+/** A client that leaves mid-reply needs no handling: what is written after it left is dropped. */
 async function streamReply(request: DemoRequest, reply: DemoReply, res: ServerResponse): Promise<void> {
-  const closed = new AbortController();
-  res.on('close', () => closed.abort());
   const head = { id: `chatcmpl-${randomId()}`, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: DEMO_MODEL.id };
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   const send = (chunk: object) => res.write(`data: ${JSON.stringify({ ...head, ...chunk })}\n\n`);
-  try {
-    for (const { delta, finish_reason } of deltasOf(reply)) {
-      await sleep(CHUNK_INTERVAL_MS, undefined, { signal: closed.signal });
-      send({ choices: [{ index: 0, delta, logprobs: null, finish_reason }] });
-    }
-  } catch (error) {
-    if (closed.signal.aborted) return; // the client went away
-    throw error;
+  for (const { delta, finish_reason } of deltasOf(reply)) {
+    await sleep(CHUNK_INTERVAL_MS);
+    send({ choices: [{ index: 0, delta, logprobs: null, finish_reason }] });
   }
   if (request.stream_options?.include_usage) send({ choices: [], usage: usageOf(request, reply) });
   res.end('data: [DONE]\n\n');
@@ -137,21 +123,14 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   if (req.method !== 'POST' || req.url !== '/v1/chat/completions') return sendJson(res, 404, requestError(`Unknown request: ${req.method} ${req.url}`));
   const request = (await readJson(req).catch(() => undefined)) as DemoRequest | undefined;
   if (!Array.isArray(request?.messages)) return sendJson(res, 400, requestError("Missing required parameter: 'messages'"));
-  const reply = replyTo(request);
-  if (request.stream) return streamReply(request, reply, res);
-  sendJson(res, 200, {
-    id: `chatcmpl-${randomId()}`,
-    object: 'chat.completion',
-    created: Math.floor(Date.now() / 1000),
-    model: DEMO_MODEL.id,
-    choices: [{ index: 0, ...completionOf(reply), logprobs: null }],
-    usage: usageOf(request, reply),
-  });
+  // The server's provider always streams; so does the demo.
+  if (request.stream !== true) return sendJson(res, 400, requestError('The demo model only streams: set stream to true'));
+  return streamReply(request, replyTo(request), res);
 }
 
 /**
- * Without OPENAI_API_KEY the server talks to this local server speaking OpenAI's Chat Completions
- * (streamed and not), so that the real `openai` SDK path runs end to end. Its replies say what it
+ * Without OPENAI_API_KEY the server talks to this local server speaking OpenAI's streamed Chat
+ * Completions, so that the real `openai` SDK path runs end to end. Its replies say what it
  * is. Offered tools, it calls one (with no arguments), and then answers with what the tools
  * returned, so that a function-calling client can be tried without a key.
  */
