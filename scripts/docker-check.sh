@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Dockerfile's build and run steps without a Docker engine: a build stage with dev
 # dependencies, a runtime stage with production dependencies only, then starts the server the
-# way the image's CMD does, checks it answers and shuts down cleanly on SIGTERM.
+# way the image's CMD does, checks it answers and shuts down cleanly on SIGTERM, then runs the
+# compiled admin command on the data it left.
 set -euo pipefail
 show_log() { [ -f "${work:-}/server.log" ] && tail -20 "$work/server.log" >&2; }
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,10 +23,12 @@ tar --exclude=src/generated -cf - src | tar -xf - -C "$work/build"
 echo "-- runtime stage"
 cp package.json package-lock.json "$work/runtime/"
 cp -r scripts "$work/runtime/"
-(cd "$work/runtime" && npm ci --omit=dev --omit=optional --omit=peer --ignore-scripts --no-audit --no-fund --loglevel=error)
+(cd "$work/runtime" && npm ci --omit=dev --omit=optional --omit=peer --ignore-scripts --no-audit --no-fund --loglevel=error \
+  && sh scripts/prune-runtime.sh)
+echo "runtime dependencies: $(du -sm "$work/runtime/node_modules" | cut -f1) MB"
 cp -r prisma "$work/runtime/"
 cp -r "$work/build/dist" "$work/runtime/dist"
-for dev_only in vitest prisma typescript tsx pino-pretty @graphql-codegen/cli playwright-core; do
+for dev_only in vitest prisma typescript tsx pino-pretty @graphql-codegen/cli playwright-core @copilotkit/aimock; do
   if [ -e "$work/runtime/node_modules/$dev_only" ]; then echo "dev dependency $dev_only in the runtime image" >&2; exit 1; fi
 done
 
@@ -42,9 +45,13 @@ curl -fs "http://127.0.0.1:$port/ready" | grep -q '"database":"ok"'
 healthcheck="$(sed -n 's/^HEALTHCHECK .* CMD //p' "$repo/Dockerfile")"
 [ -n "$healthcheck" ] || { echo "no HEALTHCHECK in the Dockerfile" >&2; exit 1; }
 PORT="$port" sh -c "$healthcheck" || { echo "HEALTHCHECK failed: $healthcheck" >&2; exit 1; }
-curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
-  -d '{"query":"mutation { register(input: {email: \"docker@example.com\", password: \"correct horse battery\", name: \"D\"}) { user { email } } }"}' \
-  | grep -q docker@example.com
+token="$(curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
+  -d '{"query":"mutation { register(input: {email: \"docker@example.com\", password: \"correct horse battery\", name: \"D\"}) { accessToken } }"}' \
+  | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).data.register.accessToken))")"
+# A message through the demo model: the Prisma query compiler and the tokenizer that prune-runtime.sh kept.
+curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' -H "authorization: Bearer $token" \
+  -d '{"query":"mutation { sendMessage(input: {content: \"hello\", stream: false}) { assistantMessage { content } } }"}' \
+  | grep -q 'built-in demo model'
 curl -fs "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' -d '{"query":"{ models { id isDemo } }"}' \
   | grep -q '"isDemo":true'
 # Production defaults: GraphiQL and introspection are off.
@@ -53,4 +60,13 @@ kill -TERM "$server_pid"
 wait "$server_pid"; status=$?
 server_pid=
 grep -q 'applied database migrations' "$work/server.log"
-echo "docker-check: build, runtime install, start, migrate, serve and SIGTERM all OK (exit $status)"
+
+echo "-- admin (npm run admin:prod -- promote, on the data the server left)"
+admin() {
+  env -u DATABASE_URL -u REDIS_URL NODE_ENV=production DATA_DIR="$work/data" \
+    JWT_SECRET="docker-check-secret-0123456789abcdef" DEMO_MODEL=true "$@"
+}
+[ "$(admin npm run --silent admin:prod -- promote docker@example.com)" = "docker@example.com is now an ADMIN." ]
+[ "$(admin node dist/scripts/admin.js promote docker@example.com)" = "docker@example.com was already an ADMIN." ]
+if admin node dist/scripts/admin.js promote nobody@example.com 2>/dev/null; then echo "admin promoted an unknown e-mail" >&2; exit 1; fi
+echo "docker-check: build, runtime install, start, migrate, serve, SIGTERM and admin all OK (exit $status)"

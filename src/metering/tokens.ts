@@ -1,4 +1,4 @@
-import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import { createRequire } from 'node:module';
 
 /** An image of a user turn: a URL the provider fetches, or bytes sent inline (base64). */
 export type ImagePart = { url: string } | { mimeType: string; data: string };
@@ -25,6 +25,20 @@ export interface ToolCall {
 // estimate at or above what the upstream reports.
 const TOKENS_PER_MESSAGE = 4;
 const TOKENS_PER_REPLY = 3;
+
+type CountTokens = (text: string) => number;
+let o200k: CountTokens | undefined;
+
+/**
+ * The o200k tokenizer, loaded on first use rather than at start-up: its ranks take about 50 MB
+ * and 150-200 ms to load, which a process that never counts tokens (the admin
+ * command, a server that has not sent a message yet) need not pay. Loaded synchronously, so that
+ * counting stays synchronous for its callers.
+ */
+function countTokens(text: string): number {
+  o200k ??= (createRequire(import.meta.url)('gpt-tokenizer/encoding/o200k_base') as { countTokens: CountTokens }).countTokens;
+  return o200k(text);
+}
 
 /**
  * Local estimate with the o200k tokenizer (GPT-4o family). Used to reserve quota before a call

@@ -15,20 +15,36 @@ const noReporter: ErrorReporter = { report: () => {}, close: async () => {} };
  * `Sentry.init`: no global instrumentation, and several apps in one process (tests) each
  * report to their own DSN. No integrations either, so nothing about the request (headers,
  * cookies, body, variables, IP) is collected; the error itself is sent sanitized, so Prisma's
- * arguments (message text, emails) are not either. The SDK is loaded only when used: it takes
- * seconds to import.
+ * arguments (message text, emails) are not either. Only Sentry's core is used (its server client,
+ * Node stack parser and transport machinery, envelopes sent with fetch): the Node SDK adds
+ * OpenTelemetry, bundler plugins and a CLI that this reporter never runs. It is loaded only when
+ * a DSN is set.
  */
 export async function createErrorReporter(options: { dsn?: string; environment: string }): Promise<ErrorReporter> {
   if (!options.dsn) return noReporter;
-  const { defaultStackParser, makeNodeTransport, NodeClient, Scope } = await import('@sentry/node');
-  const client = new NodeClient({
+  const [{ createStackParser, createTransport, Scope }, { nodeStackLineParser, ServerRuntimeClient }] = await Promise.all([
+    import('@sentry/core'),
+    import('@sentry/core/server'),
+  ]);
+  const client = new ServerRuntimeClient({
     dsn: options.dsn,
     environment: options.environment,
-    transport: makeNodeTransport,
-    stackParser: defaultStackParser,
+    platform: 'node',
+    runtime: { name: 'node', version: process.version },
+    transport: (transportOptions) =>
+      createTransport(transportOptions, async ({ body }) => {
+        // A copy: fetch's types take only a Uint8Array over a plain ArrayBuffer.
+        const payload = typeof body === 'string' ? body : new Uint8Array(body);
+        const response = await fetch(transportOptions.url, { method: 'POST', headers: transportOptions.headers, body: payload });
+        await response.body?.cancel();
+        return {
+          statusCode: response.status,
+          headers: { 'x-sentry-rate-limits': response.headers.get('x-sentry-rate-limits'), 'retry-after': response.headers.get('retry-after') },
+        };
+      }),
+    stackParser: createStackParser(nodeStackLineParser()),
     integrations: [],
     sendClientReports: false,
-    enableRuntimeChannelInjection: false,
   });
   return {
     report(error) {
