@@ -84,7 +84,7 @@ const storage = {
         'embedded database files (`data/pglite`) and the generated development secret. One server at a time: a second one on the same directory exits with the holder\'s pid (a lock left by a crashed server is taken over)',
     }),
   DATABASE_URL: z
-    .url({ protocol: /^postgres(ql)?$/ })
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a PostgreSQL URL (postgres://… or postgresql://…)' })
     .optional()
     .meta({
       accepts: 'a `postgres://` or `postgresql://` URL',
@@ -92,7 +92,7 @@ const storage = {
       description: 'PostgreSQL. Migrations are applied at start-up either way',
     }),
   REDIS_URL: z
-    .url({ protocol: /^rediss?$/ })
+    .url({ protocol: /^rediss?$/, error: 'must be a Redis URL (redis://… or rediss://…)' })
     .optional()
     .meta({
       accepts: 'a `redis://` or `rediss://` URL',
@@ -582,7 +582,8 @@ export interface ToolLimits {
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    // One problem is one line, like the other start-up refusals; several are listed.
+    super(problems.length === 1 ? problems[0]! : `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }
