@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { createAdmin } from './admin/admin.js';
 import { createAuthenticator } from './auth/viewer.js';
 import { ChatService } from './chat/chat-service.js';
@@ -22,7 +22,6 @@ import { createBilling } from './billing/checkout.js';
 import { createStripeClient } from './billing/stripe-client.js';
 import { createStripeWebhooks } from './billing/webhooks.js';
 import type { Config } from './config.js';
-import { StartupError } from './errors.js';
 import { databaseTargetOf, openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { connectRedis } from './db/redis.js';
@@ -32,6 +31,7 @@ import { createGraphQLServer } from './graphql/server.js';
 import { loadTrustedDocuments } from './graphql/trusted-documents.js';
 import { attachGraphQLWs } from './http/graphql-ws.js';
 import type { ReadinessChecks } from './http/health.js';
+import { ensurePortFree, listenError } from './http/port.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createErrorReporter } from './observability/error-reporter.js';
@@ -283,24 +283,4 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     },
     stop: () => (stopping ??= stop()),
   };
-}
-
-/**
- * Refuses a port that is taken or not allowed, before the real server tries it: ws re-emits the
- * HTTP server's listen errors on the WebSocket server, where graphql-ws prints them with a stack.
- */
-async function ensurePortFree(port: number, host: string): Promise<void> {
-  if (port === 0) return;
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', (error) => reject(listenError(error, port)));
-    probe.listen(port, host, () => probe.close(() => resolve()));
-  });
-}
-
-/** A taken or forbidden port as the one line an operator needs; other errors as they are. */
-function listenError(error: NodeJS.ErrnoException, port: number): Error {
-  if (error.code === 'EADDRINUSE') return new StartupError(`Port ${port} is already in use (set PORT to another port)`);
-  if (error.code === 'EACCES') return new StartupError(`Not allowed to listen on port ${port} (set PORT to another port)`);
-  return error;
 }

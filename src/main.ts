@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from './config.js';
 import { configHelpText } from './config-docs.js';
 import { StartupError } from './errors.js';
+import { ensurePortFree } from './http/port.js';
 import { createLogger, prettyDestination, stdoutDestination } from './logger.js';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -32,6 +33,8 @@ const refuseStart = (error: unknown): never => {
   return process.exit(1);
 };
 
+// A taken port is refused before the database is opened: a new embedded one takes seconds and files.
+await ensurePortFree(config.port, config.host).catch(refuseStart);
 const app = await buildApp(config, { logger }).catch(refuseStart);
 let stopping = false;
 const shutdown = (signal: NodeJS.Signals) => {
