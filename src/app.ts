@@ -24,6 +24,7 @@ import { createStripeWebhooks } from './billing/webhooks.js';
 import type { Config } from './config.js';
 import { databaseTargetOf, openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
 import { migrate } from './db/migrate.js';
+import { ensurePostgresDatabase } from './db/postgres-database.js';
 import { connectRedis } from './db/redis.js';
 import type { Services } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
@@ -70,7 +71,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
   const errorReporter = await createErrorReporter({ dsn: config.sentryDsn, environment: config.env });
-  const db = await openDatabase(options.database ?? databaseTargetOf(config), { onQuery: options.onQuery });
+  const target = options.database ?? databaseTargetOf(config);
+  if (target.kind === 'postgres') await ensurePostgresDatabase(target.url, logger);
+  const db = await openDatabase(target, { onQuery: options.onQuery });
   const applied = await db.withConnection((conn) => migrate(conn));
   if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
 
