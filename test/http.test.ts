@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { print } from 'graphql';
 import { auditServer } from 'graphql-http';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import WebSocket from 'ws';
 
 import { errorCodes, expectData, serveForFile, startTestApp, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { CreateConversationDocument } from './helpers/chat-documents.js';
 import { CreateApiKeyDocument, MeDocument } from './helpers/documents.js';
+import { captureLogs } from './helpers/logs.js';
 import { connectWs, wsExecute, wsUrl } from './helpers/ws.js';
 
 let t: TestApp;
@@ -209,11 +210,20 @@ describe('graphql-ws on the same port and path', () => {
     await client.dispose();
   });
 
-  it('drops messages larger than the payload limit', async () => {
-    const socket = new WebSocket(wsUrl(url), 'graphql-transport-ws');
+  it('drops messages larger than the payload limit, logging one line instead of an internal error with its stack', async () => {
+    const logs = captureLogs('info');
+    const own = await startTestApp({}, { logger: logs.logger });
+    const ownUrl = await own.app.start(0);
+    const printed = vi.spyOn(console, 'error');
+    onTestFinished(() => printed.mockRestore());
+    const socket = new WebSocket(wsUrl(ownUrl), 'graphql-transport-ws');
     await new Promise((resolve) => socket.once('open', resolve));
     const closed = new Promise<number>((resolve) => socket.once('close', resolve));
-    socket.send(JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(t.config.limits.ws.maxPayloadBytes + 1) } }));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(own.config.limits.ws.maxPayloadBytes + 1) } }));
     expect(await closed).toBe(1009);
+    expect(printed).not.toHaveBeenCalled();
+    expect(logs.entries()).toContainEqual(
+      expect.objectContaining({ code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', msg: 'websocket client closed: Max payload size exceeded' }),
+    );
   });
 });

@@ -13,6 +13,7 @@ import { trustedQueryOf, type TrustedDocuments } from '../graphql/trusted-docume
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { sendFramesPerTick } from './frames-per-tick.js';
+import { serverSocketClass } from './ws-protocol-errors.js';
 import { runOperationWithRequestId } from '../observability/request-context.js';
 import { clientIp } from '../rate-limit/client-ip.js';
 
@@ -66,6 +67,7 @@ export async function attachGraphQLWs(options: GraphQLWsOptions) {
     server: options.httpServer,
     path: '/graphql',
     maxPayload: limits.maxPayloadBytes,
+    WebSocket: serverSocketClass(logger),
     // During shutdown the handshake is answered 503 with Retry-After; clients see 1006 and retry.
     verifyClient: (_info, accept) =>
       options.state.shuttingDown
