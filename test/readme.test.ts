@@ -1,10 +1,10 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectData, serveForFile, uniqueEmail, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
 import { CreateApiKeyDocument } from './helpers/documents.js';
-import { registerLeftover } from './helpers/leftovers.js';
+import { tempDir } from './helpers/leftovers.js';
 import { run } from './helpers/processes.js';
 
 // The README's "Try it" examples, run as printed; only the address and the email are swapped,
@@ -72,11 +72,8 @@ describe('README examples', () => {
     const key = expectData(await t.execute(CreateApiKeyDocument, { input: { name: 'ws' } }, { token: user.accessToken })).createApiKey.secret;
 
     // Saved inside the project (as the README says) so that graphql-ws and ws resolve.
-    const dir = join(root, 'data', 'readme-test');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `me-${Date.now()}.mjs`);
+    const file = join(tempDir('.readme-test', root), 'me.mjs');
     writeFileSync(file, codeBlock('js').replaceAll('ws://localhost:4000', url.origin.replace(/^http/, 'ws')));
-    registerLeftover(() => rmSync(file, { force: true }));
     const read = await run(process.execPath, [file], { env: { PATH: process.env.PATH, KEY: key } });
     expect(read.status, read.stderr).toBe(0);
     expect(JSON.parse(read.stdout.trim())).toEqual({ data: { me: { email: user.email, name: 'Ws' } } });

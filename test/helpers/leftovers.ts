@@ -78,7 +78,6 @@ export function trackChild(child: ChildProcess): Promise<number | NodeJS.Signals
   return closed;
 }
 
-/** A fresh directory under the system temp dir, removed when the test (or file) ends. */
 /**
  * A temporary DATA_DIR whose embedded database is already created and migrated (a copy of the
  * suite's template): a server process then starts in seconds instead of creating a cluster.
@@ -89,8 +88,9 @@ export function dataDirFromTemplate(prefix: string, template: string): string {
   return dir;
 }
 
-export function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+/** A fresh directory under the system temp dir (or `parent`), removed when the test (or file) ends. */
+export function tempDir(prefix: string, parent = tmpdir()): string {
+  const dir = mkdtempSync(join(parent, `${prefix}-`));
   liveDirs.add(dir);
   registerLeftover(() => {
     rmSync(dir, { recursive: true, force: true });
