@@ -9,6 +9,7 @@ import { SendMessageDocument, StopGenerationDocument } from './helpers/chat-docu
 import { captureLogs } from './helpers/logs.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
+import { skipping } from './helpers/skips.js';
 
 const PRICED = { contextWindow: 128_000, maxOutputTokens: 16_384, promptMicrosPerMillion: 150_000, completionMicrosPerMillion: 600_000 };
 let upstream: MockUpstream;
@@ -65,7 +66,7 @@ describe('a call that was never sent', () => {
   });
 
   // The row is read after the stopped instance closed its database: a shared PostgreSQL only.
-  it.skipIf(!inject('databaseUrl'))('costs nothing when the instance shuts down during a retry wait', async () => {
+  it.skipIf(skipping(!inject('databaseUrl'), 'a shutdown during a retry wait: needs DATABASE_URL (PostgreSQL)'))('costs nothing when the instance shuts down during a retry wait', async () => {
     const other = captureLogs('info');
     const instance = await startTestApp({ ...upstream.env, UPSTREAM_MAX_ATTEMPTS: '3' }, { logger: other.logger });
     const user = await registerUser(instance);

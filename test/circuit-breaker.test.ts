@@ -7,6 +7,7 @@ import { createCircuitBreaker, type CircuitBreaker } from '../src/providers/circ
 import { registerLeftover } from './helpers/leftovers.js';
 import { freePort, startRedisServer } from './helpers/own-services.js';
 import { waitFor } from './helpers/wait.js';
+import { skipping } from './helpers/skips.js';
 
 const redisUrl = process.env.REDIS_URL;
 
@@ -140,7 +141,7 @@ describe('circuit breaker, in one process', () => {
   });
 });
 
-describe.skipIf(!redisUrl)('circuit breaker, shared through Redis', () => {
+describe.skipIf(skipping(!redisUrl, 'the circuit breaker shared through Redis: needs REDIS_URL'))('circuit breaker, shared through Redis', () => {
   const key = 'anthropic/claude-sonnet-4';
 
   /** Two instances (two clients) on one unique prefix, with one clock; their keys are removed at the end. */

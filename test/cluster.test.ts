@@ -8,13 +8,14 @@ import { MessageStreamDocument, SendMessageDocument, StopGenerationDocument } fr
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
 import { connectWs, followStream } from './helpers/ws.js';
+import { skipping } from './helpers/skips.js';
 
 // Two instances behave as one service only with shared PostgreSQL and Redis.
 const databaseUrl = inject('databaseUrl');
 const redisUrl = process.env.REDIS_URL;
 const clustered = Boolean(databaseUrl && redisUrl);
 
-describe.skipIf(!clustered)('two instances on one PostgreSQL and one Redis', () => {
+describe.skipIf(skipping(!clustered, 'two instances on one PostgreSQL and one Redis: needs DATABASE_URL and REDIS_URL (PostgreSQL and Redis)'))('two instances on one PostgreSQL and one Redis', () => {
   let upstream: MockUpstream;
   let a: TestApp;
   let b: TestApp;

@@ -13,18 +13,18 @@ import { SERVER_PROCESS_TIMEOUT_MS, spawnServer, type ServerProcess } from './he
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
 import { connectWs, type MessageStreamEvent } from './helpers/ws.js';
+import { skipping } from './helpers/skips.js';
 
 // Faults between instances only happen with a shared PostgreSQL and Redis.
 const sharedDatabaseUrl = inject('databaseUrl');
 const redisUrl = process.env.REDIS_URL;
 const clustered = Boolean(sharedDatabaseUrl && redisUrl);
-if (!clustered) console.log('fault-recovery tests skipped: they run two server processes on PostgreSQL + Redis (set DATABASE_URL and REDIS_URL)');
 
 /** What the provider reports for each reply; what an exact record holds. */
 const PROVIDER_USAGE = { prompt_tokens: 17, completion_tokens: 200 };
 const reply = (words: number) => Array.from({ length: words }, (_, i) => `w${i}`).join(' ');
 
-describe.skipIf(!clustered)('two server processes through faults', () => {
+describe.skipIf(skipping(!clustered, 'two server processes through faults: needs DATABASE_URL and REDIS_URL (PostgreSQL and Redis)'))('two server processes through faults', () => {
   // A database of this file's own: an instance of another test file (with Redis keys of its own)
   // must never be the one to recover these replies, reading an empty replay buffer.
   let databaseUrl: string;

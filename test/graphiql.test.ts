@@ -5,6 +5,7 @@ import { chromium, type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { serveForFile, type TestApp } from './helpers/app.js';
 import { registerUser } from './helpers/accounts.js';
+import { skipping } from './helpers/skips.js';
 
 // The README's path in a real browser: GraphiQL, log in, send a message, watch
 // the reply arrive through a subscription. Skipped when no Chromium is installed, except when
@@ -70,7 +71,7 @@ describe('the GraphiQL page', () => {
   });
 });
 
-describe.skipIf(!haveBrowser)('GraphiQL in a browser', () => {
+describe.skipIf(skipping(!haveBrowser, `GraphiQL in a browser: needs Chromium at ${browserPath} (or CHROMIUM_PATH)`))('GraphiQL in a browser', () => {
   it('logs in, sends a message and streams the reply through a subscription', async () => {
     // The account the README's curl session created.
     const user = await registerUser(t, 'Ada');

@@ -16,6 +16,7 @@ import { startRedisServer } from './helpers/own-services.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
 import { connectWs, type MessageStreamEvent } from './helpers/ws.js';
+import { skipping } from './helpers/skips.js';
 
 const databaseUrl = inject('databaseUrl');
 const redisUrl = process.env.REDIS_URL;
@@ -70,7 +71,7 @@ async function publishWordsReceivedHere(
   return reply;
 }
 
-describe.skipIf(!redisUrl)('a stream published here, while Redis is paused', () => {
+describe.skipIf(skipping(!redisUrl, 'a stream published while Redis is paused: needs REDIS_URL'))('a stream published here, while Redis is paused', () => {
   it('reaches its subscriber here event by event without waiting for Redis; Redis, and the instance elsewhere, get every event once, in order, when it is back', async () => {
     const redis = await startRedisServer();
     const here = await instance(redis.url);
@@ -111,7 +112,7 @@ describe.skipIf(!redisUrl)('a stream published here, while Redis is paused', () 
   });
 });
 
-describe.skipIf(!redisUrl)('an instance killed mid-stream', () => {
+describe.skipIf(skipping(!redisUrl, 'an instance killed mid-stream: needs REDIS_URL'))('an instance killed mid-stream', () => {
   it('had written every event its subscriber here received to Redis before handing it over, even while Redis answered nothing', async () => {
     const redis = await startRedisServer();
     const here = await instance(redis.url);
@@ -134,7 +135,7 @@ describe.skipIf(!redisUrl)('an instance killed mid-stream', () => {
   });
 });
 
-describe.skipIf(!databaseUrl)('an instance whose Redis is paused mid-stream', () => {
+describe.skipIf(skipping(!databaseUrl, 'an instance whose Redis is paused mid-stream: needs DATABASE_URL (PostgreSQL)'))('an instance whose Redis is paused mid-stream', () => {
   it('streams every token of a reply to its subscriber here to the end, done included, before Redis is back', async () => {
     const redis = await startRedisServer();
     const upstream = await MockUpstream.start();

@@ -9,6 +9,7 @@ import { SERVER_PROCESS_TIMEOUT_MS, spawnServer } from './helpers/server-process
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
 import { followStream } from './helpers/ws.js';
+import { skipping } from './helpers/skips.js';
 
 const REPLY = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
 
@@ -93,7 +94,7 @@ describe('generations whose instance died', () => {
 
   // The embedded server closes every orphan at start-up, so only a shared database leaves one to
   // stop; with a lease that outlasts the reply, no checkpoint saved any of its text.
-  it.skipIf(!inject('databaseUrl') || !process.env.REDIS_URL)('can be stopped: no instance answers, so the message is closed STOPPED here, usage and all', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+  it.skipIf(skipping(!inject('databaseUrl') || !process.env.REDIS_URL, 'stopping a reply no instance answers: needs DATABASE_URL and REDIS_URL (PostgreSQL and Redis)'))('can be stopped: no instance answers, so the message is closed STOPPED here, usage and all', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
     const crash = await crashMidStream('600');
     const t = await crash.takeOver({ GENERATION_LEASE_SECONDS: '600' });
     const stopped = expectData(await t.execute(StopGenerationDocument, { messageId: crash.messageId }, { token: crash.token })).stopGeneration;

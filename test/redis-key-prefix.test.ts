@@ -8,6 +8,7 @@ import { SendMessageDocument } from './helpers/chat-documents.js';
 import { LoginDocument } from './helpers/documents.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { followStream } from './helpers/ws.js';
+import { skipping } from './helpers/skips.js';
 
 const databaseUrl = inject('databaseUrl');
 const redisUrl = process.env.REDIS_URL;
@@ -15,7 +16,7 @@ const redisUrl = process.env.REDIS_URL;
 const wrongLogin = (t: TestApp, email: string) =>
   executeRaw(t, { query: print(LoginDocument), variables: { input: { email, password: 'not the password' } } });
 
-describe.skipIf(!databaseUrl || !redisUrl)('REDIS_KEY_PREFIX', () => {
+describe.skipIf(skipping(!databaseUrl || !redisUrl, 'REDIS_KEY_PREFIX: needs DATABASE_URL and REDIS_URL (PostgreSQL and Redis)'))('REDIS_KEY_PREFIX', () => {
   it('keeps two deployments on one Redis apart: their rate limits and their streams', async () => {
     const upstream = await MockUpstream.start();
     const prefixA = `deploy-a-${randomUUID().slice(0, 8)}:`;

@@ -8,6 +8,7 @@ import { startRedisServer } from './helpers/own-services.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
 import { connectWs, type MessageStreamEvent } from './helpers/ws.js';
+import { skipping } from './helpers/skips.js';
 
 const databaseUrl = inject('databaseUrl');
 const REPLIES = 4;
@@ -43,7 +44,7 @@ function expectStoredReply(events: MessageStreamEvent[], content: string) {
   events.forEach((e, i) => i > 0 && expect(e.firstSeq).toBeGreaterThan(events[i - 1]!.seq));
 }
 
-describe.skipIf(!databaseUrl)('a Redis restart under two instances', () => {
+describe.skipIf(skipping(!databaseUrl, 'a Redis restart under two instances: needs DATABASE_URL (PostgreSQL)'))('a Redis restart under two instances', () => {
   async function setUp() {
     const redis = await startRedisServer();
     const upstream = await MockUpstream.start();

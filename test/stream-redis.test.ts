@@ -7,6 +7,7 @@ import { createRedisTransport } from '../src/streams/stream-transports.js';
 import { createLogger } from '../src/logger.js';
 import { registerLeftover } from './helpers/leftovers.js';
 import { waitFor } from './helpers/wait.js';
+import { skipping } from './helpers/skips.js';
 
 const redisUrl = process.env.REDIS_URL;
 
@@ -38,7 +39,7 @@ function collect(events: AsyncGenerator<StreamEvent>) {
 
 const notFinal = async (): Promise<StoredReply | null> => ({ content: '', final: false });
 
-describe.skipIf(!redisUrl)('streams on Redis', () => {
+describe.skipIf(skipping(!redisUrl, 'streams on Redis: needs REDIS_URL'))('streams on Redis', () => {
   const prefix = `switchboard-test-${randomUUID().slice(0, 8)}:`;
   afterEach(async () => {
     const redis = new Redis(redisUrl!);

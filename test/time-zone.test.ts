@@ -5,6 +5,7 @@ import { registerUser } from './helpers/accounts.js';
 import { SendMessageDocument } from './helpers/chat-documents.js';
 import { MockUpstream } from './helpers/upstream.js';
 import { waitFor } from './helpers/wait.js';
+import { skipping } from './helpers/skips.js';
 
 const databaseUrl = inject('databaseUrl');
 const utcDayOf = (date: Date) => date.toISOString().slice(0, 10);
@@ -17,7 +18,7 @@ function urlInTimeZone(url: string, timeZone: string): string {
   return withOptions.toString();
 }
 
-describe.skipIf(!databaseUrl)('on a PostgreSQL whose sessions are not in UTC', () => {
+describe.skipIf(skipping(!databaseUrl, 'sessions not in UTC: needs DATABASE_URL (PostgreSQL)'))('on a PostgreSQL whose sessions are not in UTC', () => {
   let upstream: MockUpstream;
   let t: TestApp;
   beforeAll(async () => {

@@ -15,6 +15,7 @@ import {
   UpdateProfileDocument,
 } from './helpers/documents.js';
 import { waitFor } from './helpers/wait.js';
+import { skipping } from './helpers/skips.js';
 
 // Long enough that within a test only an eviction or the credential's own expiry ends an entry.
 const LONG_TTL_MS = '60000';
@@ -261,9 +262,8 @@ describe('the cache itself', () => {
 
 // Two instances share notices only through Redis, and rows only through PostgreSQL.
 const clustered = Boolean(inject('databaseUrl') && process.env.REDIS_URL);
-if (!clustered) console.log('viewer-cache: the two-instance tests need PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped');
 
-describe.skipIf(!clustered)('two instances on one PostgreSQL and one Redis', () => {
+describe.skipIf(skipping(!clustered, 'the viewer cache under two instances: needs DATABASE_URL and REDIS_URL (PostgreSQL and Redis)'))('two instances on one PostgreSQL and one Redis', () => {
   let a: TestApp;
   let b: TestApp;
   beforeAll(async () => {
