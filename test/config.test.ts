@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENVIRONMENT_VARIABLES, loadConfig } from '../src/config.js';
@@ -6,7 +6,7 @@ import { configReference, withGeneratedReference } from '../src/config-docs.js';
 import { testConfig } from './helpers/app.js';
 import { problemsOf } from './helpers/config.js';
 import { tempDir } from './helpers/leftovers.js';
-import { run } from './helpers/processes.js';
+import { ROOT, run } from './helpers/processes.js';
 import { SERVER_PROCESS_TIMEOUT_MS } from './helpers/server-process.js';
 
 
@@ -141,6 +141,30 @@ describe('the configuration reference', () => {
     const short = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', '-h'], { env });
     expect(short.status, short.stderr).toBe(0);
     expect(short.stdout).toBe(help.stdout);
+  });
+});
+
+describe('the .env file of npm start and npm run dev', () => {
+  // Their preload, run where a .env is (or is not) with the variable set in the shell or not.
+  const preload = join(ROOT, 'scripts', 'env-file.ts');
+  const readVariables = (cwd: string, env: Record<string, string> = {}) =>
+    run(process.execPath, ['--import', import.meta.resolve('tsx'), '--import', preload, '-e', 'console.log(process.env.FROM_FILE, process.env.SET_TWICE)'], {
+      cwd,
+      env: { PATH: process.env.PATH, ...env },
+    });
+
+  it('is read when there is one, the shell\'s variables winning', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const dir = tempDir('sb-env-file');
+    writeFileSync(join(dir, '.env'), 'FROM_FILE=file\nSET_TWICE=file\n');
+    const result = await readVariables(dir, { SET_TWICE: 'shell' });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('file shell\n');
+  });
+
+  it('is not missed out loud when there is none', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const result = await readVariables(tempDir('sb-env-file'));
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe('undefined undefined\n');
   });
 });
 
