@@ -146,9 +146,9 @@ describe('the configuration reference', () => {
 
 describe('the .env file of npm start and npm run dev', () => {
   // Their preload, run where a .env is (or is not) with the variable set in the shell or not.
-  const preload = join(ROOT, 'scripts', 'env-file.ts');
+  const preload = join(ROOT, 'scripts', 'env-file.mjs');
   const readVariables = (cwd: string, env: Record<string, string> = {}) =>
-    run(process.execPath, ['--import', import.meta.resolve('tsx'), '--import', preload, '-e', 'console.log(process.env.FROM_FILE, process.env.SET_TWICE)'], {
+    run(process.execPath, ['--import', preload, '-e', 'console.log(process.env.FROM_FILE, process.env.SET_TWICE)'], {
       cwd,
       env: { PATH: process.env.PATH, ...env },
     });
