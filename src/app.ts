@@ -71,19 +71,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = createMetrics();
   const errorReporter = await createErrorReporter({ dsn: config.sentryDsn, environment: config.env });
-  const target = options.database ?? databaseTargetOf(config);
-  if (target.kind === 'postgres') await ensurePostgresDatabase(target.url, logger);
-  const db = await openDatabase(target, { onQuery: options.onQuery });
-  const applied = await db.withConnection((conn) => migrate(conn));
-  if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
+  // Redis first: an unreachable one is refused before a new embedded database is created.
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
+  const db = await openMigratedDatabase(options.database ?? databaseTargetOf(config), options, logger).catch(async (error: unknown) => {
+    await redis?.close();
+    throw error;
+  });
 
   const readinessChecks: ReadinessChecks = { required: { database: () => db.ping() }, advisory: {} };
-  const redis = config.redisUrl
-    ? await connectRedis(config.redisUrl).catch(async (error: unknown) => {
-        await db.close();
-        throw error;
-      })
-    : undefined;
   let transport: { store: ReplayStore; channel: LiveChannel };
   if (redis) {
     readinessChecks.required.redis = async () => {
@@ -286,4 +281,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     },
     stop: () => (stopping ??= stop()),
   };
+}
+
+async function openMigratedDatabase(target: DatabaseTarget, options: AppOptions, logger: Logger): Promise<Database> {
+  if (target.kind === 'postgres') await ensurePostgresDatabase(target.url, logger);
+  const db = await openDatabase(target, { onQuery: options.onQuery });
+  const applied = await db.withConnection((conn) => migrate(conn));
+  if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
+  return db;
 }

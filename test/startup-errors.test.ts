@@ -49,15 +49,16 @@ describe('start-up refusals', () => {
     expect(existsSync(newDataDir)).toBe(false);
   });
 
-  it('names REDIS_URL and its address, never its password, when Redis is unreachable', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
-    const result = await startServer({ REDIS_URL: 'redis://:hunter2-secret@127.0.0.1:1' });
+  it('names REDIS_URL and its address, never its password, when Redis is unreachable, before creating a database in a new DATA_DIR', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const newDataDir = join(tempDir('sb-start'), 'data');
+    const result = await startServer({ REDIS_URL: 'redis://:hunter2-secret@127.0.0.1:1' }, newDataDir);
     expect(result.status, result.stderr).toBe(1);
     const [line, ...others] = fatalLines(result.stdout);
     expect(others).toEqual([]);
     expect(line).toMatch(/^REDIS_URL: cannot connect to Redis at 127\.0\.0\.1:1 \(ECONNREFUSED\)$/);
     expect(result.stdout + result.stderr).not.toContain('hunter2');
     expectNoStackTrace(result);
-    expect(existsSync(join(result.dataDir, 'pglite', 'switchboard.pid'))).toBe(false);
+    expect(existsSync(newDataDir)).toBe(false);
   });
 });
 
