@@ -1,20 +1,9 @@
 // Renders the configuration reference of docs/configuration.md from the config schema, or with
 // --check fails when the file is stale. Only the part between the markers is generated.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withGeneratedReference } from '../src/config-docs.js';
+import { writeOrCheckGenerated } from './generated-file.js';
 
 const file = join(import.meta.dirname, '..', 'docs', 'configuration.md');
-const committed = readFileSync(file, 'utf8');
-const rendered = withGeneratedReference(committed);
-
-if (process.argv.includes('--check')) {
-  if (committed !== rendered) {
-    console.error('docs/configuration.md is stale: run `npm run docs:config` and commit the result.');
-    process.exit(1);
-  }
-  console.log('docs/configuration.md is up to date.');
-} else {
-  writeFileSync(file, rendered);
-  console.log(`Wrote ${file}`);
-}
+writeOrCheckGenerated(file, withGeneratedReference(readFileSync(file, 'utf8')), 'npm run docs:config');
