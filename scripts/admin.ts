@@ -6,8 +6,10 @@ import { promoteByEmail } from '../src/admin/promotion.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { databaseTargetOf, openDatabase } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
+import { ensurePostgresDatabase } from '../src/db/postgres-database.js';
+import { createLogger } from '../src/logger.js';
 
-const USAGE = 'Usage: npm run admin -- promote <email>';
+const USAGE = 'Usage: npm run admin -- promote <email>   (built, or in the Docker image: npm run admin:prod -- promote <email>)';
 
 async function main(args: string[]): Promise<number> {
   const [command, email, ...rest] = args;
@@ -16,7 +18,10 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const db = await openDatabase(databaseTargetOf(config));
+  const target = databaseTargetOf(config);
+  // A DATABASE_URL the server would refuse is refused here the same way, in one line.
+  if (target.kind === 'postgres') await ensurePostgresDatabase(target.url, createLogger('warn'));
+  const db = await openDatabase(target);
   try {
     await db.withConnection((conn) => migrate(conn));
     const outcome = await promoteByEmail(db.prisma, email);

@@ -42,4 +42,12 @@ describe('npm run admin -- promote', () => {
     const entries = await prisma.auditEntry.findMany({ where: { targetUserId: user.userId } });
     expect(entries).toMatchObject([{ action: 'PROMOTE_ADMIN', actorUserId: user.userId, details: { via: 'cli' } }]);
   });
+
+  it('refuses a DATABASE_URL it cannot reach in one line naming it, as the server does', { timeout: SERVER_PROCESS_TIMEOUT_MS }, async () => {
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET, DATABASE_URL: 'postgres://admin:hunter2-secret@127.0.0.1:1/switchboard' };
+    const refused = await run('npm', ['run', '--silent', 'admin', '--', 'promote', 'ada@example.com'], { env });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toEqual(['DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1 (ECONNREFUSED)']);
+    expect(refused.stdout + refused.stderr).not.toContain('hunter2');
+  });
 });
