@@ -15,10 +15,12 @@ const redisUrl = process.env.REDIS_URL;
 async function instance(prefix: string, options: { idleCheckMs?: number } = {}) {
   const commands = new Redis(redisUrl!, { disableClientInfo: true, enableAutoPipelining: true });
   const subscriber = new Redis(redisUrl!, { disableClientInfo: true, retryStrategy: () => 50 });
-  registerLeftover(() => Promise.all([commands.quit(), subscriber.quit().catch(() => subscriber.disconnect())]));
+  // Written to the socket when issued, as the server's own (no auto-pipelining).
+  const replayWrites = new Redis(redisUrl!, { disableClientInfo: true });
+  registerLeftover(() => Promise.all([commands.quit(), replayWrites.quit(), subscriber.quit().catch(() => subscriber.disconnect())]));
   // Its id is asked before it enters subscriber mode, where CLIENT is refused.
   const subscriberId = (await subscriber.client('ID')) as number;
-  const transport = createRedisTransport({ commands, subscriber }, prefix);
+  const transport = createRedisTransport({ commands, subscriber, replayWrites }, prefix);
   const hub = new StreamHub(transport.store, transport.channel, { idleCheckMs: options.idleCheckMs ?? 60_000, retryWritesForMs: 30_000, logger: createLogger('silent') });
   return { commands, subscriber, subscriberId, transport, hub };
 }

@@ -8,11 +8,11 @@ import type { StreamEvent } from './stream-hub.js';
  */
 export class LocalStream {
   private readonly published: StreamEvent[] = [];
-  private final = false;
   private readonly followers = new Set<(event: StreamEvent) => void>();
   private lastAccepted = 0;
   private lastPublished = 0;
-  private endRequested = false;
+  /** No more events are taken: `done` was, or the run ended. */
+  private ending = false;
 
   /**
    * While it runs, this record is the whole stream: its subscribers need no stored message (which
@@ -20,13 +20,14 @@ export class LocalStream {
    * `done` (its run failed), they end on the stored message.
    */
   get running(): boolean {
-    return !this.final && !(this.endRequested && this.lastPublished === this.lastAccepted);
+    return !(this.ending && this.lastPublished === this.lastAccepted);
   }
 
   /** Takes an event to publish; false for a seq already taken (a retry), or once the stream ended. */
   accept(event: StreamEvent): boolean {
-    if (this.endRequested || this.final || event.seq <= this.lastAccepted) return false;
+    if (this.ending || event.seq <= this.lastAccepted) return false;
     this.lastAccepted = event.seq;
+    if (event.done) this.ending = true;
     return true;
   }
 
@@ -34,7 +35,6 @@ export class LocalStream {
   publish(event: StreamEvent): void {
     this.lastPublished = event.seq;
     this.published.push(event);
-    if (event.done) this.final = true;
     for (const follower of this.followers) follower(event);
   }
 
@@ -45,7 +45,7 @@ export class LocalStream {
 
   /** No more events from here (the run ended, `done` published or not); those accepted are still handed over. */
   end(): void {
-    this.endRequested = true;
+    this.ending = true;
   }
 
   follow(follower: (event: StreamEvent) => void): () => void {

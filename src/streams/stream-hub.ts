@@ -100,10 +100,11 @@ const CLOSE_WAIT_MS = 1_000;
  * Ordered, replayable token streams. A stream published here is held in memory while it runs
  * (see LocalStream): its subscribers here replay and follow it from there, never waiting for a
  * Redis round trip. Each tick's events go to the replay store in one call, and to the
- * subscribers here right after it was issued (see ReplayWriter); they reach the other instances
- * through the store's announcements: a subscriber there listens before reading the store, so joining at
- * any moment it gets every event exactly once (duplicates from the overlap are dropped by
- * `seq`). What the store or the channel lost is made good by each subscriber (see StreamFollower).
+ * subscribers here right after it was issued (see ReplayWriter). They reach the other instances
+ * through the store's announcements: a subscriber there listens before reading the store, so,
+ * joining at any moment, it gets every event exactly once (duplicates from the overlap are
+ * dropped by `seq`). What the store or the channel lost is made good by each subscriber (see
+ * StreamFollower).
  */
 export class StreamHub {
   private readonly publishedHere = new Map<string, LocalStream>();

@@ -70,9 +70,11 @@ export function createInProcessTransport(): { store: ReplayStore; channel: LiveC
  * Cluster mode: replay buffers are Redis lists, live events Redis pub/sub, so a subscriber on
  * one instance follows a generation running on another. Every key and channel starts with
  * `keyPrefix`, so deployments sharing a Redis stay apart (channels ignore database numbers).
+ * Appends go through `replayWrites`, a client that writes each command to its socket when it is
+ * issued (no auto-pipelining): the hub hands events to local subscribers right after.
  */
 export function createRedisTransport(
-  { commands, subscriber, replayWrites = commands }: { commands: Redis; subscriber: Redis; replayWrites?: Redis },
+  { commands, subscriber, replayWrites }: { commands: Redis; subscriber: Redis; replayWrites: Redis },
   keyPrefix: string,
 ): { store: ReplayStore; channel: LiveChannel } {
   // Per channel: its handlers, and the SUBSCRIBE they all wait for.
