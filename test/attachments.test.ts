@@ -183,12 +183,16 @@ describe('image inputs', () => {
 
     // The next turn of the conversation sends the earlier image again.
     const next = upstream.prompt({ content: 'Still a pixel.' });
-    expectData(await send(owner.accessToken, { content: next, conversationId: result.data!.sendMessage.conversation.id }));
+    const second = expectData(await send(owner.accessToken, { content: next, conversationId: result.data!.sendMessage.conversation.id }));
     expect(await sentContent(next)).toEqual([[{ type: 'text', text: prompt }, inline], next]);
 
     // A regenerated reply to the first question sends its image again.
     expectData(await t.execute(RegenerateDocument, { id: result.data!.sendMessage.assistantMessage.id }, { token: owner.accessToken }));
     expect(await sentContent(prompt, 1)).toEqual([[{ type: 'text', text: prompt }, inline]]);
+
+    // So does a regenerated later reply: the image of an earlier turn of its branch.
+    expectData(await t.execute(RegenerateDocument, { id: second.sendMessage.assistantMessage.id }, { token: owner.accessToken }));
+    expect(await sentContent(next, 1)).toEqual([[{ type: 'text', text: prompt }, inline], next]);
   });
 
   it('stores a data: URL like an upload', async () => {

@@ -102,8 +102,8 @@ export function imagePart(attachment: NewAttachment): ImagePart {
   return 'url' in attachment ? { url: attachment.url } : { mimeType: attachment.mimeType, data: attachment.data.toString('base64') };
 }
 
-/** A stored turn; `attachments`, when the turn was read with its image references (no need to read them again). */
-type StoredTurn = Pick<Message, 'id' | 'role' | 'content'> & { attachments?: StoredImageRef[] };
+/** A stored turn, read with its image references. */
+type StoredTurn = Pick<Message, 'id' | 'role' | 'content'> & { attachments: StoredImageRef[] };
 
 /**
  * Stored turns with their images, as a provider is sent them again: the newest `budget` images
@@ -115,8 +115,7 @@ export async function withStoredImages<Turn extends StoredTurn>(
   turns: Turn[],
   budget: number,
 ): Promise<Array<Turn & { images?: ImagePart[] }>> {
-  const userTurns = turns.filter((turn) => turn.role === 'USER');
-  const stored = budget > 0 && userTurns.length > 0 ? await imageRefsOf(prisma, userTurns) : [];
+  const stored = budget > 0 ? turns.flatMap((turn) => (turn.role === 'USER' ? turn.attachments : [])) : [];
   // Message ids are time-ordered (v7), as the turns are: the last ones are the newest.
   const kept = stored.slice(-budget);
   const uploads = kept.filter((a) => a.url === null).map((a) => a.id);
@@ -130,16 +129,6 @@ export async function withStoredImages<Turn extends StoredTurn>(
       return data && a.mimeType ? [{ mimeType: a.mimeType, data: Buffer.from(data).toString('base64') }] : [];
     });
     return images.length > 0 ? { ...turn, images } : turn;
-  });
-}
-
-/** The image references of user turns, in message order, then position: as they came with the turns, or read. */
-async function imageRefsOf(prisma: PrismaClient, userTurns: StoredTurn[]): Promise<StoredImageRef[]> {
-  if (userTurns.every((turn) => turn.attachments)) return userTurns.flatMap((turn) => turn.attachments ?? []);
-  return prisma.attachment.findMany({
-    where: { messageId: { in: userTurns.map((turn) => turn.id) } },
-    select: { id: true, messageId: true, url: true, mimeType: true },
-    orderBy: [{ messageId: 'asc' }, { position: 'asc' }],
   });
 }
 

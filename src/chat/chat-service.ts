@@ -38,7 +38,7 @@ import {
   findOwnConversationWithHistory,
   findOwnMessage,
   selectBranch,
-  type HistoryTurn,
+  type HistoryTurnWithImages,
 } from './message-tree.js';
 import type { StreamEvent } from '../streams/stream-hub.js';
 
@@ -192,9 +192,9 @@ export class ChatService {
       Pick<SendMessageInput, 'model' | 'systemPrompt' | 'responseFormat' | 'tools' | 'toolChoice' | 'attachments' | 'stream'>,
     turn: {
       existing?: Conversation;
-      history: HistoryTurn[];
+      history: HistoryTurnWithImages[];
       userMessage?: { id: string; content: string };
-      answered?: Message;
+      answered?: Message & Pick<HistoryTurnWithImages, 'attachments'>;
       parentId?: string | null;
       toolResults?: ToolResultMessage[];
       newTurns?: ChatTurn[];

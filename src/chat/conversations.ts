@@ -37,7 +37,7 @@ export function resolveModel(models: ModelInfo[], id: string): ModelInfo {
   return model;
 }
 
-export async function findOwnConversation(prisma: PrismaClient, userId: string, id: string): Promise<Conversation> {
+async function findOwnConversation(prisma: PrismaClient, userId: string, id: string): Promise<Conversation> {
   const conversation = await prisma.conversation.findFirst({ where: { id, userId } });
   if (!conversation) throw notFound('Conversation');
   return conversation;

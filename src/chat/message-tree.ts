@@ -15,6 +15,11 @@ const SENT_STATUSES = ['COMPLETE', 'STOPPED'] as const;
 /** Where a stored image is, as a turn of the history lists it: its URL, or (an upload) only its id and type. */
 export type StoredImageRef = Pick<Attachment, 'id' | 'messageId' | 'url' | 'mimeType'>;
 
+/** A stored turn read with its image references (an upload's bytes are read only if it is sent again). */
+export type HistoryTurnWithImages = HistoryTurn & { attachments: StoredImageRef[] };
+
+const IMAGE_REFS = { select: { id: true, messageId: true, url: true, mimeType: true }, orderBy: { position: 'asc' } } as const;
+
 /**
  * The caller's conversation with the end of its current branch, root to leaf, as sent to a
  * provider, and the images of that branch (references: an upload's bytes are read only if it is
@@ -24,7 +29,7 @@ export async function findOwnConversationWithHistory(
   prisma: PrismaClient,
   userId: string,
   conversationId: string,
-): Promise<{ conversation: Conversation; history: Array<HistoryTurn & { attachments: StoredImageRef[] }> }> {
+): Promise<{ conversation: Conversation; history: HistoryTurnWithImages[] }> {
   const found = await prisma.conversation.findFirst({
     where: { id: conversationId, userId },
     include: {
@@ -38,7 +43,7 @@ export async function findOwnConversationWithHistory(
           content: true,
           toolCalls: true,
           toolCallId: true,
-          attachments: { select: { id: true, messageId: true, url: true, mimeType: true }, orderBy: { position: 'asc' } },
+          attachments: IMAGE_REFS,
         },
       },
     },
@@ -49,12 +54,13 @@ export async function findOwnConversationWithHistory(
 }
 
 /**
- * The branch that ends at `leafId` (included), root to leaf, as sent to a provider: the history
- * of a reply that starts beside the current branch (a regenerated reply, an edited question).
+ * The branch that ends at `leafId` (included), root to leaf, as sent to a provider, with each
+ * turn's image references, in one statement: the history of a reply that starts beside the
+ * current branch (a regenerated reply, an edited question).
  */
-export async function branchHistory(prisma: PrismaClient, leafId: string | null): Promise<HistoryTurn[]> {
+export async function branchHistory(prisma: PrismaClient, leafId: string | null): Promise<HistoryTurnWithImages[]> {
   if (!leafId) return [];
-  const turns = await prisma.$queryRaw<HistoryTurn[]>`
+  const turns = await prisma.$queryRaw<HistoryTurnWithImages[]>`
     WITH RECURSIVE "branch" AS (
       SELECT "id", "parentId", "role", "content", "toolCalls", "toolCallId", "status", 1 AS "depth" FROM "Message" WHERE "id" = ${leafId}::uuid
       UNION ALL
@@ -62,7 +68,10 @@ export async function branchHistory(prisma: PrismaClient, leafId: string | null)
       FROM "Message" m JOIN "branch" b ON m."id" = b."parentId"
       WHERE b."depth" < ${HISTORY_LIMIT}
     )
-    SELECT "id"::text AS "id", "role"::text AS "role", "content", "toolCalls", "toolCallId" FROM "branch"
+    SELECT "id"::text AS "id", "role"::text AS "role", "content", "toolCalls", "toolCallId",
+      (SELECT COALESCE(jsonb_agg(jsonb_build_object('id', a."id"::text, 'messageId', a."messageId"::text, 'url', a."url", 'mimeType', a."mimeType") ORDER BY a."position"), '[]'::jsonb)
+       FROM "Attachment" a WHERE a."messageId" = "branch"."id") AS "attachments"
+    FROM "branch"
     WHERE "status"::text IN (${Prisma.join([...SENT_STATUSES])}) AND "role" <> 'SYSTEM'
     ORDER BY "id"`;
   return turns.filter(carriesContent);
@@ -72,7 +81,7 @@ export async function branchHistory(prisma: PrismaClient, leafId: string | null)
 export async function findOwnMessage(prisma: PrismaClient, userId: string, messageId: string) {
   const message = await prisma.message.findFirst({
     where: { id: messageId, userId },
-    include: { conversation: true, parent: true },
+    include: { conversation: true, parent: { include: { attachments: IMAGE_REFS } } },
   });
   if (!message) throw notFound('Message');
   return message;
