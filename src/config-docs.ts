@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { CONFIG_GROUPS } from './config.js';
 
-export interface VariableDoc {
+interface VariableDoc {
   name: string;
   /** The value used when the variable is unset, as it would be written in the environment. */
   default?: string;
@@ -14,12 +14,16 @@ export interface VariableDoc {
   description: string;
 }
 
-export interface VariableGroup {
+interface VariableGroup {
   title: string;
   variables: VariableDoc[];
 }
 
+/** A variable's JSON Schema, with the metadata the config schema gives it (zod copies it in, the outer layer winning). */
 type JsonSchema = {
+  description?: string;
+  accepts?: string;
+  unset?: string;
   type?: string;
   enum?: unknown[];
   default?: unknown;
@@ -39,28 +43,15 @@ export function configReference(): VariableGroup[] {
 }
 
 function variableDoc(name: string, schema: z.ZodType): VariableDoc {
-  const meta = layeredMeta(schema);
-  if (!meta.description) throw new Error(`${name} has no description in the config schema`);
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  if (!json.description) throw new Error(`${name} has no description in the config schema`);
   return {
     name,
     default: json.default === undefined ? undefined : String(json.default),
-    unset: meta.unset,
-    accepts: meta.accepts ?? acceptsFromJsonSchema(json),
-    description: meta.description,
+    unset: json.unset,
+    accepts: json.accepts ?? acceptsFromJsonSchema(json),
+    description: json.description,
   };
-}
-
-/** The metadata of a variable's schema and of the schemas it wraps (default, optional, a shared type), the outer winning. */
-function layeredMeta(schema: z.ZodType): z.GlobalMeta {
-  const layers: z.GlobalMeta[] = [];
-  let current: unknown = schema;
-  while (current instanceof z.ZodType) {
-    layers.unshift(z.globalRegistry.get(current) ?? {});
-    const def = current.def as { innerType?: unknown; in?: unknown };
-    current = def.innerType ?? def.in;
-  }
-  return Object.assign({}, ...layers);
 }
 
 function acceptsFromJsonSchema(json: JsonSchema): string {
@@ -92,9 +83,9 @@ export function withGeneratedReference(file: string): string {
   return `${file.slice(0, begin)}${BEGIN}\n\n${configMarkdown()}\n${file.slice(end)}`;
 }
 
-export function configMarkdown(groups = configReference()): string {
+function configMarkdown(): string {
   const cell = (text: string) => text.replaceAll('|', '\\|');
-  return groups
+  return configReference()
     .map(({ title, variables }) => {
       const rows = variables.map((v) => {
         const fallback = v.default !== undefined ? `\`${v.default}\`` : (v.unset ?? '–');
@@ -107,17 +98,17 @@ export function configMarkdown(groups = configReference()): string {
 }
 
 /** Usage and every variable with its default, as plain text for a terminal. */
-export function configHelpText(groups = configReference()): string {
+export function configHelpText(): string {
   const lines = [
     'Usage: npm start [-- --help]',
     '       node dist/src/main.js [--help]',
     '',
     'Starts the Switchboard GraphQL server on http://HOST:PORT/graphql. It is configured by',
-    'environment variables only (`npm start` also reads a .env file in the working directory;',
+    'environment variables only (npm start also reads a .env file in the working directory;',
     'variables set in the shell win). Every invalid variable is reported at once, and the',
     'process exits 1. The reference with examples: docs/configuration.md.',
   ];
-  for (const { title, variables } of groups) {
+  for (const { title, variables } of configReference()) {
     lines.push('', `${title}:`);
     for (const v of variables) {
       lines.push(v.default !== undefined ? `  ${v.name}=${v.default}` : `  ${v.name}`);
@@ -126,7 +117,7 @@ export function configHelpText(groups = configReference()): string {
       lines.push(...wrap(text, 92).map((line) => `      ${line}`));
     }
   }
-  return `${plain(lines.join('\n'))}\n`;
+  return `${lines.join('\n')}\n`;
 }
 
 /** Light Markdown as plain text: code spans lose their backticks, links become "text (docs/file)". */
