@@ -4,9 +4,8 @@
 // must not be in use by a running server).
 import { promoteByEmail } from '../src/admin/promotion.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { databaseTargetOf, openDatabase } from '../src/db/client.js';
-import { migrate } from '../src/db/migrate.js';
-import { ensurePostgresDatabase } from '../src/db/postgres-database.js';
+import { databaseTargetOf } from '../src/db/client.js';
+import { openMigratedDatabase } from '../src/db/open-migrated.js';
 import { createLogger } from '../src/logger.js';
 
 const USAGE = 'Usage: npm run admin -- promote <email>   (built, or in the Docker image: npm run admin:prod -- promote <email>)';
@@ -18,12 +17,9 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const target = databaseTargetOf(config);
-  // A DATABASE_URL the server would refuse is refused here the same way, in one line.
-  if (target.kind === 'postgres') await ensurePostgresDatabase(target.url, createLogger('warn'));
-  const db = await openDatabase(target);
+  // Opened as the server opens it: a DATABASE_URL the server would refuse is refused the same way.
+  const db = await openMigratedDatabase(databaseTargetOf(config), createLogger('warn'));
   try {
-    await db.withConnection((conn) => migrate(conn));
     const outcome = await promoteByEmail(db.prisma, email);
     if (outcome === 'not-found') {
       console.error(`No account with the e-mail ${email}; sign up first, then promote it.`);

@@ -22,9 +22,8 @@ import { createBilling } from './billing/checkout.js';
 import { createStripeClient } from './billing/stripe-client.js';
 import { createStripeWebhooks } from './billing/webhooks.js';
 import type { Config } from './config.js';
-import { databaseTargetOf, openDatabase, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
-import { migrate } from './db/migrate.js';
-import { ensurePostgresDatabase } from './db/postgres-database.js';
+import { databaseTargetOf, type Database, type DatabaseOptions, type DatabaseTarget } from './db/client.js';
+import { openMigratedDatabase } from './db/open-migrated.js';
 import { connectRedis } from './db/redis.js';
 import type { Services } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
@@ -73,7 +72,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const errorReporter = await createErrorReporter({ dsn: config.sentryDsn, environment: config.env });
   // Redis first: an unreachable one is refused before a new embedded database is created.
   const redis = config.redisUrl ? await connectRedis(config.redisUrl) : undefined;
-  const db = await openMigratedDatabase(options.database ?? databaseTargetOf(config), options, logger).catch(async (error: unknown) => {
+  const db = await openMigratedDatabase(options.database ?? databaseTargetOf(config), logger, { onQuery: options.onQuery }).catch(async (error: unknown) => {
     await redis?.close();
     throw error;
   });
@@ -283,10 +282,3 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   };
 }
 
-async function openMigratedDatabase(target: DatabaseTarget, options: AppOptions, logger: Logger): Promise<Database> {
-  if (target.kind === 'postgres') await ensurePostgresDatabase(target.url, logger);
-  const db = await openDatabase(target, { onQuery: options.onQuery });
-  const applied = await db.withConnection((conn) => migrate(conn));
-  if (applied.length) logger.info({ migrations: applied }, 'applied database migrations');
-  return db;
-}

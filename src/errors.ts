@@ -56,3 +56,10 @@ export const shuttingDown = () =>
 export class StartupError extends Error {
   override name = 'StartupError';
 }
+
+/** Why a connection failed, for a start-up line: Node's network errors by their code (ECONNREFUSED, ENOTFOUND), others by their message. */
+export function connectionFailureReason(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { StartupError } from '../errors.js';
+import { connectionFailureReason, StartupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 // PostgreSQL's error codes (SQLSTATE) that start-up answers differently.
@@ -51,23 +51,17 @@ async function createDatabase(url: string, name: string, address: string): Promi
 
 function cannotConnect(address: string, error: unknown): StartupError {
   if (codeOf(error)?.startsWith(LOGIN_REFUSED_CLASS)) {
-    return new StartupError(`DATABASE_URL: PostgreSQL at ${address} refused the login (${reasonOf(error)}): check the user and password`);
+    return new StartupError(`DATABASE_URL: PostgreSQL at ${address} refused the login (${connectionFailureReason(error)}): check the user and password`);
   }
-  return new StartupError(`DATABASE_URL: cannot connect to PostgreSQL at ${address} (${reasonOf(error)})`);
+  return new StartupError(`DATABASE_URL: cannot connect to PostgreSQL at ${address} (${connectionFailureReason(error)})`);
 }
 
 function cannotCreate(name: string, address: string, error: unknown): StartupError {
   return new StartupError(
-    `DATABASE_URL: database "${name}" does not exist on PostgreSQL at ${address} and could not be created (${reasonOf(error)}): ` +
+    `DATABASE_URL: database "${name}" does not exist on PostgreSQL at ${address} and could not be created (${connectionFailureReason(error)}): ` +
       `create it (createdb ${name}, or CREATE DATABASE ${name}) or name another database`,
   );
 }
 
 const codeOf = (error: unknown) => (error as { code?: string }).code;
 
-/** Node's network errors by their code (ECONNREFUSED, ENOTFOUND), PostgreSQL's by their message. */
-function reasonOf(error: unknown): string {
-  const code = codeOf(error);
-  if (code && /^E[A-Z]+$/.test(code)) return code;
-  return error instanceof Error ? error.message : String(error);
-}

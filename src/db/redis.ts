@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { StartupError } from '../errors.js';
+import { connectionFailureReason, StartupError } from '../errors.js';
 
 /**
  * The Redis clients of an instance, created once and handed to what needs them: a command client,
@@ -39,8 +39,7 @@ export async function connectRedis(url: string) {
   } catch (error) {
     for (const client of clients) client.disconnect();
     const { host, port } = commands.options;
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new StartupError(`REDIS_URL: cannot connect to Redis at ${host}:${port} (${reason})`);
+    throw new StartupError(`REDIS_URL: cannot connect to Redis at ${host}:${port} (${connectionFailureReason(error)})`);
   }
   return {
     commands,

@@ -10,8 +10,8 @@ import type { Logger } from '../logger.js';
 export function serverSocketClass(logger: Logger): typeof WebSocket {
   return class ServerSocket extends WebSocket {
     override emit(event: string | symbol, ...args: unknown[]): boolean {
-      const [error] = args;
-      if (event === 'error' && isProtocolViolation(error)) {
+      const error = event === 'error' ? args[0] : undefined;
+      if (isProtocolViolation(error)) {
         logger.info({ code: error.code }, `websocket client closed: ${error.message}`);
         return true;
       }
